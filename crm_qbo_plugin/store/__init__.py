@@ -1,0 +1,1 @@
+"""SQLModel tables (all qbo_-prefixed) and the queries on them."""

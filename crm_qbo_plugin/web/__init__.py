@@ -1,0 +1,13 @@
+"""HTTP surface of the plugin, mounted under the manifest's mount path (/integrations/quickbooks)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from crm_qbo_plugin.web.host_events import bp as host_events_bp
+
+
+def make_blueprint() -> Blueprint:
+    bp = Blueprint("crm_qbo", __name__, template_folder="templates", static_folder="static")
+    bp.register_blueprint(host_events_bp)
+    return bp

@@ -1,0 +1,42 @@
+# Two entry points: `make demo` runs the product, `make test` runs every check.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
+
+.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed system-deps
+
+system-deps:
+	@scripts/install-system-deps
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-sqlite: install
+	$(PYTEST)
+
+test-postgres: install
+	@url=$$(scripts/pg-test-server start) && \
+	  CRM_QBO_TEST_DATABASE_URL=$$url $(PYTEST); status=$$?; scripts/pg-test-server stop; exit $$status
+
+# Lint and types, then the whole suite on SQLite, then again on PostgreSQL.
+test: lint test-sqlite test-postgres
+
+demo: install
+	$(BIN)/crm-qbo demo
+
+sandbox: install
+	$(BIN)/crm-qbo sandbox --port 8765
+
+clean:
+	scripts/pg-test-server stop
+	rm -rf .run $(VENV) *.egg-info

@@ -1,0 +1,3 @@
+from crm_qbo_plugin.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""QuickBooksPlugin, a Flask extension in the pattern of Flask's own guide.
+
+``init_app`` keeps no app on the extension object: everything per app lives in
+``app.extensions["crm_qbo"]``, so one plugin object can serve several apps (and tests).
+Settings and the manifest are validated here, so a bad deployment fails at start-up.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from crm_qbo_plugin.events import HostEvent
+from crm_qbo_plugin.host import CrmHost
+from crm_qbo_plugin.jobs.queues import make_queue
+from crm_qbo_plugin.manifest import load_manifest
+from crm_qbo_plugin.outbound.intake import PublishResult, publish
+from crm_qbo_plugin.settings import load_settings
+from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
+from crm_qbo_plugin.store.db import make_engine
+
+
+class QuickBooksPlugin:
+    def __init__(self, app: Flask | None = None, host: CrmHost | None = None) -> None:
+        self._default_host = host
+        if app is not None:
+            self.init_app(app, host)
+
+    def init_app(self, app: Flask, host: CrmHost | None = None) -> None:
+        import redis
+
+        from crm_qbo_plugin.cli import plugin_cli
+        from crm_qbo_plugin.web import make_blueprint
+
+        host = host or self._default_host
+        if host is None or not isinstance(host, CrmHost):
+            raise TypeError("QuickBooksPlugin.init_app needs a host implementing crm_qbo_plugin.CrmHost")
+        settings = load_settings(app.config)
+        manifest = load_manifest()
+        connection = redis.Redis.from_url(settings.redis_url)
+        app.extensions[EXTENSION_KEY] = PluginState(
+            settings=settings,
+            manifest=manifest,
+            engine=make_engine(settings.database_url),
+            redis=connection,
+            queue=make_queue(connection),
+            host=host,
+        )
+        app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
+        app.cli.add_command(plugin_cli, "crm-qbo")
+
+    def publish(self, tenant: str, event: HostEvent) -> PublishResult:
+        """Record a host event for `tenant` (once per event key) and queue it; needs an app context."""
+        return publish(get_state(), tenant, event)
+
+    def state(self, app: Flask | None = None) -> PluginState:
+        return get_state(app)

@@ -1,0 +1,101 @@
+"""The scheduler process: APScheduler, made single-leader with a Redis lock. It only enqueues or
+sweeps; the work itself runs in the rq workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from crm_qbo_plugin.jobs.leader import LeaderLock
+from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+from crm_qbo_plugin.state import get_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    every_seconds: float
+    run: Callable[[], object]
+
+
+class LeaderScheduler:
+    """Runs `jobs` on their intervals, but only while this process holds the leader lock."""
+
+    def __init__(self, connection: redis.Redis, jobs: list[ScheduledJob], lock_ttl: float = 30.0,
+                 heartbeat: float | None = None) -> None:
+        self.lock = LeaderLock(connection, ttl_seconds=lock_ttl)
+        self.heartbeat = heartbeat if heartbeat is not None else lock_ttl / 3
+        self._jobs = jobs
+        self._leader = False
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self.runs: dict[str, int] = {job.name: 0 for job in jobs}
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader
+
+    def _beat(self) -> None:
+        try:
+            leading = self.lock.try_acquire_or_renew()
+        except redis.RedisError as exc:
+            log.warning("scheduler cannot reach Redis (%s); standing down", type(exc).__name__)
+            leading = False
+        if leading != self._leader:
+            log.info("scheduler %s leader", "became" if leading else "is no longer")
+        self._leader = leading
+
+    def _guarded(self, job: ScheduledJob) -> Callable[[], None]:
+        def run() -> None:
+            if not self._leader:
+                return
+            try:
+                job.run()
+                self.runs[job.name] += 1
+            except Exception:
+                log.exception("scheduled job %s failed", job.name)
+        return run
+
+    def start(self) -> None:
+        self._beat()
+        self._scheduler.add_job(self._beat, "interval", seconds=self.heartbeat, id="leader-heartbeat",
+                                max_instances=1, coalesce=True)
+        for job in self._jobs:
+            self._scheduler.add_job(self._guarded(job), "interval", seconds=job.every_seconds, id=job.name,
+                                    max_instances=1, coalesce=True)
+        self._scheduler.start()
+
+    def stop(self, release: bool = True) -> None:
+        """Stop; `release=False` imitates a crash (the lock stays until its TTL runs out)."""
+        self._scheduler.shutdown(wait=True)
+        if release and self._leader:
+            self.lock.release()
+        self._leader = False
+
+    def run_forever(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+
+def plugin_jobs(app: Flask) -> list[ScheduledJob]:
+    """The plugin's periodic work; each runs inside the host app's context."""
+
+    def in_app(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with app.app_context():
+                return fn()
+        return run
+
+    return [
+        ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
+    ]

@@ -1,0 +1,132 @@
+"""Process one outbox row: claim it, check the gate, hand it to its push handler, record the outcome.
+
+The claim is a conditional UPDATE, so two workers that get the same row (a re-enqueue by the
+sweeper while the first job still runs) cannot both push it. Transient failures put the row back
+with a lease that ends after a backoff; the sweeper re-enqueues it then, so retries survive a
+flushed Redis as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
+from crm_qbo_plugin.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+PROCESSING_LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+
+Handler = Callable[[PluginState, OutboxEvent, Connection], None]
+
+
+class RetryLater(Exception):
+    """A transient failure (throttling, timeouts, QBO busy): try the row again after a backoff."""
+
+
+class Skip(Exception):
+    """The event needs no push (e.g. nothing we own changed); the message says why."""
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter: up to 15 s, 30 s, 60 s … capped at 30 minutes."""
+    ceiling = min(15 * 2 ** max(attempts - 1, 0), 1800)
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def claim(state: PluginState, outbox_id: int, now: datetime) -> OutboxEvent | None:
+    """Take the row if it is pending, or processing with an expired lease; None if someone has it."""
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    claimable = sa.or_(
+        table.c.status == OutboxStatus.PENDING.value,
+        sa.and_(table.c.status == OutboxStatus.PROCESSING.value, table.c.lease_until < now),
+    )
+    with state.engine.begin() as conn:
+        result = conn.execute(
+            table.update()
+            .where(table.c.id == outbox_id, claimable)
+            .values(
+                status=OutboxStatus.PROCESSING.value,
+                lease_until=now + PROCESSING_LEASE,
+                attempts=table.c.attempts + 1,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return None
+    with session(state.engine) as db:
+        return db.get(OutboxEvent, outbox_id)
+
+
+def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
+           retry_at: datetime | None = None) -> None:
+    with session(state.engine) as db:
+        fresh = db.get(OutboxEvent, row.id)
+        if fresh is None:
+            return
+        fresh.status = status.value
+        fresh.last_error = error
+        fresh.lease_until = retry_at
+        fresh.updated_at = utcnow()
+        db.add(fresh)
+        db.commit()
+
+
+def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str | None]:
+    """Return the tenant's connection, or the reason this event must not be pushed."""
+    if row.origin == Origin.QBO.value:
+        return None, "came from QuickBooks; it is never pushed back"
+    with session(state.engine) as db:
+        conn = db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
+    if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:
+        return None, "not connected to QuickBooks"
+    if conn.connected_at is not None and row.occurred_at < conn.connected_at:
+        return None, "happened before QuickBooks was connected (no retroactive sync)"
+    return conn, None
+
+
+def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> str:
+    """Run one outbox row to its next state; returns that state's name (for logs and tests)."""
+    now = now or utcnow()
+    row = claim(state, outbox_id, now)
+    if row is None:
+        return "not-claimed"
+    conn, reason = gate(state, row)
+    if conn is None:
+        finish(state, row, OutboxStatus.SKIPPED, reason)
+        return OutboxStatus.SKIPPED.value
+    if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
+        # Park without burning attempts: the row waits until the tenant reconnects.
+        finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
+        return "parked"
+    handler = state.handlers.get(row.event_type)
+    if handler is None:
+        finish(state, row, OutboxStatus.FAILED, f"no push handler for {row.event_type} events")
+        return OutboxStatus.FAILED.value
+    try:
+        handler(state, row, conn)  # type: ignore[operator]
+    except Skip as exc:
+        finish(state, row, OutboxStatus.SKIPPED, str(exc))
+        return OutboxStatus.SKIPPED.value
+    except RetryLater as exc:
+        if row.attempts >= MAX_ATTEMPTS:
+            finish(state, row, OutboxStatus.FAILED, f"gave up after {row.attempts} attempts: {exc}")
+            return OutboxStatus.FAILED.value
+        finish(state, row, OutboxStatus.PENDING, str(exc), now + backoff(row.attempts))
+        return "retry"
+    except Exception as exc:
+        log.exception("outbox row %s (%s) failed", row.id, row.event_type)
+        finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        return OutboxStatus.FAILED.value
+    finish(state, row, OutboxStatus.DONE)
+    return OutboxStatus.DONE.value

@@ -1,0 +1,185 @@
+"""CRM_QBO_* settings, validated once at start-up.
+
+A missing or malformed setting stops start-up with a message that names the setting and says how to
+fix it: a plugin that boots with a bad Fernet key or a wrong Redis URL only fails later, at 3 a.m.,
+inside a worker. Values come from the Flask app's config first, then from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from cryptography.fernet import Fernet
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+
+PREFIX = "CRM_QBO_"
+
+HOWTO: dict[str, str] = {
+    "DATABASE_URL": "set it to a SQLAlchemy URL, e.g. sqlite:///crm-qbo.db or postgresql+psycopg://user:pass@host/db",
+    "REDIS_URL": "set it to a Redis URL, e.g. redis://127.0.0.1:6379/0",
+    "CLIENT_ID": "copy the Client ID from your app's Keys & credentials page at developer.intuit.com",
+    "CLIENT_SECRET": "copy the Client Secret from your app's Keys & credentials page at developer.intuit.com",
+    "REDIRECT_URI": "set it to the absolute callback URL registered with Intuit, e.g. https://crm.example.com/integrations/quickbooks/callback",
+    "ENVIRONMENT": "use 'sandbox', 'production', or the URL of an OAuth discovery document",
+    "API_BASE_URL": "leave it unset, or give the absolute base URL of the QuickBooks REST API",
+    "WEBHOOK_VERIFIER_TOKEN": "copy the Verifier Token from your app's Webhooks page at developer.intuit.com",
+    "SECRET_KEYS": "give one or more comma-separated Fernet keys (make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
+    "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP, or leave it unset",
+}
+
+QBO_API_BASES = {
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com",
+    "production": "https://quickbooks.api.intuit.com",
+}
+
+
+def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in schemes and bool(parsed.netloc or parsed.path)
+
+
+class _SettingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    DATABASE_URL = fields.String(required=True, validate=validate.Length(min=1))
+    REDIS_URL = fields.String(required=True)
+    CLIENT_ID = fields.String(required=True, validate=validate.Length(min=1))
+    CLIENT_SECRET = fields.String(required=True, validate=validate.Length(min=1))
+    REDIRECT_URI = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    ENVIRONMENT = fields.String(load_default="sandbox")
+    API_BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
+    WEBHOOK_VERIFIER_TOKEN = fields.String(required=True, validate=validate.Length(min=1))
+    SECRET_KEYS = fields.String(required=True)
+    HOST_SECRETS = fields.String(load_default="")
+
+    @validates("DATABASE_URL")
+    def _database_url(self, value: str, **_: Any) -> None:
+        if value.split(":", 1)[0].split("+", 1)[0] not in {"sqlite", "postgresql"}:
+            raise ValidationError("must start with sqlite:// or postgresql://")
+
+    @validates("REDIS_URL")
+    def _redis_url(self, value: str, **_: Any) -> None:
+        if not _is_url(value, ("redis", "rediss", "unix")):
+            raise ValidationError("must be a redis://, rediss:// or unix:// URL")
+
+    @validates("ENVIRONMENT")
+    def _environment(self, value: str, **_: Any) -> None:
+        if value.lower() not in {"sandbox", "production"} and not _is_url(value, ("http", "https")):
+            raise ValidationError("must be 'sandbox', 'production' or a discovery-document URL")
+
+    @validates("SECRET_KEYS")
+    def _secret_keys(self, value: str, **_: Any) -> None:
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ValidationError("needs at least one Fernet key")
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key.encode())
+            except (ValueError, TypeError):
+                raise ValidationError(f"key {position} is not a valid Fernet key (32 url-safe base64 bytes)") from None
+
+    @validates("HOST_SECRETS")
+    def _host_secrets(self, value: str, **_: Any) -> None:
+        _parse_host_secrets(value)
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Settings:
+        environment = data["ENVIRONMENT"]
+        api_base = data["API_BASE_URL"] or QBO_API_BASES.get(environment.lower())
+        if api_base is None:
+            raise ValidationError(
+                "required when ENVIRONMENT is a discovery-document URL", field_name="API_BASE_URL"
+            )
+        return Settings(
+            database_url=data["DATABASE_URL"],
+            redis_url=data["REDIS_URL"],
+            client_id=data["CLIENT_ID"],
+            client_secret=data["CLIENT_SECRET"],
+            redirect_uri=data["REDIRECT_URI"],
+            environment=environment,
+            api_base_url=api_base.rstrip("/"),
+            webhook_verifier_token=data["WEBHOOK_VERIFIER_TOKEN"],
+            secret_keys=tuple(k.strip() for k in data["SECRET_KEYS"].split(",") if k.strip()),
+            host_secrets=_parse_host_secrets(data["HOST_SECRETS"]),
+        )
+
+
+def _parse_host_secrets(value: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, sep, secret = item.partition("=")
+        if not sep or not host.strip() or len(secret.strip()) < 16:
+            raise ValidationError("each entry must be host_id=secret with a secret of at least 16 characters")
+        pairs[host.strip()] = secret.strip()
+    return pairs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's validated settings. Its repr never shows a secret."""
+
+    database_url: str
+    redis_url: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    environment: str
+    api_base_url: str
+    webhook_verifier_token: str
+    secret_keys: tuple[str, ...]
+    host_secrets: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(database_url={_redact_url(self.database_url)!r}, "
+            f"redis_url={_redact_url(self.redis_url)!r}, environment={self.environment!r}, "
+            f"api_base_url={self.api_base_url!r}, secrets=<hidden>)"
+        )
+
+
+def _redact_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+class SettingsError(RuntimeError):
+    """Start-up refused: one line per bad setting, each naming it and saying how to fix it."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = [f"{PREFIX}{name}: {problem} — {HOWTO.get(name, 'see the README')}" for name, problem in sorted(self.problems.items())]
+        super().__init__("QuickBooks plugin settings are invalid:\n  " + "\n  ".join(lines))
+
+
+def load_settings(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read CRM_QBO_* from `config` (the Flask config), falling back to `environ`, and validate."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in _SettingsSchema().fields:
+        key = PREFIX + name
+        value = (config or {}).get(key, environ.get(key))
+        if value is not None and value != "":
+            raw[name] = value
+    try:
+        settings: Settings = _SettingsSchema().load(raw)
+    except ValidationError as exc:
+        problems = {}
+        for name, messages in _flatten(exc.messages).items():
+            problems[name] = "missing" if "Missing data for required field." in messages else "; ".join(messages)
+        raise SettingsError(problems) from None
+    return settings
+
+
+def _flatten(messages: Any) -> dict[str, list[str]]:
+    if isinstance(messages, dict):
+        return {str(k): v if isinstance(v, list) else [str(v)] for k, v in messages.items()}
+    return {"_schema": [str(messages)]}

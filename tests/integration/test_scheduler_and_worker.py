@@ -1,0 +1,110 @@
+"""One effective scheduler at a time, and the worker command processing real jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from sqlmodel import select
+
+from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
+from crm_qbo_plugin.jobs.leader import LeaderLock
+from crm_qbo_plugin.jobs.scheduler import LeaderScheduler, ScheduledJob
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import OutboxEvent
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_leader_lock_is_exclusive_and_only_its_holder_renews_or_releases(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    first, second = LeaderLock(conn, ttl_seconds=5), LeaderLock(conn, ttl_seconds=5)
+    assert first.try_acquire_or_renew() is True
+    assert second.try_acquire_or_renew() is False
+    second.release()  # not ours: must not drop the first's lock
+    assert first.holder() == first.token
+    first.release()
+    assert second.try_acquire_or_renew() is True
+
+
+def test_a_second_scheduler_stays_idle_and_takes_over_when_the_first_dies(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    ticks: list[str] = []
+    first = LeaderScheduler(conn, [ScheduledJob("tick", 0.1, lambda: ticks.append("first"))], lock_ttl=1.0, heartbeat=0.2)
+    second = LeaderScheduler(conn, [ScheduledJob("tick", 0.1, lambda: ticks.append("second"))], lock_ttl=1.0, heartbeat=0.2)
+    first.start()
+    second.start()
+    try:
+        assert wait_for(lambda: ticks.count("first") >= 5)
+        assert "second" not in ticks and not second.is_leader
+        first.stop(release=False)  # a crash: the lock is left to expire
+        assert wait_for(lambda: "second" in ticks, timeout=5)
+        assert second.is_leader
+        handover = ticks.index("second")
+        assert "first" not in ticks[handover:]
+    finally:
+        second.stop()
+
+
+def _env(plugin_config: dict) -> dict[str, str]:
+    return {**os.environ, **plugin_config, "CRM_QBO_APP": "tests.support.plugin_app:create_app", "PYTHONPATH": str(ROOT)}
+
+
+def test_scheduler_processes_elect_one_leader_and_fail_over(plugin_config, tmp_path):
+    env = _env(plugin_config)
+    logs = [tmp_path / "s1.log", tmp_path / "s2.log"]
+    cmd = [sys.executable, "-m", "crm_qbo_plugin", "scheduler", "--lock-ttl", "2"]
+    first = subprocess.Popen(cmd, env=env, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: "scheduler became leader" in logs[0].read_text(), timeout=20)
+        second = subprocess.Popen(cmd, env=env, stdout=logs[1].open("w"), stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: "scheduler started" in logs[1].read_text(), timeout=20)
+            time.sleep(2.5)  # longer than the TTL: the live leader keeps renewing
+            assert "became leader" not in logs[1].read_text()
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+            assert wait_for(lambda: "scheduler became leader" in logs[1].read_text(), timeout=10)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_the_worker_command_processes_queued_events(plugin_app, plugin_config):
+    with plugin_app.app_context():
+        QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="e1"))
+    assert get_state(plugin_app).queue.count == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "crm_qbo_plugin", "worker", "--burst"],
+        env=_env(plugin_config), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with session(get_state(plugin_app).engine) as db:
+        [row] = db.exec(select(OutboxEvent)).all()
+    assert (row.status, row.last_error) == ("skipped", "not connected to QuickBooks")
+
+
+def test_commands_that_need_the_host_app_say_how_to_name_it(plugin_config):
+    env = {k: v for k, v in _env(plugin_config).items() if k != "CRM_QBO_APP"}
+    done = subprocess.run([sys.executable, "-m", "crm_qbo_plugin", "worker", "--burst"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--app module:factory" in done.stderr

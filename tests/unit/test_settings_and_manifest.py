@@ -1,0 +1,104 @@
+"""Start-up validation: bad settings and a bad manifest stop the plugin with the field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from flask import Flask
+
+from crm_qbo_plugin import QuickBooksPlugin
+from crm_qbo_plugin.manifest import MANIFEST_PATH, ManifestError, load_manifest
+from crm_qbo_plugin.settings import SettingsError, load_settings
+from tests.support.fake_host import FakeHost
+from tests.support.plugin_app import plugin_settings
+
+GOOD = plugin_settings("sqlite:///x.db", "redis://127.0.0.1:6379/0")
+
+
+def test_good_settings_load_and_hide_secrets():
+    settings = load_settings(GOOD, environ={})
+    assert settings.api_base_url == "https://sandbox-quickbooks.api.intuit.com"
+    assert settings.host_secrets == {"test-host": "s3cret-for-tests-0123456789"}
+    text = repr(settings)
+    for secret in ("test-client-secret", "test-verifier", GOOD["CRM_QBO_SECRET_KEYS"], "s3cret"):
+        assert secret not in text
+
+
+def test_environment_is_the_fallback_for_app_config():
+    settings = load_settings({}, environ=GOOD)
+    assert settings.client_id == "test-client"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CRM_QBO_DATABASE_URL", None, "CRM_QBO_DATABASE_URL: missing — set it to a SQLAlchemy URL"),
+        ("CRM_QBO_DATABASE_URL", "mysql://x/y", "CRM_QBO_DATABASE_URL: must start with sqlite:// or postgresql://"),
+        ("CRM_QBO_REDIS_URL", "http://127.0.0.1", "CRM_QBO_REDIS_URL: must be a redis://"),
+        ("CRM_QBO_SECRET_KEYS", "not-a-key", "CRM_QBO_SECRET_KEYS: key 1 is not a valid Fernet key"),
+        ("CRM_QBO_SECRET_KEYS", Fernet.generate_key().decode() + ",short", "CRM_QBO_SECRET_KEYS: key 2 is not a valid Fernet key"),
+        ("CRM_QBO_REDIRECT_URI", "not a url", "CRM_QBO_REDIRECT_URI: Not a valid URL."),
+        ("CRM_QBO_ENVIRONMENT", "staging", "CRM_QBO_ENVIRONMENT: must be 'sandbox', 'production' or a discovery-document URL"),
+        ("CRM_QBO_CLIENT_SECRET", None, "CRM_QBO_CLIENT_SECRET: missing"),
+        ("CRM_QBO_HOST_SECRETS", "crm=short", "CRM_QBO_HOST_SECRETS: each entry must be host_id=secret"),
+    ],
+)
+def test_bad_settings_stop_start_up_naming_the_setting(name, value, message):
+    config = {**GOOD, name: value}
+    app = Flask("bad")
+    app.config.update(config)
+    with pytest.raises(SettingsError) as info:
+        QuickBooksPlugin(app, FakeHost())
+    assert message in str(info.value)
+    assert "crm_qbo" not in app.extensions
+
+
+def test_a_discovery_url_environment_needs_an_api_base():
+    config = {**GOOD, "CRM_QBO_ENVIRONMENT": "http://127.0.0.1:9999/.well-known/openid_configuration"}
+    with pytest.raises(SettingsError, match="CRM_QBO_API_BASE_URL: required when ENVIRONMENT is a discovery-document URL"):
+        load_settings(config, environ={})
+    config["CRM_QBO_API_BASE_URL"] = "http://127.0.0.1:9999"
+    assert load_settings(config, environ={}).api_base_url == "http://127.0.0.1:9999"
+
+
+def test_a_host_is_required():
+    app = Flask("nohost")
+    app.config.update(GOOD)
+    with pytest.raises(TypeError, match="CrmHost"):
+        QuickBooksPlugin(app, object())  # type: ignore[arg-type]
+
+
+def test_the_shipped_manifest_is_valid():
+    manifest = load_manifest()
+    assert manifest.mount_path == "/integrations/quickbooks"
+    assert {"import_invoices", "review_request", "auto_sync"} <= set(manifest.defaults())
+    assert "review_request" in manifest.trigger_ids()
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(MANIFEST_PATH.read_text())
+    mutate(data)
+    path = tmp_path / "plugin.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.pop("entry_point"), "entry_point: Missing data for required field."),
+        (lambda d: d.update(version="one"), "version:"),
+        (lambda d: d["settings"][2].update(type="colour"), "settings.2.type: Must be one of"),
+        (lambda d: d["settings"][0].update(default="yes"), "settings.0.default: must be a boolean"),
+        (lambda d: d["consumes"].append("invoice.exploded"), "consumes.7: Must be one of"),
+        (lambda d: d["provides_triggers"].append(dict(d["provides_triggers"][0])), "provides_triggers.5.id: duplicate id"),
+        (lambda d: d.update(surprise=True), "surprise: Unknown field."),
+    ],
+)
+def test_an_invalid_manifest_fails_with_the_field_named(tmp_path, mutate, field):
+    with pytest.raises(ManifestError) as info:
+        load_manifest(_write(tmp_path, mutate))
+    assert field in str(info.value)
