@@ -8,6 +8,7 @@ from crm_qbo_plugin.extension import QuickBooksPlugin
 from crm_qbo_plugin.host import (
     Contact,
     CrmHost,
+    HostUser,
     Invoice,
     InvoiceStatus,
     LineItem,
@@ -26,6 +27,7 @@ __all__ = [
     "EventError",
     "EventType",
     "HostEvent",
+    "HostUser",
     "Invoice",
     "InvoiceStatus",
     "LineItem",

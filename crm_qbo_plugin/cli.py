@@ -60,7 +60,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--database-url", envvar="CRM_QBO_DATABASE_URL", required=True,
               help="SQLAlchemy URL (default: $CRM_QBO_DATABASE_URL).")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(database_url: str, revision: str) -> None:
     """Create or migrate the plugin's tables."""
     from crm_qbo_plugin.store.migrate import current_revision, upgrade

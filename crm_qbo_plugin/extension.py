@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from flask import Flask
 
+from crm_qbo_plugin.crypto import TokenCipher
 from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
 from crm_qbo_plugin.outbound.intake import PublishResult, publish
+from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
 from crm_qbo_plugin.store.db import make_engine
@@ -44,6 +46,9 @@ class QuickBooksPlugin:
             redis=connection,
             queue=make_queue(connection),
             host=host,
+            cipher=TokenCipher(settings.secret_keys),
+            token_endpoint=IntuitTokenEndpoint(settings.client_id, settings.client_secret, settings.environment),
+            limiter=RedisLimiter(connection),
         )
         app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
         app.cli.add_command(plugin_cli, "crm-qbo")

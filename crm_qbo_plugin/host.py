@@ -117,6 +117,15 @@ class TriggerCall:
     idempotency_key: str = ""
 
 
+@dataclass(frozen=True)
+class HostUser:
+    """The CRM user behind the current web request, and the location (tenant) they act for."""
+
+    id: str
+    tenant: str
+    name: str = ""
+
+
 @runtime_checkable
 class CrmHost(Protocol):
     """What a CRM implements so the plugin can read and write its records.
@@ -125,6 +134,11 @@ class CrmHost(Protocol):
     host no longer has. Upserts carry the origin so the host can tell its own users' edits from
     the plugin's imports (and tell the plugin, in its events, which is which).
     """
+
+    def current_user(self) -> HostUser | None:
+        """The signed-in user of the current request (None if nobody is): the plugin's pages and
+        API trust only this for the tenant, never a tenant id from the URL or the form."""
+        ...
 
     def get_contact(self, tenant: str, contact_id: str) -> Contact | None: ...
 

@@ -9,8 +9,10 @@ from flask import Flask, current_app
 from rq import Queue
 from sqlalchemy.engine import Engine
 
+from crm_qbo_plugin.crypto import TokenCipher
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.manifest import Manifest
+from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import Settings
 
 EXTENSION_KEY = "crm_qbo"
@@ -24,6 +26,9 @@ class PluginState:
     redis: redis.Redis
     queue: Queue
     host: CrmHost
+    cipher: TokenCipher
+    token_endpoint: IntuitTokenEndpoint
+    limiter: RedisLimiter
     handlers: dict[str, object] = field(default_factory=dict)
 
 

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
+from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.qbo import ReconnectRequired, ThrottledError, TransientError
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
@@ -95,6 +97,14 @@ def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str |
     return conn, None
 
 
+def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> str:
+    if row.attempts >= MAX_ATTEMPTS:
+        finish(state, row, OutboxStatus.FAILED, f"gave up after {row.attempts} attempts: {reason}")
+        return OutboxStatus.FAILED.value
+    finish(state, row, OutboxStatus.PENDING, reason, now + backoff(row.attempts))
+    return "retry"
+
+
 def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> str:
     """Run one outbox row to its next state; returns that state's name (for logs and tests)."""
     now = now or utcnow()
@@ -115,15 +125,17 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         return OutboxStatus.FAILED.value
     try:
         handler(state, row, conn)  # type: ignore[operator]
+    except ReconnectRequired:
+        mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
+        finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
+        return "parked"
+    except (ThrottledError, TransientError) as exc:
+        return _retry(state, row, now, f"{type(exc).__name__}: {exc}")
     except Skip as exc:
         finish(state, row, OutboxStatus.SKIPPED, str(exc))
         return OutboxStatus.SKIPPED.value
     except RetryLater as exc:
-        if row.attempts >= MAX_ATTEMPTS:
-            finish(state, row, OutboxStatus.FAILED, f"gave up after {row.attempts} attempts: {exc}")
-            return OutboxStatus.FAILED.value
-        finish(state, row, OutboxStatus.PENDING, str(exc), now + backoff(row.attempts))
-        return "retry"
+        return _retry(state, row, now, str(exc))
     except Exception as exc:
         log.exception("outbox row %s (%s) failed", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")

@@ -103,13 +103,34 @@ class IntuitTokenEndpoint:
 
     def refresh(self, refresh_token: str) -> Tokens:
         """POST ``grant_type=refresh_token``; ``invalid_grant`` raises ``ReconnectRequired``."""
+        return self._grant({"grant_type": "refresh_token", "refresh_token": refresh_token}, refresh_token)
+
+    def exchange_code(self, code: str, redirect_uri: str) -> Tokens:
+        """POST ``grant_type=authorization_code`` for the code the OAuth callback received."""
+        return self._grant({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, code)
+
+    def revoke(self, token: str) -> None:
+        """Revoke a refresh (or access) token at Intuit; what intuit-oauth's ``revoke`` sends."""
+        url = str(discovery_document(self._environment, session=self._session, timeout=self._timeout)["revocation_endpoint"])
+        try:
+            response = (self._session or requests).post(
+                url, json={"token": token}, auth=(self._client_id, self._client_secret),
+                headers={"Accept": "application/json"}, timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"could not reach the QuickBooks revoke endpoint: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise error_from_oauth(response.status_code, response.content, intuit_tid=response.headers.get("intuit_tid"),
+                                   secrets=(token, self._client_secret))
+
+    def _grant(self, form: dict[str, str], secret: str) -> Tokens:
         url = self.token_endpoint
         issued = self._clock()
         http = self._session or requests
         try:
             response = http.post(
                 url,
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                data=form,
                 auth=(self._client_id, self._client_secret),
                 headers={"Accept": "application/json"},
                 timeout=self._timeout,
@@ -119,7 +140,8 @@ class IntuitTokenEndpoint:
         except requests.RequestException as exc:
             raise TransientError(f"could not reach the QuickBooks token endpoint: {type(exc).__name__}") from None
         tid = response.headers.get("intuit_tid")
-        secrets = (refresh_token, self._client_secret)
+        refresh_token = form.get("refresh_token")
+        secrets = (secret, self._client_secret)
         if response.status_code != 200:
             error = error_from_oauth(response.status_code, response.content, intuit_tid=tid, secrets=secrets)
             if isinstance(error, ThrottledError):

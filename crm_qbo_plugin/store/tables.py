@@ -55,7 +55,10 @@ class Connection(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(max_length=64, unique=True, index=True)
+    # The company currently connected (unique: a realm belongs to one tenant at a time), and the
+    # company the tenant's links and watermarks belong to (kept across unlink, for reconnects).
     realm_id: str | None = Field(default=None, max_length=32, unique=True)
+    pinned_realm_id: str | None = Field(default=None, max_length=32)
     status: str = Field(default=ConnectionStatus.DISCONNECTED.value, max_length=20)
     access_token_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     refresh_token_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
@@ -72,6 +75,26 @@ class Connection(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class OAuthState(SQLModel, table=True):
+    """A pending "Connect to QuickBooks": single use, short-lived, bound to session, user and tenant.
+
+    Only a hash of the state is stored, so a database reader cannot complete someone's connect.
+    """
+
+    __tablename__ = "qbo_oauth_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(max_length=64, unique=True)
+    tenant_id: str = Field(max_length=64, index=True)
+    session_hash: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)
+    switch_company: bool = False
+    import_invoices: bool = False
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class Link(SQLModel, table=True):

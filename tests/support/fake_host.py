@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from crm_qbo_plugin import Contact, Invoice, Origin, Payment, TriggerCall
+from crm_qbo_plugin import Contact, HostUser, Invoice, Origin, Payment, TriggerCall
 
 
 class FakeHost:
@@ -15,6 +15,10 @@ class FakeHost:
         self.payments: dict[tuple[str, str], Payment] = {}
         self.triggers: list[TriggerCall] = []
         self._ids = itertools.count(1)
+        self.user: HostUser | None = None  # who the next web request is signed in as
+
+    def current_user(self) -> HostUser | None:
+        return self.user
 
     def get_contact(self, tenant: str, contact_id: str) -> Contact | None:
         return self.contacts.get((tenant, contact_id))

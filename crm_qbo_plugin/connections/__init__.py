@@ -1,0 +1,1 @@
+"""A tenant's connection to a QuickBooks company: connect, tokens, company facts, unlink."""

@@ -1,0 +1,185 @@
+"""Connect, reconnect, switch company, needs-reconnect and unlink.
+
+Every refusal happens before anything is stored, and says what to do without naming anything the
+user should not see (another location that owns the company, a token, an error body).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from crm_qbo_plugin.connections.clients import client_with_token
+from crm_qbo_plugin.connections.company import company_facts
+from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
+from crm_qbo_plugin.host import HostUser
+from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+from crm_qbo_plugin.qbo import QboError, discovery_document
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import (
+    Connection,
+    ConnectionStatus,
+    Cursor,
+    Link,
+    OAuthState,
+    OutboxEvent,
+    OutboxStatus,
+)
+from crm_qbo_plugin.store.token_store import write_tokens
+from crm_qbo_plugin.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+REALM_ID = re.compile(r"^[0-9]{1,32}$")
+
+
+class ConnectRefused(Exception):
+    """The connect attempt was refused; `str(exc)` is safe to show the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+INVALID_STATE = ConnectRefused(
+    "invalid_state", "This connection attempt is invalid or has expired. Start again from the QuickBooks card."
+)
+
+
+def get_connection(state: PluginState, tenant: str) -> Connection | None:
+    with session(state.engine) as db:
+        return db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+
+
+def authorization_url(state: PluginState, user: HostUser, session_nonce: str, *, switch_company: bool = False,
+                      import_invoices: bool = False, now: datetime | None = None) -> str:
+    """Where to send the browser to connect `user.tenant`; the state is stored before we redirect."""
+    value = issue_state(state.engine, user, session_nonce, now or utcnow(),
+                        switch_company=switch_company, import_invoices=import_invoices)
+    endpoint = discovery_document(state.settings.environment)["authorization_endpoint"]
+    query = urllib.parse.urlencode({
+        "client_id": state.settings.client_id,
+        "response_type": "code",
+        "scope": ACCOUNTING_SCOPE,
+        "redirect_uri": state.settings.redirect_uri,
+        "state": value,
+    })
+    return f"{endpoint}?{query}"
+
+
+def complete_connect(state: PluginState, user: HostUser, session_nonce: str | None,
+                     params: Mapping[str, str], now: datetime | None = None) -> Connection:
+    """Handle the OAuth callback. Raises ConnectRefused (nothing stored) or returns the connection."""
+    now = now or utcnow()
+    intent = consume_state(state.engine, params.get("state"), user, session_nonce, now)
+    if intent is None:
+        raise INVALID_STATE
+    if params.get("error"):
+        raise ConnectRefused("cancelled", "QuickBooks was not connected: the request was cancelled at Intuit.")
+    code, realm_id = params.get("code", ""), params.get("realmId", "")
+    if not code or len(code) > 512 or not REALM_ID.match(realm_id):
+        raise ConnectRefused("bad_callback", "QuickBooks did not say which company was chosen. Start again from the QuickBooks card.")
+
+    current = get_connection(state, user.tenant)
+    owner = _owner_of(state, realm_id)
+    if owner is not None and owner != user.tenant:
+        raise ConnectRefused(
+            "company_taken",
+            "This QuickBooks company is already connected to another location. Disconnect it there first, "
+            "or choose another company.",
+        )
+    switching = current is not None and current.pinned_realm_id not in (None, realm_id)
+    if switching and not intent.switch_company:
+        raise ConnectRefused(
+            "switch_required",
+            "This location is set up with a different QuickBooks company. To connect another company, "
+            "choose Switch company: links to the old company's records are cleared and the sync starts fresh.",
+        )
+
+    tokens = state.token_endpoint.exchange_code(code, state.settings.redirect_uri)
+    try:
+        with client_with_token(state, realm_id, tokens.access_token) as client:
+            facts = company_facts(client.company_info(), client.preferences())
+    except QboError as exc:
+        raise ConnectRefused("company_unreadable", f"Connected, but QuickBooks would not share the company's settings ({exc.code}). Try again.") from None
+
+    with session(state.engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == user.tenant)).first()
+        if row is None:
+            row = Connection(tenant_id=user.tenant, settings=dict(state.manifest.defaults()))
+        if switching:
+            db.execute(sa.delete(Link).where(Link.tenant_id == user.tenant))  # type: ignore[arg-type]
+            db.execute(sa.delete(Cursor).where(Cursor.tenant_id == user.tenant))  # type: ignore[arg-type]
+        if row.pinned_realm_id != realm_id:
+            row.connected_at = now  # a new company: nothing from before this moment is pushed
+        row.connected_at = row.connected_at or now
+        row.realm_id = row.pinned_realm_id = realm_id
+        row.status = ConnectionStatus.CONNECTED.value
+        row.last_error = None
+        row.settings = {**row.settings, "import_invoices": intent.import_invoices}
+        row.company_name, row.country, row.home_currency = facts.name, facts.country, facts.home_currency
+        row.multicurrency, row.custom_txn_numbers, row.tax_model = facts.multicurrency, facts.custom_txn_numbers, facts.tax_model
+        write_tokens(row, tokens, state.cipher)
+        row.updated_at = now
+        db.add(row)
+        try:
+            db.commit()
+        except IntegrityError:  # another tenant took this realm a moment ago
+            db.rollback()
+            state.token_endpoint.revoke(tokens.refresh_token)
+            raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
+    _resume_parked(state, user.tenant, now)
+    log.info("tenant connected to QuickBooks (switch=%s)", switching)
+    return row
+
+
+def _owner_of(state: PluginState, realm_id: str) -> str | None:
+    with session(state.engine) as db:
+        row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
+    return row.tenant_id if row else None
+
+
+def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:
+    """Rows parked while the connection needed reconnecting go back to the queue now."""
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    with state.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.tenant_id == tenant, table.c.status == OutboxStatus.PENDING.value)
+            .values(lease_until=now - timedelta(seconds=1))  # expired: the sweep below takes them
+        )
+    sweep_outbox(state, now=now)
+
+
+def unlink(state: PluginState, tenant: str) -> bool:
+    """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
+    with session(state.engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
+            return False
+        refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
+        row.status = ConnectionStatus.DISCONNECTED.value
+        row.realm_id = None
+        row.access_token_enc = row.refresh_token_enc = None
+        row.access_expires_at = row.refresh_expires_at = None
+        row.last_error = None
+        row.updated_at = utcnow()
+        db.add(row)
+        db.execute(sa.delete(OAuthState).where(OAuthState.tenant_id == tenant))  # type: ignore[arg-type]
+        db.commit()
+    if refresh:
+        try:
+            state.token_endpoint.revoke(refresh)
+        except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
+            log.warning("revoking the QuickBooks token failed (%s); it was deleted locally", exc.code)
+    log.info("tenant unlinked from QuickBooks")
+    return True

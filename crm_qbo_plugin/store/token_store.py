@@ -1,0 +1,50 @@
+"""The database-backed TokenStore: tokens live encrypted on the tenant's connection row."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from crm_qbo_plugin.crypto import TokenCipher
+from crm_qbo_plugin.qbo.tokens import Tokens
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
+from crm_qbo_plugin.store.types import utcnow
+
+
+class DbTokenStore:
+    """`load` re-reads the row every time: after taking the refresh lock the TokenManager must see
+    what another process saved a moment ago, never a cached copy."""
+
+    def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
+        self._engine = engine
+        self._cipher = cipher
+
+    def load(self, realm_key: str) -> Tokens | None:
+        with session(self._engine) as db:
+            row = db.exec(select(Connection).where(Connection.realm_id == realm_key)).first()
+        if row is None or row.access_token_enc is None or row.refresh_token_enc is None or row.access_expires_at is None:
+            return None
+        return Tokens(
+            access_token=self._cipher.decrypt(row.access_token_enc),
+            refresh_token=self._cipher.decrypt(row.refresh_token_enc),
+            access_expires_at=row.access_expires_at,
+            refresh_expires_at=row.refresh_expires_at,
+        )
+
+    def save(self, realm_key: str, tokens: Tokens) -> None:
+        with session(self._engine) as db:
+            row = db.exec(select(Connection).where(Connection.realm_id == realm_key)).first()
+            if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
+                return  # unlinked meanwhile: never resurrect tokens the user asked us to drop
+            write_tokens(row, tokens, self._cipher)
+            db.add(row)
+            db.commit()
+
+
+def write_tokens(row: Connection, tokens: Tokens, cipher: TokenCipher) -> None:
+    row.access_token_enc = cipher.encrypt(tokens.access_token)
+    row.refresh_token_enc = cipher.encrypt(tokens.refresh_token)
+    row.access_expires_at = tokens.access_expires_at
+    row.refresh_expires_at = tokens.refresh_expires_at
+    row.updated_at = utcnow()

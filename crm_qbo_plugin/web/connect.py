@@ -1,0 +1,77 @@
+"""The card and its connect / callback / unlink routes.
+
+The tenant always comes from the host's signed-in user. The callback refuses forged, reused,
+expired or foreign state before anything is stored (see connections.lifecycle).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from crm_qbo_plugin.connections.lifecycle import (
+    ConnectRefused,
+    authorization_url,
+    complete_connect,
+    get_connection,
+    unlink,
+)
+from crm_qbo_plugin.qbo import QboError
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce
+
+bp = Blueprint("crm_qbo_connect", __name__, template_folder="templates")
+
+
+@bp.get("/")
+def card() -> str:
+    user = require_user()
+    state = get_state()
+    return render_template(
+        "crm_qbo/card.html",
+        connection=get_connection(state, user.tenant),
+        manifest=state.manifest,
+        csrf_token=csrf_token(),
+    )
+
+
+@bp.post("/connect")
+def connect() -> Response:
+    user = require_user()
+    check_csrf()
+    url = authorization_url(
+        get_state(), user, session_nonce(create=True) or "",
+        switch_company=request.form.get("switch_company") == "confirmed",
+        import_invoices=request.form.get("import_invoices") == "on",
+    )
+    return redirect(url, code=303)
+
+
+@bp.get("/callback")
+def callback() -> Response | tuple[str, int]:
+    user = require_user()
+    state = get_state()
+    try:
+        connection = complete_connect(state, user, session_nonce(), request.args.to_dict())
+    except ConnectRefused as exc:
+        return render_template(
+            "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
+            csrf_token=csrf_token(), refusal=exc,
+        ), 400
+    except QboError as exc:
+        refusal = ConnectRefused("intuit_error", f"QuickBooks did not complete the connection ({exc.code or 'error'}). Try again.")
+        return render_template(
+            "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
+            csrf_token=csrf_token(), refusal=refusal,
+        ), 502
+    flash(f"Connected to {connection.company_name or 'QuickBooks'}.")
+    return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)
+
+
+@bp.post("/unlink")
+def disconnect() -> Response:
+    user = require_user()
+    check_csrf()
+    if unlink(get_state(), user.tenant):
+        flash("QuickBooks was disconnected. Nothing syncs until you connect again.")
+    return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)

@@ -1,0 +1,43 @@
+"""Who is asking: the host's signed-in user (never a tenant id from the request), a per-session
+nonce that binds OAuth state to this browser, and a CSRF token for the card's forms."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import abort, request, session
+
+from crm_qbo_plugin.host import HostUser
+from crm_qbo_plugin.state import get_state
+
+NONCE_KEY = "crm_qbo_nonce"
+CSRF_KEY = "crm_qbo_csrf"
+
+
+def require_user() -> HostUser:
+    user = get_state().host.current_user()
+    if user is None:
+        abort(401, description="Sign in to the CRM to manage the QuickBooks integration.")
+    return user
+
+
+def session_nonce(create: bool = False) -> str | None:
+    nonce = session.get(NONCE_KEY)
+    if nonce is None and create:
+        nonce = session[NONCE_KEY] = secrets.token_urlsafe(24)
+    return nonce
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF_KEY)
+    if token is None:
+        token = session[CSRF_KEY] = secrets.token_urlsafe(24)
+    return str(token)
+
+
+def check_csrf() -> None:
+    sent = request.form.get("csrf_token", "")
+    expected = session.get(CSRF_KEY)
+    if not expected or not hmac.compare_digest(str(expected), sent):
+        abort(400, description="The form expired. Reload the page and try again.")
