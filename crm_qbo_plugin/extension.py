@@ -14,6 +14,7 @@ from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
+from crm_qbo_plugin.outbound.handlers import HANDLERS
 from crm_qbo_plugin.outbound.intake import PublishResult, publish
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import load_settings
@@ -49,6 +50,7 @@ class QuickBooksPlugin:
             cipher=TokenCipher(settings.secret_keys),
             token_endpoint=IntuitTokenEndpoint(settings.client_id, settings.client_secret, settings.environment),
             limiter=RedisLimiter(connection),
+            handlers=dict(HANDLERS),
         )
         app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
         app.cli.add_command(plugin_cli, "crm-qbo")

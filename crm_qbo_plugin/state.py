@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -29,7 +30,7 @@ class PluginState:
     cipher: TokenCipher
     token_endpoint: IntuitTokenEndpoint
     limiter: RedisLimiter
-    handlers: dict[str, object] = field(default_factory=dict)
+    handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
 
 
 def get_state(app: Flask | None = None) -> PluginState:

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from crm_qbo_plugin.connections.clients import client_with_token
-from crm_qbo_plugin.connections.company import company_facts
+from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
 from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
-from crm_qbo_plugin.qbo import QboError, discovery_document
+from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import (
@@ -112,20 +112,35 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
     except QboError as exc:
         raise ConnectRefused("company_unreadable", f"Connected, but QuickBooks would not share the company's settings ({exc.code}). Try again.") from None
 
+    try:
+        row = save_connection(state, user.tenant, realm_id, tokens, facts, switching=switching,
+                              import_invoices=intent.import_invoices, now=now)
+    except IntegrityError:  # another tenant took this realm a moment ago
+        state.token_endpoint.revoke(tokens.refresh_token)
+        raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
+    _resume_parked(state, user.tenant, now)
+    log.info("tenant connected to QuickBooks (switch=%s)", switching)
+    return row
+
+
+def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
+                    switching: bool, import_invoices: bool, now: datetime) -> Connection:
+    """Store a completed connection in one transaction (a company switch also clears links and
+    cursors). Raises IntegrityError if the realm belongs to another tenant."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == user.tenant)).first()
+        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
         if row is None:
-            row = Connection(tenant_id=user.tenant, settings=dict(state.manifest.defaults()))
+            row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
-            db.execute(sa.delete(Link).where(Link.tenant_id == user.tenant))  # type: ignore[arg-type]
-            db.execute(sa.delete(Cursor).where(Cursor.tenant_id == user.tenant))  # type: ignore[arg-type]
+            db.execute(sa.delete(Link).where(Link.tenant_id == tenant))  # type: ignore[arg-type]
+            db.execute(sa.delete(Cursor).where(Cursor.tenant_id == tenant))  # type: ignore[arg-type]
         if row.pinned_realm_id != realm_id:
             row.connected_at = now  # a new company: nothing from before this moment is pushed
         row.connected_at = row.connected_at or now
         row.realm_id = row.pinned_realm_id = realm_id
         row.status = ConnectionStatus.CONNECTED.value
         row.last_error = None
-        row.settings = {**row.settings, "import_invoices": intent.import_invoices}
+        row.settings = {**row.settings, "import_invoices": import_invoices}
         row.company_name, row.country, row.home_currency = facts.name, facts.country, facts.home_currency
         row.multicurrency, row.custom_txn_numbers, row.tax_model = facts.multicurrency, facts.custom_txn_numbers, facts.tax_model
         write_tokens(row, tokens, state.cipher)
@@ -133,12 +148,9 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
         db.add(row)
         try:
             db.commit()
-        except IntegrityError:  # another tenant took this realm a moment ago
+        except IntegrityError:
             db.rollback()
-            state.token_endpoint.revoke(tokens.refresh_token)
-            raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
-    _resume_parked(state, user.tenant, now)
-    log.info("tenant connected to QuickBooks (switch=%s)", switching)
+            raise
     return row
 
 

@@ -124,7 +124,7 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         finish(state, row, OutboxStatus.FAILED, f"no push handler for {row.event_type} events")
         return OutboxStatus.FAILED.value
     try:
-        handler(state, row, conn)  # type: ignore[operator]
+        handler(state, row, conn)
     except ReconnectRequired:
         mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
         finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
