@@ -106,6 +106,21 @@ def scheduler(ctx: click.Context, lock_ttl: float) -> None:
     service.run_forever(_stop_event())
 
 
+@plugin_cli.command("rotate-keys")
+@click.pass_context
+def rotate_keys(ctx: click.Context) -> None:
+    """Re-encrypt stored tokens under the first CRM_QBO_SECRET_KEYS key (then drop the old key)."""
+    from crm_qbo_plugin.connections.rotation import rotate_token_keys
+    from crm_qbo_plugin.crypto import TokenDecryptionError
+    from crm_qbo_plugin.state import get_state
+
+    try:
+        count = rotate_token_keys(get_state(_load_app(ctx)))
+    except TokenDecryptionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"re-encrypted the tokens of {count} connection(s) under the newest key")
+
+
 @plugin_cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))

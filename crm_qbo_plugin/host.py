@@ -156,6 +156,11 @@ class CrmHost(Protocol):
         """Create or update an invoice imported from QuickBooks; returns the CRM invoice id."""
         ...
 
+    def update_invoice_status(self, tenant: str, invoice_id: str, status: InvoiceStatus, amount_paid: Decimal) -> None:
+        """QuickBooks changed a CRM-made invoice's payment state (paid, partially paid) or voided or
+        deleted it. The host records it with origin QBO (so its own event is not pushed back)."""
+        ...
+
     def fire_trigger(self, call: TriggerCall) -> None:
         """Fire an automation trigger; the host must honour `call.idempotency_key`."""
         ...

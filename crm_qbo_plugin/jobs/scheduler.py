@@ -12,6 +12,7 @@ import redis
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
 from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.state import get_state
@@ -98,4 +99,5 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
 
     return [
         ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
+        ScheduledJob("token-keepalive", 6 * 3600, in_app(lambda: refresh_idle_connections(get_state()))),
     ]

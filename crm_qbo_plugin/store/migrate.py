@@ -28,6 +28,7 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 
 def current_revision(database_url: str) -> str | None:
+    """The database's revision; several heads (parallel branches not merged yet) joined by ','."""
     from alembic.runtime.migration import MigrationContext
 
     from crm_qbo_plugin.store.db import make_engine
@@ -35,6 +36,7 @@ def current_revision(database_url: str) -> str | None:
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+            heads = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads()
+            return ",".join(sorted(heads)) or None
     finally:
         engine.dispose()

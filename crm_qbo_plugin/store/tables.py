@@ -72,6 +72,7 @@ class Connection(SQLModel, table=True):
     tax_model: str | None = Field(default=None, max_length=20)
     settings: dict[str, Any] = _json()
     connected_at: datetime | None = Field(default=None, sa_column=utc_column())
+    last_webhook_at: datetime | None = Field(default=None, sa_column=utc_column())
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
@@ -114,8 +115,14 @@ class Link(SQLModel, table=True):
     sync_token: str | None = Field(default=None, max_length=16)
     origin: str = Field(max_length=8)
     owned_hash: str | None = Field(default=None, max_length=64)
-    status: str = Field(default="ok", max_length=16)
+    # pending | synced | failed | conflict | ignored — what the card shows for the record.
+    status: str = Field(default="synced", max_length=16)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # Bumped when the QBO record was deleted and must be created anew, so the next create uses a
+    # fresh requestid instead of replaying the deleted record's "created" response.
+    generation: int = 0
+    # Anything the card should show about the record: total mismatch figures, conflict details.
+    detail: dict[str, Any] = _json()
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
@@ -157,6 +164,9 @@ class InboxNotice(SQLModel, table=True):
     entity_id: str = Field(max_length=32)
     operation: str = Field(max_length=16)
     change_stamp: str = Field(max_length=40)
+    event_id: str | None = Field(default=None, max_length=120)  # CloudEvents id, when given
+    data: dict[str, Any] = _json()  # e.g. {"deletedid": "27"} for a merge
+    source: str = Field(default="webhook", max_length=16)  # webhook | cdc | import
     status: str = Field(default=InboxStatus.PENDING.value, max_length=16)
     reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     deliveries: int = 1

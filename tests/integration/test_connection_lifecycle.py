@@ -270,3 +270,60 @@ def test_twenty_five_concurrent_jobs_with_an_expired_token_refresh_once(qbo_app,
     answer = requests.post(f"{base}/oauth2/v1/tokens/bearer", data={"grant_type": "refresh_token", "refresh_token": stored.refresh_token},
                            auth=(CLIENT_ID, CLIENT_SECRET), timeout=10)
     assert answer.status_code == 200
+
+
+def test_the_keepalive_refreshes_connections_before_their_refresh_token_ages_out(qbo_app, fake_host):
+    from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
+
+    base = qbo_app.config["SANDBOX_URL"]
+    realm = create_company(base)
+    connect(qbo_app, fake_host, ALICE, realm)
+    state = get_state(qbo_app)
+    before = DbTokenStore(state.engine, state.cipher).load(realm)
+    assert refresh_idle_connections(state) == 0  # a fresh connection is left alone
+    later = datetime.now(UTC) + timedelta(days=40)
+    assert refresh_idle_connections(state, now=later) == 1
+    after = DbTokenStore(state.engine, state.cipher).load(realm)
+    assert after.refresh_token != before.refresh_token and after.access_token != before.access_token
+    answer = requests.post(f"{base}/oauth2/v1/tokens/bearer", data={"grant_type": "refresh_token", "refresh_token": before.refresh_token},
+                           auth=(CLIENT_ID, CLIENT_SECRET), timeout=10)
+    assert answer.json()["error"] == "invalid_grant"  # the old one is superseded; we kept the new one
+
+
+def test_a_wrong_secret_key_fails_closed_with_a_clear_message(qbo_app, fake_host, plugin_config):
+    from cryptography.fernet import Fernet
+
+    from crm_qbo_plugin.crypto import TokenCipher, TokenDecryptionError
+
+    realm = create_company(qbo_app.config["SANDBOX_URL"])
+    connect(qbo_app, fake_host, ALICE, realm)
+    state = get_state(qbo_app)
+    wrong = DbTokenStore(state.engine, TokenCipher([Fernet.generate_key().decode()]))
+    with pytest.raises(TokenDecryptionError, match="restore the old key") as info:
+        wrong.load(realm)
+    assert "gAAAA" not in str(info.value)
+
+
+def test_rotate_keys_re_encrypts_every_row_under_the_newest_key(qbo_app, fake_host, plugin_config):
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    from crm_qbo_plugin.crypto import TokenCipher
+
+    realm = create_company(qbo_app.config["SANDBOX_URL"])
+    connect(qbo_app, fake_host, ALICE, realm)
+    state = get_state(qbo_app)
+    old_key = plugin_config["CRM_QBO_SECRET_KEYS"]
+    new_key = Fernet.generate_key().decode()
+    tokens = DbTokenStore(state.engine, state.cipher).load(realm)
+    env = {**os.environ, **plugin_config, **plugin_overrides(qbo_app.config["SANDBOX_URL"]),
+           "CRM_QBO_SECRET_KEYS": f"{new_key},{old_key}", "CRM_QBO_APP": "tests.support.plugin_app:create_app",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-m", "crm_qbo_plugin", "rotate-keys"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted the tokens of 1 connection(s)" in done.stdout
+    only_new = DbTokenStore(state.engine, TokenCipher([new_key])).load(realm)
+    assert (only_new.access_token, only_new.refresh_token) == (tokens.access_token, tokens.refresh_token)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from decimal import Decimal
 
-from crm_qbo_plugin import Contact, HostUser, Invoice, Origin, Payment, TriggerCall
+from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, Origin, Payment, TriggerCall
 
 
 class FakeHost:
@@ -45,6 +46,10 @@ class FakeHost:
         invoice_id = invoice.id or f"i{next(self._ids)}"
         self.invoices[(tenant, invoice_id)] = replace(invoice, id=invoice_id, origin=origin)
         return invoice_id
+
+    def update_invoice_status(self, tenant: str, invoice_id: str, status: InvoiceStatus, amount_paid: Decimal) -> None:
+        invoice = self.invoices[(tenant, invoice_id)]
+        self.invoices[(tenant, invoice_id)] = replace(invoice, status=status, amount_paid=amount_paid)
 
     def fire_trigger(self, call: TriggerCall) -> None:
         if any(t.idempotency_key == call.idempotency_key for t in self.triggers):
