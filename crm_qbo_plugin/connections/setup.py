@@ -1,0 +1,124 @@
+"""The card's setup: per-location settings, validated against the company in QuickBooks, and
+whether setup is complete (revenue account chosen, taxes confirmed, currencies compatible)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import select
+
+from crm_qbo_plugin.connections.clients import client_for
+from crm_qbo_plugin.qbo import eq, in_
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
+from crm_qbo_plugin.store.types import utcnow
+
+
+class SettingsRejected(Exception):
+    """A settings change that cannot be applied; `fields` says which and why."""
+
+    def __init__(self, fields: dict[str, str], status: int = 400) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Setup:
+    revenue_account_chosen: bool
+    taxes_confirmed: bool
+    currency_ok: bool | None
+    currency_message: str | None
+
+    @property
+    def complete(self) -> bool:
+        return self.revenue_account_chosen and self.taxes_confirmed and self.currency_ok is not False
+
+
+def setup_of(conn: Connection | None, crm_currency: str | None) -> Setup:
+    settings = conn.settings if conn else {}
+    currency_ok: bool | None = None
+    message = None
+    if conn is not None and conn.home_currency and crm_currency:
+        currency_ok = crm_currency.upper() == conn.home_currency or conn.multicurrency
+        if not currency_ok:
+            message = (f"This location sells in {crm_currency.upper()} but the QuickBooks company's home currency is "
+                       f"{conn.home_currency} and multicurrency is off: turn on multicurrency in QuickBooks "
+                       f"(Settings → Advanced → Currency) or change the location's currency.")
+    return Setup(bool(settings.get("revenue_account_id")), bool(settings.get("taxes_confirmed")), currency_ok, message)
+
+
+def income_accounts(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
+    with client_for(state, _realm(conn)) as qbo:
+        rows = qbo.query_all("Account", where=[eq("AccountType", "Income"), eq("Active", True)], order_by="Name")
+    return [{"id": str(r["Id"]), "name": r.get("Name", ""), "account_type": r.get("AccountSubType") or r.get("AccountType", "")}
+            for r in rows]
+
+
+def tax_codes(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
+    with client_for(state, _realm(conn)) as qbo:
+        rows = qbo.query_all("TaxCode", where=[eq("Active", True)], order_by="Name")
+    return [{"id": str(r["Id"]), "name": r.get("Name", ""), "description": r.get("Description")} for r in rows]
+
+
+def _realm(conn: Connection) -> str:
+    if conn.status != ConnectionStatus.CONNECTED.value or conn.realm_id is None:
+        raise SettingsRejected({"connection": "connect QuickBooks first"}, status=409)
+    return conn.realm_id
+
+
+def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate `changes` (already schema-checked) against QuickBooks and store them."""
+    with session(state.engine) as db:
+        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+    connected = conn is not None and conn.status == ConnectionStatus.CONNECTED.value
+    problems: dict[str, str] = {}
+    if "import_invoices" in changes and connected:
+        problems["import_invoices"] = "only read when connecting; disconnect and connect again to change it"
+    needs_qbo = [k for k in ("revenue_account_id", "tax_mapping") if changes.get(k)]
+    if needs_qbo and not connected:
+        for key in needs_qbo:
+            problems[key] = "connect QuickBooks first"
+    if problems:
+        raise SettingsRejected(problems, status=409)
+    if connected and conn is not None and conn.realm_id:
+        with client_for(state, conn.realm_id) as qbo:
+            if changes.get("revenue_account_id"):
+                found = qbo.query_all("Account", where=[eq("Id", _digits(changes["revenue_account_id"], "revenue_account_id"))])
+                if not found or found[0].get("AccountType") != "Income" or found[0].get("Active") is False:
+                    problems["revenue_account_id"] = "not an active income account of the connected company"
+            if changes.get("tax_mapping"):
+                wanted = sorted(set(changes["tax_mapping"].values()))
+                rows = qbo.query_all("TaxCode", where=[in_("Id", wanted)])
+                missing = sorted(set(wanted) - {str(r["Id"]) for r in rows})
+                if missing:
+                    problems["tax_mapping"] = f"unknown QuickBooks tax code(s): {', '.join(missing)}"
+    if problems:
+        raise SettingsRejected(problems)
+    now = utcnow()
+    with session(state.engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        if row is None:
+            row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
+        merged = dict(row.settings)
+        for key, value in changes.items():
+            merged[key] = value.isoformat() if isinstance(value, date | datetime) else value
+        if changes.get("review_request") and not row.settings.get("review_request"):
+            # Switching it on never fires for invoices settled while it was off.
+            merged["review_request_since"] = now.isoformat()
+        if "tax_mapping" in changes and changes["tax_mapping"] != row.settings.get("tax_mapping"):
+            merged["taxes_confirmed"] = bool(changes.get("taxes_confirmed", False))  # re-confirm after a change
+        row.settings = merged
+        row.updated_at = now
+        db.add(row)
+        db.commit()
+        return dict(row.settings)
+
+
+def _digits(value: str, field: str) -> str:
+    if not value.isdigit():
+        raise SettingsRejected({field: "must be a QuickBooks id"})
+    return value

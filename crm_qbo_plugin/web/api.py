@@ -1,0 +1,148 @@
+"""The plugin's JSON API under /integrations/quickbooks/api/ — what the card is built on.
+
+The tenant always comes from the host's signed-in user; a record of another tenant is simply not
+found (404). Input is validated with the schemas in api_schemas; the OpenAPI document is served at
+/integrations/quickbooks/api/openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, ValidationError
+
+from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.connections.setup import (
+    SettingsRejected,
+    income_accounts,
+    setup_of,
+    tax_codes,
+    update_settings,
+)
+from crm_qbo_plugin.qbo import QboError
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
+from crm_qbo_plugin.web import api_schemas as s
+from crm_qbo_plugin.web.guard import require_user
+
+bp = Blueprint("crm_qbo_api", __name__, url_prefix="/api")
+
+
+def _problem(status: int, message: str, fields: dict[str, Any] | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return jsonify(body), status
+
+
+def _load(schema: Schema, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationError({"_body": ["must be a JSON object"]})
+    loaded: dict[str, Any] = schema.load(data)
+    return loaded
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(exc: ValidationError) -> tuple[Response, int]:
+    return _problem(400, "invalid request", exc.normalized_messages())
+
+
+@bp.errorhandler(SettingsRejected)
+def _rejected(exc: SettingsRejected) -> tuple[Response, int]:
+    return _problem(exc.status, "settings not changed", dict(exc.fields))
+
+
+@bp.errorhandler(QboError)
+def _qbo_failed(exc: QboError) -> tuple[Response, int]:
+    return _problem(502, f"QuickBooks could not answer ({exc.code or type(exc).__name__}); try again shortly")
+
+
+@bp.get("/status")
+def status() -> Response:
+    user = require_user()
+    state = get_state()
+    conn = get_connection(state, user.tenant)
+    setup = setup_of(conn, _crm_currency(user.tenant))
+    body = {
+        "status": conn.status if conn else "disconnected",
+        "company_name": conn.company_name if conn else None,
+        "country": conn.country if conn else None,
+        "home_currency": conn.home_currency if conn else None,
+        "multicurrency": bool(conn and conn.multicurrency),
+        "tax_model": conn.tax_model if conn else None,
+        "connected_at": conn.connected_at if conn else None,
+        "last_webhook_at": conn.last_webhook_at if conn else None,
+        "refresh_expires_at": conn.refresh_expires_at if conn else None,
+        "last_error": conn.last_error if conn else None,
+        "setup": {**setup.__dict__, "complete": setup.complete},
+        "counts": record_counts(state, user.tenant),
+    }
+    return jsonify(s.StatusSchema().dump(body))
+
+
+def _crm_currency(tenant: str) -> str | None:
+    profile = getattr(get_state().host, "location_currency", None)
+    return profile(tenant) if callable(profile) else None
+
+
+@bp.get("/settings")
+def get_settings() -> Response:
+    user = require_user()
+    state = get_state()
+    conn = get_connection(state, user.tenant)
+    settings = {**state.manifest.defaults(), **(conn.settings if conn else {})}
+    return jsonify(s.SettingsSchema().dump({k: v for k, v in settings.items() if k in s.SettingsSchema().fields}))
+
+
+@bp.patch("/settings")
+def patch_settings() -> Response:
+    user = require_user()
+    changes = _load(s.SettingsSchema(), request.get_json(silent=True))
+    stored = update_settings(get_state(), user.tenant, changes)
+    return jsonify(s.SettingsSchema().dump({k: v for k, v in stored.items() if k in s.SettingsSchema().fields}))
+
+
+@bp.get("/accounts")
+def accounts() -> Response | tuple[Response, int]:
+    user = require_user()
+    state = get_state()
+    conn = get_connection(state, user.tenant)
+    if conn is None:
+        return _problem(409, "connect QuickBooks first")
+    return jsonify(s.AccountSchema(many=True).dump(income_accounts(state, conn)))
+
+
+@bp.get("/tax-codes")
+def list_tax_codes() -> Response | tuple[Response, int]:
+    user = require_user()
+    state = get_state()
+    conn = get_connection(state, user.tenant)
+    if conn is None:
+        return _problem(409, "connect QuickBooks first")
+    return jsonify(s.TaxCodeSchema(many=True).dump(tax_codes(state, conn)))
+
+
+@bp.get("/sync-runs")
+def sync_runs() -> Response:
+    user = require_user()
+    query = _load(s.RunQuerySchema(), request.args.to_dict())
+    return jsonify(s.SyncRunSchema(many=True).dump(recent_runs(get_state(), user.tenant, query["limit"])))
+
+
+@bp.get("/records")
+def records() -> Response:
+    user = require_user()
+    query = _load(s.RecordQuerySchema(), request.args.to_dict())
+    rows = list_records(get_state(), user.tenant, status=query.get("status"), kind=query.get("kind"),
+                        limit=query["limit"], offset=query["offset"])
+    return jsonify(s.RecordSchema(many=True).dump(rows))
+
+
+@bp.get("/records/<kind>/<crm_id>")
+def record(kind: str, crm_id: str) -> Response | tuple[Response, int]:
+    user = require_user()
+    row = get_record(get_state(), user.tenant, kind, crm_id)
+    if row is None:
+        return _problem(404, "no such record")
+    return jsonify(s.RecordSchema().dump(row))

@@ -1,0 +1,103 @@
+"""Marshmallow schemas of the plugin's JSON API: they validate what the card sends and document
+(through apispec) what it gets back."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+KINDS = ("contact", "invoice", "sales_receipt", "payment", "item")
+RECORD_STATUSES = ("pending", "synced", "failed", "conflict", "ignored", "deleted")
+
+
+class ProblemSchema(Schema):
+    error = fields.String(required=True)
+    field_errors = fields.Dict(keys=fields.String(), values=fields.Raw(), data_key="fields")
+
+
+class SetupSchema(Schema):
+    revenue_account_chosen = fields.Boolean()
+    taxes_confirmed = fields.Boolean()
+    currency_ok = fields.Boolean(allow_none=True)
+    currency_message = fields.String(allow_none=True)
+    complete = fields.Boolean()
+
+
+class StatusSchema(Schema):
+    status = fields.String(metadata={"description": "connected | needs_reconnect | disconnected"})
+    company_name = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    home_currency = fields.String(allow_none=True)
+    multicurrency = fields.Boolean()
+    tax_model = fields.String(allow_none=True)
+    connected_at = fields.AwareDateTime(allow_none=True)
+    last_webhook_at = fields.AwareDateTime(allow_none=True)
+    refresh_expires_at = fields.AwareDateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    setup = fields.Nested(SetupSchema)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
+
+
+class SettingsSchema(Schema):
+    """Per-location settings. Unknown keys are refused, so a typo never silently does nothing."""
+
+    class Meta:
+        unknown = RAISE
+
+    import_invoices = fields.Boolean()
+    review_request = fields.Boolean()
+    auto_sync = fields.Boolean()
+    revenue_account_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
+    taxes_confirmed = fields.Boolean()
+    tax_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                              values=fields.String(validate=validate.Length(min=1, max=32)))
+    sync_from = fields.Date(allow_none=True)
+
+
+class AccountSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    account_type = fields.String()
+
+
+class TaxCodeSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+
+
+class SyncRunSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    status = fields.String()
+    counts = fields.Dict(keys=fields.String(), values=fields.Raw())
+    errors = fields.List(fields.Raw())
+    started_at = fields.AwareDateTime()
+    finished_at = fields.AwareDateTime(allow_none=True)
+
+
+class RecordSchema(Schema):
+    kind = fields.String()
+    crm_id = fields.String()
+    qbo_id = fields.String(allow_none=True)
+    origin = fields.String()
+    status = fields.String()
+    last_error = fields.String(allow_none=True)
+    detail = fields.Dict(keys=fields.String(), values=fields.Raw())
+    updated_at = fields.AwareDateTime()
+
+
+class RecordQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(validate=validate.OneOf(RECORD_STATUSES))
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class RunQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))

@@ -1,0 +1,111 @@
+"""The plugin's JSON API: scoped to the signed-in user's location, validated, documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_qbo_plugin import HostUser
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Link, SyncRun
+from tests.support.connected import connect_directly
+from tests.support.plugin_app import create_app
+from tests.support.sandbox_qbo import create_company, plugin_overrides, register_app
+
+API = "/integrations/quickbooks/api"
+ALICE = HostUser(id="u-alice", tenant="loc-1")
+BOB = HostUser(id="u-bob", tenant="loc-2")
+
+
+@pytest.fixture
+def api_app(plugin_config, fake_host, sandbox_url):
+    register_app(sandbox_url)
+    app = create_app({**plugin_config, **plugin_overrides(sandbox_url), "SECRET_KEY": "k"}, fake_host)
+    app.config["SANDBOX_URL"] = sandbox_url
+    fake_host.user = ALICE
+    yield app
+    get_state(app).engine.dispose()
+    get_state(app).redis.close()
+
+
+def test_everything_needs_a_signed_in_user(api_app, fake_host):
+    fake_host.user = None
+    client = api_app.test_client()
+    for path in ("/status", "/settings", "/records", "/sync-runs", "/accounts", "/tax-codes"):
+        assert client.get(API + path).status_code == 401, path
+    assert client.patch(API + "/settings", json={"auto_sync": False}).status_code == 401
+
+
+def test_status_before_and_after_connecting(api_app):
+    client = api_app.test_client()
+    before = client.get(API + "/status").json
+    assert before["status"] == "disconnected" and before["setup"]["complete"] is False
+    realm = create_company(api_app.config["SANDBOX_URL"], name="Acme Books")
+    connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
+    after = client.get(API + "/status").json
+    assert (after["status"], after["company_name"], after["country"], after["home_currency"]) == ("connected", "Acme Books", "US", "USD")
+    assert after["setup"] == {"revenue_account_chosen": False, "taxes_confirmed": False, "currency_ok": None,
+                              "currency_message": None, "complete": False}
+
+
+def test_settings_are_validated_against_quickbooks_and_persist(api_app):
+    client = api_app.test_client()
+    realm = create_company(api_app.config["SANDBOX_URL"])
+    connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
+    accounts = client.get(API + "/accounts").json
+    assert accounts and all(a["id"] for a in accounts)
+    income = accounts[0]["id"]
+    assert client.patch(API + "/settings", json={"revenue_account_id": income, "review_request": True}).status_code == 200
+    stored = client.get(API + "/settings").json
+    assert stored["revenue_account_id"] == income and stored["review_request"] is True
+    assert client.get(API + "/status").json["setup"]["revenue_account_chosen"] is True
+    bad = client.patch(API + "/settings", json={"revenue_account_id": "999999"})
+    assert bad.status_code == 400 and "revenue_account_id" in bad.json["fields"]
+    typo = client.patch(API + "/settings", json={"revenue_acount_id": income})
+    assert typo.status_code == 400 and "revenue_acount_id" in typo.json["fields"]
+    late = client.patch(API + "/settings", json={"import_invoices": True})
+    assert late.status_code == 409 and "import_invoices" in late.json["fields"]
+    codes = client.get(API + "/tax-codes").json
+    assert codes
+    unknown = client.patch(API + "/settings", json={"tax_mapping": {"vat": "NOPE"}})
+    assert unknown.status_code == 400 and "NOPE" in unknown.json["fields"]["tax_mapping"]
+    assert client.get(API + "/settings").json["revenue_account_id"] == income  # nothing half-written
+
+
+def test_toggles_before_connecting_and_review_request_remembers_when_it_was_switched_on(api_app):
+    client = api_app.test_client()
+    assert client.patch(API + "/settings", json={"import_invoices": True, "review_request": True}).status_code == 200
+    state = get_state(api_app)
+    from crm_qbo_plugin.connections.lifecycle import get_connection
+
+    settings = get_connection(state, "loc-1").settings
+    assert settings["import_invoices"] is True and "review_request_since" in settings
+    assert client.patch(API + "/settings", json={"revenue_account_id": "1"}).status_code == 409
+
+
+def test_records_and_runs_are_scoped_to_the_location(api_app, fake_host):
+    state = get_state(api_app)
+    with session(state.engine) as db:
+        db.add(Link(tenant_id="loc-1", kind="invoice", crm_id="inv-1", qbo_id="5", origin="crm", status="failed", last_error="6210 books closed"))
+        db.add(Link(tenant_id="loc-2", kind="invoice", crm_id="inv-9", qbo_id="7", origin="crm", status="synced"))
+        db.add(SyncRun(tenant_id="loc-2", kind="cdc", status="succeeded"))
+        db.commit()
+    client = api_app.test_client()
+    failed = client.get(API + "/records?status=failed").json
+    assert [(r["crm_id"], r["last_error"]) for r in failed] == [("inv-1", "6210 books closed")]
+    assert client.get(API + "/records/invoice/inv-9").status_code == 404
+    assert client.get(API + "/sync-runs").json == []
+    assert client.get(API + "/status").json["counts"] == {"failed": 1}
+    assert client.get(API + "/records?status=weird").status_code == 400
+    fake_host.user = BOB
+    assert [r["crm_id"] for r in client.get(API + "/records").json] == ["inv-9"]
+    assert client.get(API + "/records/invoice/inv-1").status_code == 404
+
+
+def test_the_openapi_document_describes_every_route(api_app):
+    doc = api_app.test_client().get(API + "/openapi.json").json
+    assert doc["openapi"] == "3.0.3"
+    routes = {rule.rule for rule in api_app.url_map.iter_rules() if rule.rule.startswith(API) and "openapi" not in rule.rule}
+    documented = {path.replace("{", "<").replace("}", ">") for path in doc["paths"]}
+    assert routes == documented
+    assert set(doc["components"]["schemas"]) >= {"Status", "Settings", "Record", "SyncRun", "Problem"}
