@@ -1,0 +1,1 @@
+"""Automation triggers fired into the host's workflow engine, each exactly once."""

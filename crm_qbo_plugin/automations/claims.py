@@ -1,0 +1,78 @@
+"""Fire a trigger once per (tenant, trigger, subject), ever.
+
+The claim is a row with a unique constraint, committed BEFORE the host is called, and the host call
+carries an idempotency key derived from the claim. So: a replayed webhook or a CDC re-read finds the
+claim and stops; a crash after the host call but before the row says "fired" re-calls the host with
+the same key, which the host ignores; a crash before the host call is completed on the next pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from crm_qbo_plugin.host import TriggerCall
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import AutomationRun
+from crm_qbo_plugin.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+CLAIMED, FIRED = "claimed", "fired"
+
+
+def idempotency_key(tenant: str, trigger: str, subject_id: str) -> str:
+    digest = hashlib.sha256(f"{tenant}\x00{trigger}\x00{subject_id}".encode()).hexdigest()[:40]
+    return f"crm-qbo:{trigger}:{digest}"[:100]
+
+
+def fire_once(state: PluginState, tenant: str, trigger: str, subject_id: str, contact_id: str,
+              payload: Mapping[str, Any]) -> bool:
+    """Claim and fire; True if this call delivered the trigger (or completed an unfinished claim)."""
+    if trigger not in state.manifest.trigger_ids():
+        raise ValueError(f"{trigger!r} is not a trigger declared in plugin.yaml")
+    key = idempotency_key(tenant, trigger, subject_id)
+    payload = {**payload, "contact_id": contact_id}
+    with session(state.engine) as db:
+        db.add(AutomationRun(tenant_id=tenant, trigger=trigger, subject_id=subject_id, idempotency_key=key,
+                             status=CLAIMED, payload=dict(payload)))
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()
+            existing = db.exec(select(AutomationRun).where(
+                AutomationRun.tenant_id == tenant, AutomationRun.trigger == trigger,
+                AutomationRun.subject_id == subject_id)).one()
+            if existing.status == FIRED:
+                return False
+            payload = existing.payload  # finish the earlier claim exactly as it was made
+    state.host.fire_trigger(TriggerCall(tenant=tenant, trigger=trigger, contact_id=contact_id,
+                                        payload=dict(payload), idempotency_key=key))
+    with session(state.engine) as db:
+        run = db.exec(select(AutomationRun).where(AutomationRun.idempotency_key == key)).one()
+        run.status, run.fired_at = FIRED, utcnow()
+        db.add(run)
+        db.commit()
+    log.info("fired automation trigger %s", trigger)
+    return True
+
+
+def unfinished_claims(state: PluginState) -> list[AutomationRun]:
+    """Claims whose host call may not have happened (a crash in between): re-fired by the sweeper."""
+    with session(state.engine) as db:
+        return list(db.exec(select(AutomationRun).where(AutomationRun.status == CLAIMED)))
+
+
+def complete_unfinished(state: PluginState) -> int:
+    done = 0
+    for run in unfinished_claims(state):
+        contact = str(run.payload.get("contact_id", ""))
+        if contact and fire_once(state, run.tenant_id, run.trigger, run.subject_id, contact, run.payload):
+            done += 1
+    return done
