@@ -11,11 +11,17 @@ from dataclasses import dataclass
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
+from sqlmodel import select
 
+from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
+from crm_qbo_plugin.inbound.cdc import POLL_INTERVAL_SECONDS, enqueue_polls
+from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
 from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
-from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.state import PluginState, get_state
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,15 @@ class LeaderScheduler:
             self.stop()
 
 
+def enqueue_for_connected(state: PluginState, task: str) -> int:
+    """Enqueue `task(connection_id)` for every connected tenant (ids only)."""
+    with session(state.engine) as db:
+        ids = db.exec(select(Connection.id).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
+    for connection_id in ids:
+        state.queue.enqueue(task, connection_id, job_timeout=600, result_ttl=60, failure_ttl=86400)
+    return len(ids)
+
+
 def plugin_jobs(app: Flask) -> list[ScheduledJob]:
     """The plugin's periodic work; each runs inside the host app's context."""
 
@@ -100,4 +115,7 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
     return [
         ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
         ScheduledJob("token-keepalive", 6 * 3600, in_app(lambda: refresh_idle_connections(get_state()))),
+        ScheduledJob("cdc-poll", POLL_INTERVAL_SECONDS, in_app(lambda: enqueue_polls(get_state()))),
+        ScheduledJob("automation-claims", 60, in_app(lambda: complete_unfinished(get_state()))),
+        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda: enqueue_for_connected(get_state(), CHECK_OVERDUE))),
     ]

@@ -155,3 +155,28 @@ def test_a_worker_killed_right_after_the_host_call_still_gives_exactly_one_reque
 def test_only_declared_triggers_can_fire(auto_app):
     with pytest.raises(ValueError, match="not a trigger declared"):
         fire_once(get_state(auto_app), "loc-1", "launch_rockets", "x", "c1", {})
+
+
+def test_overdue_invoices_fire_once_for_the_linked_contact(auto_app, fake_host):
+    from datetime import date
+
+    from crm_qbo_plugin.automations.overdue import fire_overdue
+    from crm_qbo_plugin.store.db import session
+    from crm_qbo_plugin.store.tables import Link
+
+    books = Books(auto_app)
+    late = books.invoice("40.00", "2026-01-01")
+    paid = books.invoice("10.00", "2026-01-02")
+    books.pay(paid, "10.00")
+    state = get_state(auto_app)
+    with session(state.engine) as db:
+        db.add(Link(tenant_id="loc-1", kind="contact", crm_id="c7", qbo_id=books.customer, origin="crm"))
+        db.commit()
+    conn = get_connection(state, "loc-1")
+    with client_for(state, auto_app.config["REALM"]) as qbo:
+        due = qbo.read("Invoice", late)["DueDate"]
+    today = date.fromisoformat(due).replace(year=date.fromisoformat(due).year + 1)
+    assert fire_overdue(state, conn, today) == 1
+    assert fire_overdue(state, conn, today) == 0
+    [call] = [t for t in fake_host.triggers if t.trigger == "invoice_overdue"]
+    assert (call.contact_id, call.payload["qbo_invoice_id"]) == ("c7", late)
