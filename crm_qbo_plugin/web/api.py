@@ -24,7 +24,7 @@ from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
 from crm_qbo_plugin.web import api_schemas as s
-from crm_qbo_plugin.web.guard import require_user
+from crm_qbo_plugin.web.guard import check_csrf_header, csrf_token, require_user
 
 bp = Blueprint("crm_qbo_api", __name__, url_prefix="/api")
 
@@ -41,6 +41,21 @@ def _load(schema: Schema, data: Any) -> dict[str, Any]:
         raise ValidationError({"_body": ["must be a JSON object"]})
     loaded: dict[str, Any] = schema.load(data)
     return loaded
+
+
+@bp.after_request
+def _csrf_header(response: Response) -> Response:
+    """Every API answer carries the session's CSRF token, for the writes that need it back."""
+    if get_state().host.current_user() is not None:
+        response.headers["X-CSRF-Token"] = csrf_token()
+    return response
+
+
+@bp.before_request
+def _writes_need_csrf() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        require_user()
+        check_csrf_header()
 
 
 @bp.errorhandler(ValidationError)

@@ -36,6 +36,14 @@ def csrf_token() -> str:
     return str(token)
 
 
+def check_csrf_header() -> None:
+    """JSON API writes: the session's token in X-CSRF-Token (a cross-site page cannot set it)."""
+    sent = request.headers.get("X-CSRF-Token", "")
+    expected = session.get(CSRF_KEY)
+    if not expected or not hmac.compare_digest(str(expected), sent):
+        abort(403, description="Missing or stale X-CSRF-Token header; read it from any API response and retry.")
+
+
 def check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     expected = session.get(CSRF_KEY)

@@ -28,6 +28,35 @@ def api_app(plugin_config, fake_host, sandbox_url):
     get_state(app).redis.close()
 
 
+class CsrfClient:
+    """The card's way of calling the API: the X-CSRF-Token from any answer goes back on writes."""
+
+    def __init__(self, client) -> None:
+        self.client, self.token = client, ""
+
+    def get(self, path):
+        response = self.client.get(path)
+        self.token = response.headers.get("X-CSRF-Token", self.token)
+        return response
+
+    def patch(self, path, json):
+        if not self.token:
+            self.get(API + "/status")
+        return self.client.patch(path, json=json, headers={"X-CSRF-Token": self.token})
+
+    def post(self, path, json=None):
+        if not self.token:
+            self.get(API + "/status")
+        return self.client.post(path, json=json or {}, headers={"X-CSRF-Token": self.token})
+
+
+def test_writes_need_the_csrf_header(api_app):
+    client = api_app.test_client()
+    assert client.patch(API + "/settings", json={"auto_sync": False}).status_code == 403
+    assert client.patch(API + "/settings", json={"auto_sync": False}, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert CsrfClient(client).patch(API + "/settings", json={"auto_sync": False}).status_code == 200
+
+
 def test_everything_needs_a_signed_in_user(api_app, fake_host):
     fake_host.user = None
     client = api_app.test_client()
@@ -49,7 +78,7 @@ def test_status_before_and_after_connecting(api_app):
 
 
 def test_settings_are_validated_against_quickbooks_and_persist(api_app):
-    client = api_app.test_client()
+    client = CsrfClient(api_app.test_client())
     realm = create_company(api_app.config["SANDBOX_URL"])
     connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
     accounts = client.get(API + "/accounts").json
@@ -73,7 +102,7 @@ def test_settings_are_validated_against_quickbooks_and_persist(api_app):
 
 
 def test_toggles_before_connecting_and_review_request_remembers_when_it_was_switched_on(api_app):
-    client = api_app.test_client()
+    client = CsrfClient(api_app.test_client())
     assert client.patch(API + "/settings", json={"import_invoices": True, "review_request": True}).status_code == 200
     state = get_state(api_app)
     from crm_qbo_plugin.connections.lifecycle import get_connection
