@@ -51,11 +51,15 @@ def setup_of(conn: Connection | None, crm_currency: str | None) -> Setup:
     return Setup(bool(settings.get("revenue_account_id")), bool(settings.get("taxes_confirmed")), currency_ok, message)
 
 
+# Income accounts that must never receive sales: they reduce revenue or hold unapplied cash.
+NOT_REVENUE = frozenset({"DiscountsRefundsGiven", "UnappliedCashPaymentIncome"})
+
+
 def income_accounts(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
     with client_for(state, _realm(conn)) as qbo:
         rows = qbo.query_all("Account", where=[eq("AccountType", "Income"), eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "account_type": r.get("AccountSubType") or r.get("AccountType", "")}
-            for r in rows]
+            for r in rows if r.get("AccountSubType") not in NOT_REVENUE]
 
 
 def tax_codes(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
@@ -88,8 +92,9 @@ def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) ->
         with client_for(state, conn.realm_id) as qbo:
             if changes.get("revenue_account_id"):
                 found = qbo.query_all("Account", where=[eq("Id", _digits(changes["revenue_account_id"], "revenue_account_id"))])
-                if not found or found[0].get("AccountType") != "Income" or found[0].get("Active") is False:
-                    problems["revenue_account_id"] = "not an active income account of the connected company"
+                if (not found or found[0].get("AccountType") != "Income" or found[0].get("Active") is False
+                        or found[0].get("AccountSubType") in NOT_REVENUE):
+                    problems["revenue_account_id"] = "not an active sales income account of the connected company"
             if changes.get("tax_mapping"):
                 wanted = sorted(set(changes["tax_mapping"].values()))
                 rows = qbo.query_all("TaxCode", where=[in_("Id", wanted)])

@@ -138,3 +138,19 @@ def test_the_openapi_document_describes_every_route(api_app):
     documented = {path.replace("{", "<").replace("}", ">") for path in doc["paths"]}
     assert routes == documented
     assert set(doc["components"]["schemas"]) >= {"Status", "Settings", "Record", "SyncRun", "Problem"}
+
+
+def test_contra_revenue_accounts_are_not_offered_or_accepted(api_app):
+    client = CsrfClient(api_app.test_client())
+    realm = create_company(api_app.config["SANDBOX_URL"])
+    connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
+    offered = client.get(API + "/accounts").json
+    assert offered and all(a["account_type"] not in ("DiscountsRefundsGiven", "UnappliedCashPaymentIncome") for a in offered)
+    from crm_qbo_plugin.connections.clients import client_for
+    from crm_qbo_plugin.qbo import eq
+
+    with client_for(get_state(api_app), realm) as qbo:
+        discounts = qbo.query_all("Account", where=[eq("AccountSubType", "DiscountsRefundsGiven")])
+    assert discounts, "the sandbox company should have a discounts account"
+    refused = client.patch(API + "/settings", json={"revenue_account_id": str(discounts[0]["Id"])})
+    assert refused.status_code == 400 and "revenue_account_id" in refused.json["fields"]
