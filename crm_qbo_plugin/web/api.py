@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
 
 from crm_qbo_plugin.connections.lifecycle import get_connection
 from crm_qbo_plugin.connections.setup import (
@@ -56,6 +57,11 @@ def _writes_need_csrf() -> None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         require_user()
         check_csrf_header()
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    return _problem(exc.code or 500, exc.description or exc.name)
 
 
 @bp.errorhandler(ValidationError)

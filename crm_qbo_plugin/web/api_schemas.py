@@ -93,7 +93,7 @@ class RecordQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(RECORD_STATUSES))
     kind = fields.String(validate=validate.OneOf(KINDS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 class RunQuerySchema(Schema):

@@ -15,7 +15,11 @@ bp = Blueprint("crm_qbo_openapi", __name__)
 
 ERRORS = {
     "400": {"description": "Invalid input; `fields` names each bad field", "content": {"application/json": {"schema": "Problem"}}},
-    "401": {"description": "Nobody is signed in to the CRM"},
+    "401": {"description": "Nobody is signed in to the CRM", "content": {"application/json": {"schema": "Problem"}}},
+}
+WRITE_ERRORS = {
+    "403": {"description": "Missing or stale X-CSRF-Token header (read it from any API response)",
+            "content": {"application/json": {"schema": "Problem"}}},
 }
 
 
@@ -48,7 +52,8 @@ def build_spec(prefix: str) -> dict[str, Any]:
     spec.path(path=f"{api}/status", operations={"get": _op("Connection status, setup and record counts", "Status")})
     spec.path(path=f"{api}/settings", operations={
         "get": _op("Per-location settings", "Settings"),
-        "patch": _op("Change settings (validated against QuickBooks)", "Settings", body="Settings", extra={**conflict, **upstream}),
+        "patch": _op("Change settings (validated against QuickBooks)", "Settings", body="Settings",
+                     extra={**conflict, **upstream, **WRITE_ERRORS}),
     })
     spec.path(path=f"{api}/accounts", operations={"get": _op("Income accounts to pick the revenue account from", "Account", many=True, extra={**conflict, **upstream})})
     spec.path(path=f"{api}/tax-codes", operations={"get": _op("QuickBooks tax codes for the tax mapping", "TaxCode", many=True, extra={**conflict, **upstream})})
@@ -58,7 +63,7 @@ def build_spec(prefix: str) -> dict[str, Any]:
         {"in": "query", "name": "status", "schema": {"type": "string", "enum": list(s.RECORD_STATUSES)}},
         {"in": "query", "name": "kind", "schema": {"type": "string", "enum": list(s.KINDS)}},
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-        {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0}}])})
+        {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}])})
     record_params = [{"in": "path", "name": "kind", "required": True, "schema": {"type": "string", "enum": list(s.KINDS)}},
                      {"in": "path", "name": "crm_id", "required": True, "schema": {"type": "string"}}]
     spec.path(path=f"{api}/records/{{kind}}/{{crm_id}}", operations={"get": _op("One record's sync status", "Record", params=record_params,
