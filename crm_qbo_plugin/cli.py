@@ -147,10 +147,9 @@ def sandbox(args: tuple[str, ...]) -> None:
 @plugin_cli.command("demo")
 def demo() -> None:
     """Run the demo: sandbox QBO, reference CRM, worker and scheduler."""
-    raise click.ClickException(
-        "the one-command demo arrives with the reference CRM and the integration card; "
-        "until then `crm-qbo sandbox` runs the QuickBooks emulator on its own"
-    )
+    from reference_crm.demo import run_demo
+
+    sys.exit(run_demo())
 
 
 @click.group("crm-qbo", context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,62 @@
+"""The app factory: ``reference_crm.app:create_app`` (also what ``crm-qbo --app`` names).
+
+The CRM's settings come from REFERENCE_CRM_* and the plugin's from CRM_QBO_* (Flask config first,
+then the environment). Start-up creates the CRM's own crm_ tables only; the plugin's qbo_ tables
+come from ``crm-qbo db upgrade``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from crm_qbo_plugin import QuickBooksPlugin
+from reference_crm.api.routes import register_api
+from reference_crm.config import load_config
+from reference_crm.db import make_engine
+from reference_crm.host import ReferenceHost
+from reference_crm.models import metadata
+from reference_crm.state import EXTENSION_KEY, CrmState
+from reference_crm.web import pages, request
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    # Explicit paths: they do not depend on how the package was installed.
+    app = Flask("reference_crm", root_path=str(PACKAGE_DIR), instance_path=str(PACKAGE_DIR / "instance"))
+    app.config.update(config or {})
+    crm_config = load_config(app.config)
+    app.config.update(
+        SECRET_KEY=crm_config.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    engine = make_engine(crm_config.database_url)
+    create_tables(engine)
+    plugin = QuickBooksPlugin()
+    state = CrmState(config=crm_config, engine=engine, plugin=plugin)
+    app.extensions[EXTENSION_KEY] = state
+    plugin.init_app(app, ReferenceHost(state))
+    request.install(app)
+    register_api(app)
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def create_tables(engine: sa.engine.Engine) -> None:
+    """Create the crm_ tables that are missing. Several processes (web, worker, scheduler) start at
+    once on the same database; one of them losing the race to create a table is not an error."""
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:
+        log.info("crm.create_tables_race; checking again")
+        metadata.create_all(engine)

@@ -1,0 +1,118 @@
+"""ReferenceHost: the CRM side of the plugin contract (``crm_qbo_plugin.CrmHost``).
+
+Reads map the CRM's rows to the plugin's frozen dataclasses; writes coming from QuickBooks are
+stored with origin QBO and published with origin QBO, so the plugin recognises them as its own and
+never pushes them back. Each method runs in its own transaction and publishes after it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from flask import has_request_context, session
+from sqlmodel import col, select
+
+from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, Origin, Payment, TriggerCall
+from reference_crm import automation, contacts, invoices, payments
+from reference_crm.db import session as db_session
+from reference_crm.errors import NotFound
+from reference_crm.models import ContactRow, User
+from reference_crm.state import CrmState
+
+log = logging.getLogger(__name__)
+
+SESSION_USER = "crm_user_id"
+
+
+class ReferenceHost:
+    def __init__(self, state: CrmState) -> None:
+        self.state = state
+        self.engine = state.engine
+
+    # -- who is asking -------------------------------------------------------------------------
+    def current_user(self) -> HostUser | None:
+        if not has_request_context():
+            return None
+        user_id = session.get(SESSION_USER)
+        if not user_id:
+            return None
+        with db_session(self.engine) as db:
+            user = db.get(User, user_id)
+        if user is None:
+            return None
+        return HostUser(id=user.id, tenant=user.location_id, name=user.name or user.email)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get_contact(self, tenant: str, contact_id: str) -> Contact | None:
+        with db_session(self.engine) as db:
+            try:
+                return contacts.to_plugin_contact(contacts.get_contact_row(db, tenant, contact_id))
+            except NotFound:
+                return None
+
+    def get_invoice(self, tenant: str, invoice_id: str) -> Invoice | None:
+        """Deleted invoices are still returned, with status DELETED (the plugin may need their link)."""
+        with db_session(self.engine) as db:
+            try:
+                row = invoices.get_invoice_row(db, tenant, invoice_id, include_deleted=True)
+            except NotFound:
+                return None
+            return invoices.to_plugin_invoice(row, invoices.invoice_lines(db, row.id))
+
+    def get_payment(self, tenant: str, payment_id: str) -> Payment | None:
+        with db_session(self.engine) as db:
+            try:
+                return payments.to_plugin_payment(payments.get_payment_row(db, tenant, payment_id))
+            except NotFound:
+                return None
+
+    def find_contact_by_email(self, tenant: str, email: str) -> Contact | None:
+        """The oldest contact of `tenant` with this e-mail, compared case-insensitively."""
+        key = contacts.email_key(email)
+        if key is None:
+            return None
+        with db_session(self.engine) as db:
+            row = db.exec(
+                select(ContactRow)
+                .where(ContactRow.location_id == tenant, ContactRow.email_key == key)
+                .order_by(col(ContactRow.created_at), col(ContactRow.id))
+            ).first()
+            return contacts.to_plugin_contact(row) if row else None
+
+    # -- writes from QuickBooks ----------------------------------------------------------------
+    def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:
+        """Update the tenant's contact with this id, or create one (with the id the plugin proposed
+        when it is free, else a new one: the returned id is the one to remember)."""
+        state = self.state
+        with db_session(self.engine) as db:
+            fields = contacts.from_plugin_contact(contact)
+            try:
+                row = contacts.get_contact_row(db, tenant, contact.id) if contact.id else None
+            except NotFound:
+                row = None
+            if row is not None:
+                event = contacts.update_contact(db, row, fields, origin)
+            else:
+                row, event = contacts.create_contact(db, tenant, fields, origin, contact_id=contact.id)
+            state.commit(db, tenant, [event])
+            return row.id
+
+    def upsert_invoice(self, tenant: str, invoice: Invoice, origin: Origin) -> str:
+        state = self.state
+        with db_session(self.engine) as db:
+            row, event = invoices.upsert_from_qbo(db, tenant, invoice, origin)
+            state.commit(db, tenant, [event])
+            return row.id
+
+    def update_invoice_status(self, tenant: str, invoice_id: str, status: InvoiceStatus, amount_paid: Decimal) -> None:
+        state = self.state
+        with db_session(self.engine) as db:
+            row = invoices.get_invoice_row(db, tenant, invoice_id, include_deleted=True)
+            event = invoices.set_status_from_qbo(db, row, status, amount_paid)
+            state.commit(db, tenant, [event])
+
+    def fire_trigger(self, call: TriggerCall) -> None:
+        with db_session(self.engine) as db:
+            if automation.record_trigger(db, call) is None:
+                log.info("crm.trigger_repeated", extra={"tenant": call.tenant, "trigger": call.trigger})

@@ -1,0 +1,1 @@
+"""The CRM's web layer: request-scoped database session, domain-error answers, and the pages."""

@@ -1,0 +1,96 @@
+"""`crm-qbo demo` end to end: it starts everything, prints where to sign in, the CRM and the
+QuickBooks card answer, the sandbox's consent page is one click away, and SIGINT stops every
+process it started."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.redis_server import free_port
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def read_lines(stream, into: queue.Queue) -> None:
+    for line in iter(stream.readline, ""):
+        into.put(line)
+    into.put(None)
+
+
+def wait_for(lines: queue.Queue, seen: list[str], marker: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            raise AssertionError("the demo exited early:\n" + "".join(seen))
+        seen.append(line)
+        if marker in line:
+            return
+    raise AssertionError(f"no {marker!r} within {timeout}s:\n" + "".join(seen))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def test_the_demo_runs_everything_and_stops_everything(tmp_path):
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))}
+    env.update(REFERENCE_CRM_DEMO_PORT=str(port), REFERENCE_CRM_DEMO_SANDBOX_PORT=str(sandbox_port),
+               REFERENCE_CRM_DEMO_DIR=str(tmp_path / ".demo"), PYTHONUNBUFFERED="1")
+    demo = subprocess.Popen([sys.executable, "-m", "crm_qbo_plugin", "demo"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=read_lines, args=(demo.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    try:
+        wait_for(lines, seen, "Press Ctrl-C to stop.")
+        out = "".join(seen)
+        crm_url = re.search(r"CRM:\s+(http://\S+)/\n", out).group(1)
+        email, password = re.search(r"Sign in:\s+(\S+) / (\S+)\n", out).groups()
+        pids = {name: int(pid) for name, pid in re.findall(r"(\w+) (\d+)", re.search(r"Processes:\s+(.*)\n", out).group(1))}
+        assert crm_url == f"http://127.0.0.1:{port}"
+        assert set(pids) >= {"sandbox", "web", "worker", "scheduler"}
+        assert all(pid_alive(pid) for pid in pids.values())
+
+        browser = requests.Session()
+        login_page = browser.get(f"{crm_url}/login", timeout=10)
+        signed_in = browser.post(f"{crm_url}/login", timeout=10, data={
+            "email": email, "password": password, "csrf_token": CSRF.search(login_page.text).group(1)})
+        assert signed_in.status_code == 200 and signed_in.url == f"{crm_url}/contacts"
+        assert "Ada Lovelace" in signed_in.text
+
+        card = browser.get(f"{crm_url}/integrations/quickbooks/", timeout=10)
+        assert card.status_code == 200 and "Connect to QuickBooks" in card.text
+        connect = browser.post(f"{crm_url}/integrations/quickbooks/connect", timeout=10, allow_redirects=False,
+                               data={"csrf_token": CSRF.search(card.text).group(1)})
+        assert connect.status_code == 303
+        consent_url = connect.headers["Location"]
+        assert consent_url.startswith(f"http://127.0.0.1:{sandbox_port}/connect/oauth2?")
+        consent = requests.get(consent_url, timeout=10)
+        assert consent.status_code == 200
+        assert "Reference CRM (demo)" in consent.text and "Sandbox Company US" in consent.text
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+    wait_for(lines, seen, "every process it started has exited", timeout=5)
+    assert code == 0, "".join(seen)
+    assert [name for name, pid in pids.items() if pid_alive(pid)] == []
