@@ -118,6 +118,14 @@ class TriggerCall:
 
 
 @dataclass(frozen=True)
+class LocationProfile:
+    """What the card's setup checks against QuickBooks: the location's currency and its taxes."""
+
+    currency: str
+    taxes: tuple[Tax, ...] = ()
+
+
+@dataclass(frozen=True)
 class HostUser:
     """The CRM user behind the current web request, and the location (tenant) they act for."""
 
@@ -138,6 +146,10 @@ class CrmHost(Protocol):
     def current_user(self) -> HostUser | None:
         """The signed-in user of the current request (None if nobody is): the plugin's pages and
         API trust only this for the tenant, never a tenant id from the URL or the form."""
+        ...
+
+    def location_profile(self, tenant: str) -> LocationProfile | None:
+        """The location's selling currency and tax rates (None for an unknown tenant)."""
         ...
 
     def get_contact(self, tenant: str, contact_id: str) -> Contact | None: ...

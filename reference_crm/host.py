@@ -13,11 +13,11 @@ from decimal import Decimal
 from flask import has_request_context, session
 from sqlmodel import col, select
 
-from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, Origin, Payment, TriggerCall
+from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, LocationProfile, Origin, Payment, Tax, TriggerCall
 from reference_crm import automation, contacts, invoices, payments
 from reference_crm.db import session as db_session
 from reference_crm.errors import NotFound
-from reference_crm.models import ContactRow, User
+from reference_crm.models import ContactRow, Location, TaxRate, User
 from reference_crm.state import CrmState
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ class ReferenceHost:
         return HostUser(id=user.id, tenant=user.location_id, name=user.name or user.email)
 
     # -- reads ---------------------------------------------------------------------------------
+    def location_profile(self, tenant: str) -> LocationProfile | None:
+        with db_session(self.engine) as db:
+            location = db.get(Location, tenant)
+            if location is None:
+                return None
+            rates = db.exec(select(TaxRate).where(TaxRate.location_id == tenant).order_by(col(TaxRate.name))).all()
+        return LocationProfile(currency=location.currency,
+                               taxes=tuple(Tax(id=r.id, name=r.name, rate_percent=r.rate_percent) for r in rates))
+
     def get_contact(self, tenant: str, contact_id: str) -> Contact | None:
         with db_session(self.engine) as db:
             try:

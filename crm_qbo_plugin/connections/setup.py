@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import select
 
 from crm_qbo_plugin.connections.clients import client_for
+from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
@@ -32,14 +33,22 @@ class Setup:
     taxes_confirmed: bool
     currency_ok: bool | None
     currency_message: str | None
+    taxes_mapped: bool = True
+    tax_mapping_needed: bool = False
 
     @property
     def complete(self) -> bool:
-        return self.revenue_account_chosen and self.taxes_confirmed and self.currency_ok is not False
+        return (self.revenue_account_chosen and self.taxes_confirmed and self.taxes_mapped
+                and self.currency_ok is not False)
 
 
-def setup_of(conn: Connection | None, crm_currency: str | None) -> Setup:
+def setup_of(conn: Connection | None, profile: LocationProfile | None) -> Setup:
+    """US companies get taxes folded into prices (nothing to map); others map every CRM tax."""
     settings = conn.settings if conn else {}
+    crm_currency = profile.currency if profile else None
+    mapping_needed = conn is not None and conn.country not in (None, "US") and bool(profile and profile.taxes)
+    mapping = settings.get("tax_mapping") or {}
+    mapped = not mapping_needed or all(tax.id in mapping for tax in (profile.taxes if profile else ()))
     currency_ok: bool | None = None
     message = None
     if conn is not None and conn.home_currency and crm_currency:
@@ -48,7 +57,8 @@ def setup_of(conn: Connection | None, crm_currency: str | None) -> Setup:
             message = (f"This location sells in {crm_currency.upper()} but the QuickBooks company's home currency is "
                        f"{conn.home_currency} and multicurrency is off: turn on multicurrency in QuickBooks "
                        f"(Settings → Advanced → Currency) or change the location's currency.")
-    return Setup(bool(settings.get("revenue_account_id")), bool(settings.get("taxes_confirmed")), currency_ok, message)
+    return Setup(bool(settings.get("revenue_account_id")), bool(settings.get("taxes_confirmed")), currency_ok, message,
+                 taxes_mapped=mapped, tax_mapping_needed=mapping_needed)
 
 
 # Income accounts that must never receive sales: they reduce revenue or hold unapplied cash.

@@ -84,7 +84,8 @@ def status() -> Response:
     user = require_user()
     state = get_state()
     conn = get_connection(state, user.tenant)
-    setup = setup_of(conn, _crm_currency(user.tenant))
+    profile = state.host.location_profile(user.tenant)
+    setup = setup_of(conn, profile)
     body = {
         "status": conn.status if conn else "disconnected",
         "company_name": conn.company_name if conn else None,
@@ -98,13 +99,10 @@ def status() -> Response:
         "last_error": conn.last_error if conn else None,
         "setup": {**setup.__dict__, "complete": setup.complete},
         "counts": record_counts(state, user.tenant),
+        "crm_currency": profile.currency if profile else None,
+        "crm_taxes": [{"id": t.id, "name": t.name, "rate_percent": str(t.rate_percent)} for t in (profile.taxes if profile else ())],
     }
     return jsonify(s.StatusSchema().dump(body))
-
-
-def _crm_currency(tenant: str) -> str | None:
-    profile = getattr(get_state().host, "location_currency", None)
-    return profile(tenant) if callable(profile) else None
 
 
 @bp.get("/settings")

@@ -19,7 +19,15 @@ class SetupSchema(Schema):
     taxes_confirmed = fields.Boolean()
     currency_ok = fields.Boolean(allow_none=True)
     currency_message = fields.String(allow_none=True)
+    taxes_mapped = fields.Boolean()
+    tax_mapping_needed = fields.Boolean()
     complete = fields.Boolean()
+
+
+class CrmTaxSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    rate_percent = fields.String(metadata={"description": "a decimal percentage, e.g. 8.875"})
 
 
 class StatusSchema(Schema):
@@ -35,6 +43,8 @@ class StatusSchema(Schema):
     last_error = fields.String(allow_none=True)
     setup = fields.Nested(SetupSchema)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
+    crm_currency = fields.String(allow_none=True)
+    crm_taxes = fields.List(fields.Nested(CrmTaxSchema))
 
 
 class SettingsSchema(Schema):

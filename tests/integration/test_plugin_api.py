@@ -73,8 +73,9 @@ def test_status_before_and_after_connecting(api_app):
     connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
     after = client.get(API + "/status").json
     assert (after["status"], after["company_name"], after["country"], after["home_currency"]) == ("connected", "Acme Books", "US", "USD")
-    assert after["setup"] == {"revenue_account_chosen": False, "taxes_confirmed": False, "currency_ok": None,
-                              "currency_message": None, "complete": False}
+    assert after["setup"] == {"revenue_account_chosen": False, "taxes_confirmed": False, "currency_ok": True,
+                              "currency_message": None, "taxes_mapped": True, "tax_mapping_needed": False,
+                              "complete": False}
 
 
 def test_settings_are_validated_against_quickbooks_and_persist(api_app):
@@ -154,3 +155,26 @@ def test_contra_revenue_accounts_are_not_offered_or_accepted(api_app):
     assert discounts, "the sandbox company should have a discounts account"
     refused = client.patch(API + "/settings", json={"revenue_account_id": str(discounts[0]["Id"])})
     assert refused.status_code == 400 and "revenue_account_id" in refused.json["fields"]
+
+
+def test_currency_check_and_tax_mapping_for_a_non_us_company(api_app, fake_host):
+    from decimal import Decimal
+
+    from crm_qbo_plugin import LocationProfile, Tax
+
+    fake_host.profiles["loc-1"] = LocationProfile(currency="EUR", taxes=(Tax("vat20", "VAT 20%", Decimal("20")),))
+    client = CsrfClient(api_app.test_client())
+    realm = create_company(api_app.config["SANDBOX_URL"], country="GB", home_currency="GBP")
+    connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
+    status = client.get(API + "/status").json
+    assert status["crm_taxes"] == [{"id": "vat20", "name": "VAT 20%", "rate_percent": "20"}]
+    setup = status["setup"]
+    assert (setup["currency_ok"], setup["tax_mapping_needed"], setup["taxes_mapped"]) == (False, True, False)
+    assert "EUR" in setup["currency_message"] and "GBP" in setup["currency_message"]
+    code = client.get(API + "/tax-codes").json[0]["id"]
+    assert client.patch(API + "/settings", json={"tax_mapping": {"vat20": code}, "taxes_confirmed": True}).status_code == 200
+    assert client.get(API + "/status").json["setup"]["taxes_mapped"] is True
+    fake_host.profiles["loc-1"] = LocationProfile(currency="GBP", taxes=fake_host.profiles["loc-1"].taxes)
+    account = client.get(API + "/accounts").json[0]["id"]
+    client.patch(API + "/settings", json={"revenue_account_id": account})
+    assert client.get(API + "/status").json["setup"]["complete"] is True

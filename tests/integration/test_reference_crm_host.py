@@ -231,3 +231,12 @@ def test_current_user_comes_from_the_signed_in_session(app, host, seeded):
         assert host.current_user() == HostUser(id=user_id, tenant=seeded["tenant"], name="owner@downtown.example.com")
     with app.app_context():
         assert host.current_user() is None  # a worker has no signed-in user
+
+
+def test_location_profile_gives_currency_and_tax_rates(host, seeded):
+    from decimal import Decimal
+
+    profile = host.location_profile(seeded["tenant"])
+    assert profile.currency == "USD"
+    assert [(t.id, t.name, t.rate_percent) for t in profile.taxes] == [(seeded["tax"], "State tax", Decimal("8.25"))]
+    assert host.location_profile("no-such-location") is None

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import replace
 from decimal import Decimal
 
-from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, Origin, Payment, TriggerCall
+from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, LocationProfile, Origin, Payment, TriggerCall
 
 
 class FakeHost:
@@ -17,6 +17,10 @@ class FakeHost:
         self.triggers: list[TriggerCall] = []
         self._ids = itertools.count(1)
         self.user: HostUser | None = None  # who the next web request is signed in as
+        self.profiles: dict[str, LocationProfile] = {}
+
+    def location_profile(self, tenant: str) -> LocationProfile | None:
+        return self.profiles.get(tenant, LocationProfile(currency="USD"))
 
     def current_user(self) -> HostUser | None:
         return self.user

@@ -128,6 +128,7 @@
     const currency = $("currency-message");
     currency.textContent = text(setup.currency_message);
     currency.classList.toggle("hidden", !setup.currency_message);
+    await renderTaxMapping(status, settings, setup);
     const select = $("revenue-account");
     if (!select.dataset.loaded) {
       const accounts = await call("GET", "/accounts");
@@ -137,6 +138,32 @@
       select.addEventListener("change", () => saveSetting("revenue_account_id", select.value || null));
     }
     select.value = settings.revenue_account_id || "";
+  }
+
+  let taxCodes = null;
+  async function renderTaxMapping(status, settings, setup) {
+    const box = $("tax-mapping");
+    box.classList.toggle("hidden", !setup.tax_mapping_needed);
+    if (!setup.tax_mapping_needed) return;
+    taxCodes = taxCodes || (await call("GET", "/tax-codes"));
+    const mapping = settings.tax_mapping || {};
+    const body = box.querySelector("tbody");
+    body.replaceChildren();
+    (status.crm_taxes || []).forEach((tax) => {
+      const row = body.insertRow();
+      cell(row, tax.name + " (" + tax.rate_percent + "%)");
+      const select = document.createElement("select");
+      select.dataset.crmTax = tax.id;
+      select.appendChild(new Option("Choose a QuickBooks tax code…", ""));
+      taxCodes.forEach((code) => select.appendChild(new Option(code.name, code.id)));
+      select.value = mapping[tax.id] || "";
+      select.addEventListener("change", () => {
+        const next = {};
+        body.querySelectorAll("select").forEach((s) => { if (s.value) next[s.dataset.crmTax] = s.value; });
+        saveSetting("tax_mapping", next);
+      });
+      row.insertCell().appendChild(select);
+    });
   }
 
   async function refresh() {
