@@ -1,0 +1,98 @@
+"""What one push works with: the outbox row, the tenant's connection, a QBO client, the company.
+
+`rid(purpose)` derives every write's `requestid` from the row's stored one, so each write of the
+row (customer, items, the invoice itself) has its own id and a retry of the row reuses all of
+them: QBO replays the first answer instead of writing twice. A generation above zero (the linked
+QBO record was deleted and must be created anew) changes the id, so the deleted record's old
+"created" answer is not replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import date
+
+from redis.exceptions import LockError
+
+from crm_qbo_plugin.host import CrmHost
+from crm_qbo_plugin.mapping.invoice import Company
+from crm_qbo_plugin.outbound.processor import RetryLater
+from crm_qbo_plugin.qbo import QboClient
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.tables import Connection, OutboxEvent
+
+LOCK_SECONDS = 300
+LOCK_WAIT_SECONDS = 30
+
+
+def company_of(conn: Connection) -> Company:
+    settings = conn.settings or {}
+    mapping = settings.get("tax_mapping") or {}
+    return Company(
+        us=(conn.country or "US").upper() == "US",
+        home_currency=(conn.home_currency or "USD").upper(),
+        multicurrency=bool(conn.multicurrency),
+        custom_txn_numbers=bool(conn.custom_txn_numbers),
+        tax_mapping={str(k): str(v) for k, v in mapping.items()} if isinstance(mapping, dict) else {},
+    )
+
+
+@dataclass
+class Push:
+    state: PluginState
+    conn: Connection
+    row: OutboxEvent
+    qbo: QboClient
+    # what the record is dated and numbered, for messages about QBO refusals (6210, 6140)
+    txn_date: date | None = None
+    doc_number: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.conn.tenant_id
+
+    @property
+    def realm(self) -> str:
+        return self.qbo.realm_id
+
+    @property
+    def host(self) -> CrmHost:
+        return self.state.host
+
+    @property
+    def company(self) -> Company:
+        return company_of(self.conn)
+
+    @property
+    def retried(self) -> bool:
+        """True when an earlier attempt of this row may have written to QBO already."""
+        return self.row.attempts > 1
+
+    def rid(self, purpose: str, generation: int = 0) -> str:
+        suffix = f":{purpose}" + (f":g{generation}" if generation else "")
+        return self.row.request_id[: 50 - len(suffix)] + suffix
+
+    def sync_from(self) -> date | None:
+        value = (self.conn.settings or {}).get("sync_from")
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return None
+
+    @contextmanager
+    def lock(self, kind: str, crm_id: str) -> Iterator[None]:
+        """Serialise pushes of one record across workers (two rows for one new contact must not
+        create two customers)."""
+        lock = self.state.redis.lock(f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}", timeout=LOCK_SECONDS,
+                                     blocking_timeout=LOCK_WAIT_SECONDS)
+        if not lock.acquire():
+            raise RetryLater(f"another worker is pushing this {kind.replace('_', ' ')}")
+        try:
+            yield
+        finally:
+            with suppress(LockError):  # expired while we worked: nothing to release
+                lock.release()

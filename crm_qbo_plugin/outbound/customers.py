@@ -1,0 +1,143 @@
+"""Contacts → QBO customers: link by e-mail, create with a deterministic name, push our edits.
+
+A contact becomes a customer when it has billable activity: `ensure_customer` is called by the
+invoice and payment pushes. Contact events only update customers that are linked already.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_qbo_plugin.host import Contact
+from crm_qbo_plugin.mapping.customer import customer_fields, display_name_candidates
+from crm_qbo_plugin.mapping.names import valid_email
+from crm_qbo_plugin.mapping.owned import owned_hash
+from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
+from crm_qbo_plugin.outbound.links import (
+    CONTACT,
+    DELETED,
+    IGNORED,
+    get_link,
+    link_by_qbo_id,
+    record_write,
+    set_status,
+)
+from crm_qbo_plugin.outbound.processor import Skip
+from crm_qbo_plugin.qbo import DuplicateNameError, NotFoundError, StaleObjectError, build_select, eq
+
+
+def ensure_customer(push: Push, contact_id: str, currency: str | None = None) -> str:
+    """The QBO customer id for `contact_id`, linking or creating the customer when needed."""
+    with push.lock(CONTACT, contact_id):
+        link = get_link(push.state, push.tenant, CONTACT, contact_id)
+        if link is not None and link.status == IGNORED:
+            raise PushFailed("its contact is set to ignored on the QuickBooks card; retry the contact first")
+        if link is not None and link.qbo_id and link.status != DELETED:
+            return link.qbo_id
+        generation = link.generation if link is not None else 0
+        if link is not None and link.status == DELETED:
+            generation = set_status(push.state, push.tenant, CONTACT, contact_id, "pending",
+                                    clear_qbo=True, bump_generation=True).generation
+        contact = push.host.get_contact(push.tenant, contact_id)
+        if contact is None:
+            raise PushFailed("its contact is no longer in the CRM")
+        found = _find_existing(push, contact)
+        if found is not None:
+            return _adopt(push, contact, found)
+        return _create(push, contact, currency, generation)
+
+
+def _unlinked(push: Push, row: dict[str, Any], contact_id: str) -> bool:
+    other = link_by_qbo_id(push.state, push.tenant, CONTACT, str(row["Id"]))
+    return other is None or other.crm_id == contact_id
+
+
+def _find_existing(push: Push, contact: Contact) -> dict[str, Any] | None:
+    """An active QBO customer with the contact's e-mail (case-insensitive), not linked to another
+    contact; on a retry without e-mail, one carrying a name an earlier attempt may have created."""
+    email = valid_email(contact.email)
+    if email:
+        rows = push.qbo.query(build_select("Customer", [eq("PrimaryEmailAddr", email)]))
+        matches = [r for r in rows if str((r.get("PrimaryEmailAddr") or {}).get("Address", "")).casefold() == email.casefold()]
+        for row in sorted(matches, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0):
+            if _unlinked(push, row, contact.id):
+                return row
+        return None
+    if push.retried:
+        for name in display_name_candidates(push.tenant, contact):
+            for row in push.qbo.query(build_select("Customer", [eq("DisplayName", name)])):
+                if not (row.get("PrimaryEmailAddr") or {}).get("Address") and _unlinked(push, row, contact.id):
+                    return row
+    return None
+
+
+def _adopt(push: Push, contact: Contact, row: dict[str, Any]) -> str:
+    """Link an existing customer and bring our fields up to date (keeping its DisplayName)."""
+    fields = customer_fields(contact, str(row.get("DisplayName", "")))
+    merged = {**row, **fields}
+    if owned_hash("Customer", merged) == owned_hash("Customer", row):
+        record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", row)
+        return str(row["Id"])
+    fields.pop("DisplayName")
+    body = {**fields, "Id": row["Id"], "SyncToken": row["SyncToken"]}
+    try:
+        answer = push.qbo.update("Customer", body, push.rid("cuadopt"))
+    except StaleObjectError:
+        fresh = push.qbo.read("Customer", row["Id"])
+        answer = push.qbo.update("Customer", {**body, "SyncToken": fresh["SyncToken"]}, push.rid("cuadopt2"))
+    record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", answer)
+    return str(answer["Id"])
+
+
+def _create(push: Push, contact: Contact, currency: str | None, generation: int) -> str:
+    names = display_name_candidates(push.tenant, contact)
+    for index, name in enumerate(names):
+        try:
+            answer = push.qbo.create("Customer", customer_fields(contact, name, currency),
+                                     push.rid(f"cu{index}", generation))
+        except DuplicateNameError:
+            continue  # the next, deterministic, candidate; never the same name twice
+        record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", answer)
+        return str(answer["Id"])
+    raise PushConflict(f"the name \"{names[0]}\" and its variants are used by other QuickBooks customers, "
+                       "vendors or employees; rename the contact or the QuickBooks record, then retry")
+
+
+def push_contact(push: Push) -> None:
+    """contact.created / contact.updated: a sparse update of our fields on a linked customer."""
+    contact_id = push.row.subject_id
+    link = get_link(push.state, push.tenant, CONTACT, contact_id)
+    if link is not None and link.status == IGNORED:
+        raise Skip("ignored on the QuickBooks card")
+    if link is None or not link.qbo_id or link.status == DELETED:
+        raise Skip("no billable activity yet (no payment or sent invoice): not a QuickBooks customer")
+    with push.lock(CONTACT, contact_id):
+        contact = push.host.get_contact(push.tenant, contact_id)
+        if contact is None:
+            raise Skip("the contact is no longer in the CRM")
+        _update(push, contact, link.qbo_id, link.sync_token or "0")
+
+
+def _update(push: Push, contact: Contact, qbo_id: str, sync_token: str) -> None:
+    try:
+        current = push.qbo.read("Customer", qbo_id)
+    except NotFoundError:
+        set_status(push.state, push.tenant, CONTACT, contact.id, DELETED, "deleted in QuickBooks")
+        raise Skip("the QuickBooks customer is gone; it is created again with the contact's next billable activity") from None
+    names = display_name_candidates(push.tenant, contact)
+    keep = current.get("DisplayName") if current.get("DisplayName") in names else names[0]
+    fields = customer_fields(contact, str(keep))
+    if owned_hash("Customer", {**current, **fields}) == owned_hash("Customer", current):
+        record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", current)
+        raise Skip("nothing we own changed")
+    for index, name in enumerate([str(keep), *[n for n in names if n != keep]]):
+        body = {**customer_fields(contact, name), "Id": qbo_id, "SyncToken": current["SyncToken"]}
+        try:
+            answer = push.qbo.update("Customer", body, push.rid(f"cuu{index}"))
+        except DuplicateNameError:
+            continue
+        record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", answer)
+        return
+    raise PushConflict(f"the name \"{names[0]}\" is used by another QuickBooks customer, vendor or employee; "
+                       "rename the contact or the QuickBooks record, then retry")

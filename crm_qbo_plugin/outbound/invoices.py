@@ -1,0 +1,198 @@
+"""CRM invoices → QBO invoices: created when sent, then every change pushed (sparse), voided,
+deleted. Imported invoices, invoices QBO deleted, and invoices sent before the connection are never
+pushed.
+
+Crash safety: the invoice create carries a requestid derived from the outbox row's (QBO replays
+the first answer to a retry), and when an earlier attempt may have created the invoice without the
+link being saved, the push first looks for it by the CRM marker in PrivateNote.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.host import Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.mapping.invoice import crm_marker, currency_problem, invoice_body
+from crm_qbo_plugin.mapping.money import cents
+from crm_qbo_plugin.mapping.names import doc_number
+from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.customers import ensure_customer
+from crm_qbo_plugin.outbound.failures import PushFailed, explain
+from crm_qbo_plugin.outbound.items import ensure_items
+from crm_qbo_plugin.outbound.links import (
+    CONFLICT,
+    DELETED,
+    FAILED,
+    IGNORED,
+    INVOICE,
+    PENDING,
+    SYNCED,
+    get_link,
+    record_write,
+    set_status,
+)
+from crm_qbo_plugin.outbound.processor import Skip
+from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.tables import Link
+
+IMPORTED = "imported from QuickBooks: QuickBooks owns it and CRM edits are not pushed"
+
+
+def push_invoice(push: Push) -> None:
+    invoice_id = push.row.subject_id
+    with push.lock(INVOICE, invoice_id):
+        link = get_link(push.state, push.tenant, INVOICE, invoice_id)
+        _refuse_by_link(link)
+        if push.row.event_type == EventType.INVOICE_DELETED.value:
+            _delete(push, link)
+            return
+        invoice = push.host.get_invoice(push.tenant, invoice_id)
+        if invoice is None:
+            raise Skip("the invoice is no longer in the CRM")
+        if invoice.origin == Origin.QBO:
+            raise Skip(IMPORTED)
+        if invoice.status == InvoiceStatus.DELETED:
+            _delete(push, link)
+            return
+        sync_invoice(push, invoice, link)
+
+
+def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
+    """Bring QBO in line with `invoice` (create, update or void); returns the link."""
+    push.txn_date, push.doc_number = invoice.issue_date, doc_number(invoice.number)
+    if link is None or not link.qbo_id:
+        check_eligible(push, invoice)
+    if invoice.status == InvoiceStatus.VOID or push.row.event_type == EventType.INVOICE_VOIDED.value:
+        if link is None or not link.qbo_id:
+            raise Skip("voided before it reached QuickBooks")
+        return _void(push, invoice, link)
+    problem = currency_problem(invoice.currency, push.company)
+    if problem:
+        raise PushFailed(problem)
+    company = push.company
+    foreign = invoice.currency.upper() if invoice.currency.upper() != company.home_currency else None
+    customer_id = ensure_customer(push, invoice.contact_id, foreign)
+    item_ids = ensure_items(push, invoice.lines)
+    body = invoice_body(push.tenant, invoice, company, customer_id, item_ids)
+    if link is not None and link.qbo_id:
+        answer = _update(push, invoice, link, body)
+    else:
+        answer = _create(push, invoice, link, body)
+    return record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total)
+
+
+def _refuse_by_link(link: Link | None) -> None:
+    if link is None:
+        return
+    if link.origin == Origin.QBO.value:
+        raise Skip(IMPORTED)
+    if link.status == DELETED:
+        raise Skip("deleted in QuickBooks (or by us after a CRM delete); it is not created again")
+    if link.status == IGNORED:
+        raise Skip(link.last_error or "ignored on the QuickBooks card")
+
+
+def check_eligible(push: Push, invoice: Invoice) -> None:
+    """Never pushed: drafts, invoices sent before the connection, invoices before `sync_from`."""
+    if invoice.sent_at is None:
+        raise Skip("not sent yet: an invoice reaches QuickBooks when it is sent")
+    cutoff = push.conn.connected_at
+    if cutoff is not None and invoice.sent_at < cutoff:
+        reason = "sent before QuickBooks was connected (no retroactive sync); it is never pushed"
+        set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,
+                   detail={"reason": "before_connection"})
+        raise Skip(reason)
+    since = push.sync_from()
+    if since is not None and invoice.issue_date < since:
+        reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
+        set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,
+                   detail={"reason": "before_sync_from"})
+        raise Skip(reason)
+
+
+def find_by_marker(push: Push, entity: str, customer_id: str, txn_date: str, marker: str) -> dict[str, Any] | None:
+    """A transaction an earlier attempt created: same customer and date, our marker in PrivateNote."""
+    rows = push.qbo.query(build_select(entity, [eq("CustomerRef", customer_id), eq("TxnDate", txn_date)]))
+    for row in rows:
+        if marker in str(row.get("PrivateNote") or ""):
+            return row
+    return None
+
+
+def _create(push: Push, invoice: Invoice, link: Link | None, body: dict[str, Any]) -> dict[str, Any]:
+    generation = link.generation if link is not None else 0
+    earlier = push.retried or (link is not None and link.status in (PENDING, FAILED, CONFLICT))
+    if earlier:
+        found = find_by_marker(push, "Invoice", body["CustomerRef"]["value"], body["TxnDate"],
+                               crm_marker(push.tenant, invoice.id))
+        if found is not None:
+            return _sparse_update(push, found["Id"], found["SyncToken"], body, "invf")
+    set_status(push.state, push.tenant, INVOICE, invoice.id, PENDING, None)
+    return push.qbo.create("Invoice", body, push.rid("inv", generation))
+
+
+def _update(push: Push, invoice: Invoice, link: Link, body: dict[str, Any]) -> dict[str, Any]:
+    assert link.qbo_id is not None
+    try:
+        return _sparse_update(push, link.qbo_id, link.sync_token or "0", body, "invu")
+    except NotFoundError:
+        set_status(push.state, push.tenant, INVOICE, invoice.id, DELETED, "deleted in QuickBooks")
+        raise Skip("deleted in QuickBooks; it is not created again") from None
+
+
+def _sparse_update(push: Push, qbo_id: str, sync_token: str, body: dict[str, Any], purpose: str) -> dict[str, Any]:
+    """Sparse update of our fields; on 5010 re-read, reapply with the fresh SyncToken, once."""
+    try:
+        return push.qbo.update("Invoice", {**body, "Id": qbo_id, "SyncToken": sync_token}, push.rid(purpose))
+    except StaleObjectError:
+        fresh = push.qbo.read("Invoice", qbo_id)
+        try:
+            return push.qbo.update("Invoice", {**body, "Id": qbo_id, "SyncToken": fresh["SyncToken"]},
+                                   push.rid(purpose + "2"))
+        except StaleObjectError as exc:
+            raise explain(exc, "invoice") from None
+
+
+def _void(push: Push, invoice: Invoice, link: Link) -> Link:
+    assert link.qbo_id is not None
+    if (link.detail or {}).get("voided"):
+        raise Skip("already voided in QuickBooks")
+    try:
+        answer = push.qbo.void("Invoice", link.qbo_id, link.sync_token or "0", push.rid("void"))
+    except StaleObjectError:
+        fresh = push.qbo.read("Invoice", link.qbo_id)
+        answer = push.qbo.void("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("void2"))
+    return record_write(push.state, push.tenant, push.realm, INVOICE, invoice.id, "Invoice", answer,
+                        detail={"voided": True})
+
+
+def _delete(push: Push, link: Link | None) -> None:
+    if link is None or not link.qbo_id:
+        raise Skip("deleted in the CRM before it reached QuickBooks")
+    crm_id = link.crm_id
+    try:
+        try:
+            push.qbo.delete("Invoice", link.qbo_id, link.sync_token or "0", push.rid("del"))
+        except StaleObjectError:
+            fresh = push.qbo.read("Invoice", link.qbo_id)
+            push.qbo.delete("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("del2"))
+    except NotFoundError:
+        pass  # gone already: the outcome we wanted
+    set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, "deleted in the CRM, so deleted in QuickBooks")
+
+
+def record_with_total(push: Push, kind: str, crm_id: str, entity: str, answer: dict[str, Any],
+                      crm_total: Decimal) -> Link:
+    """Record the write; a QBO total that differs from the CRM's is kept on the link, both figures."""
+    qbo_total = cents(to_decimal(answer.get("TotalAmt", 0)))
+    expected = cents(crm_total)
+    if qbo_total == expected:
+        return record_write(push.state, push.tenant, push.realm, kind, crm_id, entity, answer, status=SYNCED,
+                            detail={})
+    message = (f"QuickBooks computed a total of {qbo_total} but the CRM total is {expected}; "
+               "check the taxes and discounts mapped on the QuickBooks card")
+    return record_write(push.state, push.tenant, push.realm, kind, crm_id, entity, answer, status=CONFLICT,
+                        error=message, detail={"crm_total": str(expected), "qbo_total": str(qbo_total)})

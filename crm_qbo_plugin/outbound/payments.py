@@ -1,0 +1,140 @@
+"""CRM payments → QBO: a SalesReceipt for order forms, subscriptions (every renewal), membership
+checkouts and calendar bookings; a Payment linked to its invoice for invoice payments.
+
+Payments do not change once taken, so a payment is pushed once; a retry after a crash finds the
+earlier attempt's record by requestid replay, and by the CRM marker in PrivateNote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_qbo_plugin.host import Origin, Payment, PaymentSource
+from crm_qbo_plugin.mapping.invoice import crm_marker, currency_problem
+from crm_qbo_plugin.mapping.money import ZERO, cents
+from crm_qbo_plugin.mapping.payment import payment_body
+from crm_qbo_plugin.mapping.sales_receipt import sales_receipt_body
+from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.customers import ensure_customer
+from crm_qbo_plugin.outbound.failures import PushFailed
+from crm_qbo_plugin.outbound.invoices import find_by_marker, record_with_total, sync_invoice
+from crm_qbo_plugin.outbound.items import ensure_items
+from crm_qbo_plugin.outbound.links import (
+    CONFLICT,
+    DELETED,
+    FAILED,
+    IGNORED,
+    INVOICE,
+    PAYMENT,
+    PENDING,
+    SALES_RECEIPT,
+    SYNCED,
+    get_link,
+    record_write,
+    set_status,
+)
+from crm_qbo_plugin.outbound.processor import RetryLater, Skip
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.tables import OutboxEvent
+
+
+def payment_kind(row: OutboxEvent) -> str:
+    return PAYMENT if row.source == PaymentSource.INVOICE.value else SALES_RECEIPT
+
+
+def push_payment(push: Push) -> None:
+    kind = payment_kind(push.row)
+    payment_id = push.row.subject_id
+    with push.lock(kind, payment_id):
+        payment = push.host.get_payment(push.tenant, payment_id)
+        if payment is None:
+            raise Skip("the payment is no longer in the CRM")
+        if payment.origin == Origin.QBO:
+            raise Skip("came from QuickBooks; it is never pushed back")
+        link = get_link(push.state, push.tenant, kind, payment_id)
+        if link is not None:
+            if link.status == IGNORED:
+                raise Skip(link.last_error or "ignored on the QuickBooks card")
+            if link.status == DELETED:
+                raise Skip("deleted in QuickBooks; it is not created again")
+            if link.qbo_id and link.status in (SYNCED, CONFLICT):
+                raise Skip("already in QuickBooks")
+        push.txn_date = payment.paid_at.date()
+        _check_eligible(push, payment, kind)
+        problem = currency_problem(payment.currency, push.company)
+        if problem:
+            raise PushFailed(problem)
+        retrying = push.retried or (link is not None and link.status in (PENDING, FAILED))
+        if kind == SALES_RECEIPT:
+            _sales_receipt(push, payment, retrying)
+        else:
+            _invoice_payment(push, payment, retrying)
+
+
+def _check_eligible(push: Push, payment: Payment, kind: str) -> None:
+    cutoff = push.conn.connected_at
+    if cutoff is not None and payment.paid_at < cutoff:
+        reason = "taken before QuickBooks was connected (no retroactive sync); it is never pushed"
+        set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_connection"})
+        raise Skip(reason)
+    since = push.sync_from()
+    if since is not None and payment.paid_at.date() < since:
+        reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
+        set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_sync_from"})
+        raise Skip(reason)
+
+
+def _foreign(push: Push, currency: str) -> str | None:
+    return currency.upper() if currency.upper() != push.company.home_currency else None
+
+
+def _sales_receipt(push: Push, payment: Payment, retrying: bool) -> None:
+    customer_id = ensure_customer(push, payment.contact_id, _foreign(push, payment.currency))
+    item_ids = ensure_items(push, payment.lines)
+    body = sales_receipt_body(push.tenant, payment, push.company, customer_id, item_ids)
+    answer = _create_once(push, "SalesReceipt", body, crm_marker(push.tenant, payment.id), retrying,
+                          SALES_RECEIPT, payment.id, "sr")
+    record_with_total(push, SALES_RECEIPT, payment.id, "SalesReceipt", answer, payment.amount)
+
+
+def _invoice_payment(push: Push, payment: Payment, retrying: bool) -> None:
+    if not payment.invoice_id:
+        raise PushFailed("the payment is for an invoice but names none")
+    invoice_link = get_link(push.state, push.tenant, INVOICE, payment.invoice_id)
+    if invoice_link is None or not invoice_link.qbo_id:
+        if invoice_link is not None and invoice_link.status in (IGNORED, DELETED):
+            raise PushFailed(f"its invoice is not in QuickBooks ({invoice_link.last_error or invoice_link.status}), "
+                             "so the payment cannot be applied there")
+        invoice = push.host.get_invoice(push.tenant, payment.invoice_id)
+        if invoice is None or invoice.sent_at is None:
+            raise RetryLater("its invoice is not in QuickBooks yet; the payment follows once the invoice is sent")
+        with push.lock(INVOICE, invoice.id):  # push the invoice first
+            invoice_link = sync_invoice(push, invoice, get_link(push.state, push.tenant, INVOICE, invoice.id))
+        push.txn_date = payment.paid_at.date()
+    assert invoice_link.qbo_id is not None
+    qbo_invoice = push.qbo.read("Invoice", invoice_link.qbo_id)
+    customer_id = str(qbo_invoice["CustomerRef"]["value"])
+    body = payment_body(push.tenant, payment, push.company, customer_id, invoice_link.qbo_id)
+    open_balance = cents(to_decimal(qbo_invoice.get("Balance", 0)))
+    applied = min(cents(payment.amount), open_balance)
+    # what the invoice cannot take stays on the customer as an unapplied credit
+    body["Line"] = [] if applied <= ZERO else [{**body["Line"][0], "Amount": applied}]
+    answer = _create_once(push, "Payment", body, crm_marker(push.tenant, payment.id), retrying,
+                          PAYMENT, payment.id, "pay")
+    record_write(push.state, push.tenant, push.realm, PAYMENT, payment.id, "Payment", answer,
+                 detail={} if applied == cents(payment.amount) else
+                 {"unapplied": str(cents(payment.amount) - applied)})
+
+
+def _create_once(push: Push, entity: str, body: dict[str, Any], marker: str, retrying: bool,
+                 kind: str, crm_id: str, purpose: str) -> dict[str, Any]:
+    if retrying:
+        found = find_by_marker(push, entity, body["CustomerRef"]["value"], body["TxnDate"], marker)
+        if found is not None:
+            return found
+    set_status(push.state, push.tenant, kind, crm_id, PENDING, None)
+    link = get_link(push.state, push.tenant, kind, crm_id)
+    return push.qbo.create(entity, body, push.rid(purpose, link.generation if link else 0))
+
+
+__all__ = ["payment_kind", "push_payment"]

@@ -1,0 +1,91 @@
+"""Retry and Ignore for one record, as the card's API offers them.
+
+Retry re-publishes the latest outbox row for the record (same row, same stored requestid, so a
+write that did reach QBO is replayed rather than repeated) and enqueues it. Ignore marks the
+record's link ignored; every later push of it is skipped with that reason until a retry.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+import redis
+from sqlmodel import col, select
+
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.jobs.queues import enqueue_outbox
+from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
+from crm_qbo_plugin.outbound.links import (
+    CONTACT,
+    IGNORED,
+    INVOICE,
+    ITEM,
+    PAYMENT,
+    PENDING,
+    SALES_RECEIPT,
+    get_link,
+    set_status,
+)
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
+from crm_qbo_plugin.store.types import utcnow
+
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    CONTACT: (EventType.CONTACT_CREATED.value, EventType.CONTACT_UPDATED.value),
+    INVOICE: (EventType.INVOICE_SENT.value, EventType.INVOICE_UPDATED.value, EventType.INVOICE_VOIDED.value,
+              EventType.INVOICE_DELETED.value),
+    SALES_RECEIPT: (EventType.PAYMENT_RECEIVED.value,),
+    PAYMENT: (EventType.PAYMENT_RECEIVED.value,),
+}
+KINDS = (*EVENT_TYPES, ITEM)
+
+
+class RecordNotFound(LookupError):
+    """No such record for this tenant (nothing was changed)."""
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
+
+
+def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int:
+    """Re-publish the record's latest outbox row; returns its id. The link goes back to pending."""
+    _check_kind(kind)
+    if kind not in EVENT_TYPES:
+        raise RecordNotFound("items are pushed with the invoices and receipts that use them")
+    now = utcnow()
+    with session(state.engine) as db:
+        row = db.exec(
+            select(OutboxEvent)
+            .where(OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
+                   col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))
+            .order_by(col(OutboxEvent.id).desc())
+        ).first()
+        if row is None:
+            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} waits to be pushed")
+        if row.status == OutboxStatus.PROCESSING.value and row.lease_until and row.lease_until > now:
+            assert row.id is not None
+            return row.id  # running right now
+        row.status = OutboxStatus.PENDING.value
+        row.attempts = 0
+        row.last_error = None
+        row.lease_until = now + ENQUEUE_LEASE
+        row.updated_at = now
+        db.add(row)
+        db.commit()
+        outbox_id = row.id
+    assert outbox_id is not None
+    link = get_link(state, tenant, kind, crm_id)
+    if link is not None:
+        set_status(state, tenant, kind, crm_id, PENDING, None)
+    with suppress(redis.RedisError):  # else the sweeper enqueues it when the lease runs out
+        enqueue_outbox(state.queue, outbox_id)
+    return outbox_id
+
+
+def ignore_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> None:
+    """Mark the record ignored: skipped from now on, until someone retries it."""
+    _check_kind(kind)
+    set_status(state, tenant, kind, crm_id, IGNORED, "ignored on the QuickBooks card")
