@@ -88,4 +88,11 @@ def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int
 def ignore_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> None:
     """Mark the record ignored: skipped from now on, until someone retries it."""
     _check_kind(kind)
+    if get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES:
+        with session(state.engine) as db:
+            known = db.exec(select(OutboxEvent.id).where(
+                OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
+                col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))).first()
+        if known is None:
+            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} is known for this location")
     set_status(state, tenant, kind, crm_id, IGNORED, "ignored on the QuickBooks card")

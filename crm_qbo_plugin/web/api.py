@@ -21,6 +21,7 @@ from crm_qbo_plugin.connections.setup import (
     tax_codes,
     update_settings,
 )
+from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
 from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
@@ -156,6 +157,26 @@ def records() -> Response:
     rows = list_records(get_state(), user.tenant, status=query.get("status"), kind=query.get("kind"),
                         limit=query["limit"], offset=query["offset"])
     return jsonify(s.RecordSchema(many=True).dump(rows))
+
+
+@bp.post("/records/<kind>/<crm_id>/retry")
+def retry(kind: str, crm_id: str) -> Response | tuple[Response, int]:
+    user = require_user()
+    try:
+        retry_record(get_state(), user.tenant, kind, crm_id)
+    except (RecordNotFound, ValueError):
+        return _problem(404, "no such record")
+    return jsonify(s.RecordSchema().dump(get_record(get_state(), user.tenant, kind, crm_id))), 202
+
+
+@bp.post("/records/<kind>/<crm_id>/ignore")
+def ignore(kind: str, crm_id: str) -> Response | tuple[Response, int]:
+    user = require_user()
+    try:
+        ignore_record(get_state(), user.tenant, kind, crm_id)
+    except (RecordNotFound, ValueError):
+        return _problem(404, "no such record")
+    return jsonify(s.RecordSchema().dump(get_record(get_state(), user.tenant, kind, crm_id)))
 
 
 @bp.get("/records/<kind>/<crm_id>")

@@ -66,8 +66,14 @@ def build_spec(prefix: str) -> dict[str, Any]:
         {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}])})
     record_params = [{"in": "path", "name": "kind", "required": True, "schema": {"type": "string", "enum": list(s.KINDS)}},
                      {"in": "path", "name": "crm_id", "required": True, "schema": {"type": "string"}}]
+    missing = {"404": {"description": "No such record for this location", "content": {"application/json": {"schema": "Problem"}}}}
     spec.path(path=f"{api}/records/{{kind}}/{{crm_id}}", operations={"get": _op("One record's sync status", "Record", params=record_params,
-                                                                                 extra={"404": {"description": "No such record for this location"}})})
+                                                                                 extra=missing)})
+    spec.path(path=f"{api}/records/{{kind}}/{{crm_id}}/retry", operations={"post": _op(
+        "Push the record again (its latest change)", None, params=record_params,
+        extra={**missing, **WRITE_ERRORS, "202": {"description": "Queued", "content": {"application/json": {"schema": "Record"}}}})})
+    spec.path(path=f"{api}/records/{{kind}}/{{crm_id}}/ignore", operations={"post": _op(
+        "Stop syncing the record until it is retried", "Record", params=record_params, extra={**missing, **WRITE_ERRORS})})
     return spec.to_dict()
 
 

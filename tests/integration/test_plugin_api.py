@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlmodel import select
 
 from crm_qbo_plugin import HostUser
 from crm_qbo_plugin.state import get_state
@@ -178,3 +179,32 @@ def test_currency_check_and_tax_mapping_for_a_non_us_company(api_app, fake_host)
     account = client.get(API + "/accounts").json[0]["id"]
     client.patch(API + "/settings", json={"revenue_account_id": account})
     assert client.get(API + "/status").json["setup"]["complete"] is True
+
+
+def test_retry_and_ignore_a_failed_record_of_your_own_location_only(api_app, fake_host):
+    from datetime import UTC, datetime
+
+    from crm_qbo_plugin.store.tables import OutboxEvent
+
+    state = get_state(api_app)
+    with session(state.engine) as db:
+        db.add(Link(tenant_id="loc-1", kind="invoice", crm_id="inv-1", qbo_id=None, origin="crm", status="failed",
+                    last_error="6210 books closed"))
+        db.add(OutboxEvent(tenant_id="loc-1", event_key="e1", event_type="invoice.sent", subject_id="inv-1", origin="crm",
+                           status="failed", request_id="r1", attempts=3, occurred_at=datetime.now(UTC), last_error="6210"))
+        db.commit()
+    client = CsrfClient(api_app.test_client())
+    retried = client.post(API + "/records/invoice/inv-1/retry")
+    assert retried.status_code == 202 and retried.json["status"] == "pending"
+    with session(state.engine) as db:
+        row = db.exec(select(OutboxEvent)).one()
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert state.queue.count == 1
+    ignored = client.post(API + "/records/invoice/inv-1/ignore")
+    assert ignored.status_code == 200 and ignored.json["status"] == "ignored"
+    assert client.post(API + "/records/invoice/nope/retry").status_code == 404
+    assert client.post(API + "/records/martian/inv-1/ignore").status_code == 404
+    fake_host.user = BOB
+    other = CsrfClient(api_app.test_client())
+    assert other.post(API + "/records/invoice/inv-1/retry").status_code == 404
+    assert other.post(API + "/records/invoice/inv-1/ignore").status_code == 404
