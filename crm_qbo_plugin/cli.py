@@ -121,6 +121,37 @@ def rotate_keys(ctx: click.Context) -> None:
     click.echo(f"re-encrypted the tokens of {count} connection(s) under the newest key")
 
 
+@plugin_cli.command("reconcile")
+@click.argument("tenant")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def reconcile_command(ctx: click.Context, tenant: str, as_json: bool) -> None:
+    """Compare a location's CRM records with QuickBooks; exit 0 when they match, 1 when not."""
+    import json
+    from dataclasses import asdict
+
+    from crm_qbo_plugin.reconcile.run import CannotReconcile, reconcile
+    from crm_qbo_plugin.state import get_state
+
+    app = _load_app(ctx)
+    try:
+        with app.app_context():
+            report = reconcile(get_state(app), tenant)
+    except CannotReconcile as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"tenant": tenant, "company": report.company, "matches": report.matches,
+                               "compared": report.result.compared,
+                               "differences": [asdict(d) for d in report.result.differences]}, indent=2))
+    else:
+        compared = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.result.compared.items())
+        click.echo(f"{tenant} ⇄ {report.company}: compared {compared}")
+        for difference in report.result.differences:
+            click.echo(f"  - {difference.describe()}")
+        click.echo("the books match" if report.matches else f"{len(report.result.differences)} difference(s)")
+    ctx.exit(0 if report.matches else 1)
+
+
 @plugin_cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))

@@ -160,6 +160,11 @@ class CrmHost(Protocol):
 
     def find_contact_by_email(self, tenant: str, email: str) -> Contact | None: ...
 
+    def list_record_ids(self, tenant: str, kind: str) -> list[str]:
+        """Every id of `kind` ("contact", "invoice" — deleted ones included — or "payment") the
+        location has; `crm-qbo reconcile` walks them to compare the two sides."""
+        ...
+
     def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:
         """Create or update a contact; returns the CRM contact id."""
         ...

@@ -17,7 +17,7 @@ from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, LocationPr
 from reference_crm import automation, contacts, invoices, payments
 from reference_crm.db import session as db_session
 from reference_crm.errors import NotFound
-from reference_crm.models import ContactRow, Location, TaxRate, User
+from reference_crm.models import ContactRow, InvoiceRow, Location, PaymentRow, TaxRate, User
 from reference_crm.state import CrmState
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,16 @@ class ReferenceHost:
                 return payments.to_plugin_payment(payments.get_payment_row(db, tenant, payment_id))
             except NotFound:
                 return None
+
+    def list_record_ids(self, tenant: str, kind: str) -> list[str]:
+        with db_session(self.engine) as db:
+            if kind == "contact":
+                return list(db.exec(select(ContactRow.id).where(ContactRow.location_id == tenant).order_by(col(ContactRow.id))))
+            if kind == "invoice":
+                return list(db.exec(select(InvoiceRow.id).where(InvoiceRow.location_id == tenant).order_by(col(InvoiceRow.id))))
+            if kind == "payment":
+                return list(db.exec(select(PaymentRow.id).where(PaymentRow.location_id == tenant).order_by(col(PaymentRow.id))))
+        raise ValueError(f"unknown record kind {kind!r}")
 
     def find_contact_by_email(self, tenant: str, email: str) -> Contact | None:
         """The oldest contact of `tenant` with this e-mail, compared case-insensitively."""

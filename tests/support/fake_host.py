@@ -41,6 +41,11 @@ class FakeHost:
                 return contact
         return None
 
+    def list_record_ids(self, tenant: str, kind: str) -> list[str]:
+        stores: dict[str, dict[tuple[str, str], object]] = {
+            "contact": dict(self.contacts), "invoice": dict(self.invoices), "payment": dict(self.payments)}
+        return [record_id for (owner, record_id) in stores[kind] if owner == tenant]
+
     def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:
         contact_id = contact.id or f"c{next(self._ids)}"
         self.contacts[(tenant, contact_id)] = replace(contact, id=contact_id, origin=origin)

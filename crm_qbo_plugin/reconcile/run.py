@@ -1,0 +1,56 @@
+"""Gather both sides for `compare`: the CRM's records through CrmHost, the links from the store,
+and the QBO company's customers, invoices, sales receipts and payments (paged queries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+
+from crm_qbo_plugin.connections.clients import client_for
+from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.qbo import in_
+from crm_qbo_plugin.reconcile.compare import Result, Sides, compare
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import ConnectionStatus, Link
+
+
+class CannotReconcile(Exception):
+    """The location is not connected, so there is nothing to compare with."""
+
+
+@dataclass(frozen=True)
+class Report:
+    tenant: str
+    company: str
+    result: Result
+
+    @property
+    def matches(self) -> bool:
+        return not self.result.differences
+
+
+def _by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(row["Id"]): row for row in rows}
+
+
+def reconcile(state: PluginState, tenant: str) -> Report:
+    conn = get_connection(state, tenant)
+    if conn is None or conn.realm_id is None or conn.status == ConnectionStatus.DISCONNECTED.value:
+        raise CannotReconcile(f"location {tenant!r} is not connected to QuickBooks")
+    host = state.host
+    contacts = {i: c for i in host.list_record_ids(tenant, "contact") if (c := host.get_contact(tenant, i))}
+    invoices = {i: v for i in host.list_record_ids(tenant, "invoice") if (v := host.get_invoice(tenant, i))}
+    payments = {i: p for i in host.list_record_ids(tenant, "payment") if (p := host.get_payment(tenant, i))}
+    with session(state.engine) as db:
+        links = list(db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind != "item")))
+    with client_for(state, conn.realm_id) as qbo:
+        customers = _by_id(qbo.query_all("Customer", where=[in_("Active", [True, False])]))  # inactive too
+        qbo_invoices = _by_id(qbo.query_all("Invoice"))
+        receipts = _by_id(qbo.query_all("SalesReceipt"))
+        qbo_payments = _by_id(qbo.query_all("Payment"))
+    sides = Sides(conn.connected_at, bool(conn.settings.get("import_invoices")), contacts, invoices, payments, links,
+                  customers, qbo_invoices, receipts, qbo_payments)
+    return Report(tenant, conn.company_name or conn.realm_id, compare(sides))
