@@ -13,7 +13,17 @@ from decimal import Decimal
 from flask import has_request_context, session
 from sqlmodel import col, select
 
-from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, LocationProfile, Origin, Payment, Tax, TriggerCall
+from crm_qbo_plugin import (
+    Contact,
+    HostUser,
+    Invoice,
+    InvoiceStatus,
+    LocationProfile,
+    Origin,
+    Payment,
+    Tax,
+    TriggerCall,
+)
 from reference_crm import automation, contacts, invoices, payments
 from reference_crm.db import session as db_session
 from reference_crm.errors import NotFound
