@@ -14,7 +14,16 @@ from crm_qbo_plugin import EventType, LineItem, Payment, PaymentSource
 from crm_qbo_plugin.cli import plugin_cli
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.reconcile.run import reconcile
-from tests.integration.outbound_helpers import TENANT, connect, contact, invoice, make_app, publish, run_worker, state_of
+from tests.integration.outbound_helpers import (
+    TENANT,
+    connect,
+    contact,
+    invoice,
+    make_app,
+    publish,
+    run_worker,
+    state_of,
+)
 
 
 def run_cli(app, *args):
