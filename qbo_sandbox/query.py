@@ -318,8 +318,9 @@ def validate(query: Query, known_fields: Iterable[str]) -> None:
     paths = [c.path for c in query.conditions] + [p for p, _ in query.order_by]
     for path in paths:
         name = path[0]
-        bad = name not in known
-        if not bad and name.lower() == "metadata":
+        is_meta = name.lower() == "metadata"  # QBO takes "MetaData" and Intuit's own "Metadata"
+        bad = name not in known and not is_meta
+        if not bad and is_meta:
             bad = len(path) != 2 or path[1] not in META_FIELDS
         if bad:
             raise QueryError(

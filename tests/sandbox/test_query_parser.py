@@ -120,3 +120,10 @@ def test_evaluation() -> None:
     assert ids("select * from C order by Id desc") == ["10", "2", "1"]
     assert ids("select * from C orderby Balance startposition 2 maxresults 1") == ["1"]
     assert q.run(q.parse("select count(*) from C where Balance >= 5"), ROWS, TZ) == ([], 2)
+
+
+def test_intuits_metadata_spelling_is_accepted_like_qbo_does() -> None:
+    from qbo_sandbox.query import parse, validate
+
+    for spelling in ("MetaData", "Metadata", "metadata"):
+        validate(parse(f"SELECT * FROM Customer WHERE {spelling}.LastUpdatedTime > '2015-03-01'"), {"MetaData", "Id"})
