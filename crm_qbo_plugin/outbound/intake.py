@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from crm_qbo_plugin.events import MAX_ID_LENGTH, EventError, HostEvent
+from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.jobs.queues import enqueue_outbox
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # How long a freshly enqueued row may wait before the sweeper assumes its job was lost.
 ENQUEUE_LEASE = timedelta(minutes=2)
+ECHO_REASON = "came from QuickBooks; it is never pushed back"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ def publish(state: PluginState, tenant: str, event: HostEvent) -> PublishResult:
     if not isinstance(event, HostEvent):
         raise EventError("event: must be a HostEvent")
     now = utcnow()
+    # A change the host made because we told it to (origin QBO) is recorded for the history but
+    # never pushed: it is settled here, without a job, so an import does not queue its own echo.
+    echo = event.origin is Origin.QBO
     row = OutboxEvent(
         tenant_id=tenant,
         event_key=event.key,
@@ -53,10 +58,11 @@ def publish(state: PluginState, tenant: str, event: HostEvent) -> PublishResult:
         subject_id=event.subject_id,
         origin=event.origin.value,
         source=event.source.value if event.source else None,
-        status=OutboxStatus.PENDING.value,
+        status=(OutboxStatus.SKIPPED if echo else OutboxStatus.PENDING).value,
+        last_error=ECHO_REASON if echo else None,
         request_id=uuid.uuid4().hex,
         occurred_at=event.occurred_at,
-        lease_until=now + ENQUEUE_LEASE,
+        lease_until=None if echo else now + ENQUEUE_LEASE,
     )
     with session(state.engine) as db:
         db.add(row)
@@ -70,6 +76,8 @@ def publish(state: PluginState, tenant: str, event: HostEvent) -> PublishResult:
             assert existing.id is not None
             return PublishResult(existing.id, created=False)
     assert row.id is not None
+    if echo:
+        return PublishResult(row.id, created=True)
     try:
         enqueue_outbox(state.queue, row.id)
     except redis.RedisError as exc:

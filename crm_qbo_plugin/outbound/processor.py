@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import ReconnectRequired, ThrottledError, TransientError
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
@@ -87,7 +88,7 @@ def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: st
 def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str | None]:
     """Return the tenant's connection, or the reason this event must not be pushed."""
     if row.origin == Origin.QBO.value:
-        return None, "came from QuickBooks; it is never pushed back"
+        return None, ECHO_REASON
     with session(state.engine) as db:
         conn = db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
     if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:

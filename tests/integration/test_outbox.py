@@ -142,3 +142,12 @@ def test_an_invalid_tenant_is_refused_and_nothing_is_written(plugin_app):
     with plugin_app.app_context(), pytest.raises(EventError, match="^tenant:"):
         QuickBooksPlugin().publish("", contact_event())
     assert outbox_rows(plugin_app) == []
+
+
+def test_events_from_quickbooks_are_settled_at_intake_without_a_job(plugin_app):
+    with plugin_app.app_context():
+        result = QuickBooksPlugin().publish(TENANT, contact_event("imported", origin=Origin.QBO))
+    assert result.created is True
+    [row] = outbox_rows(plugin_app)
+    assert (row.status, row.last_error, row.lease_until) == ("skipped", "came from QuickBooks; it is never pushed back", None)
+    assert get_state(plugin_app).queue.count == 0
