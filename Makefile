@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench clean
+.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ demo: install
 
 sandbox: install
 	$(BIN)/crm-qbo sandbox --port 8765
+
+# Benchmarks against the sandbox, with the peers (bench/peers/ venvs); writes bench/RESULTS.md.
+bench: install
+	PYTHONPATH=. $(BIN)/python -m bench.run
+
+# The 100,000 + 100,000 import (memory), one mode.
+bench-big: install
+	PYTHONPATH=. $(BIN)/python -m bench.run --big --modes zero --report bench/RESULTS-big.md --out bench/results/big.json
+
+# W4 at the issue's full size (10,000 invoices) under QBO's throttles.
+bench-push: install
+	PYTHONPATH=. $(BIN)/python -m bench.run --modes throttled --workloads W4 --push 10000 --report bench/RESULTS-push.md --out bench/results/push.json
 
 clean:
 	scripts/pg-test-server stop

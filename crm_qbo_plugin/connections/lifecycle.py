@@ -20,6 +20,7 @@ from crm_qbo_plugin.connections.clients import client_with_token
 from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
 from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.host import HostUser
+from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.state import PluginState
@@ -119,6 +120,7 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
         state.token_endpoint.revoke(tokens.refresh_token)
         raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
     _resume_parked(state, user.tenant, now)
+    start_import(state, user.tenant)
     log.info("tenant connected to QuickBooks (switch=%s)", switching)
     return row
 

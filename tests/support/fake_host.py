@@ -6,7 +6,16 @@ import itertools
 from dataclasses import replace
 from decimal import Decimal
 
-from crm_qbo_plugin import Contact, HostUser, Invoice, InvoiceStatus, LocationProfile, Origin, Payment, TriggerCall
+from crm_qbo_plugin import (
+    Contact,
+    HostUser,
+    Invoice,
+    InvoiceStatus,
+    LocationProfile,
+    Origin,
+    Payment,
+    TriggerCall,
+)
 
 
 class FakeHost:

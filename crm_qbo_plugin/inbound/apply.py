@@ -1,0 +1,354 @@
+"""Apply QBO's current state of a customer, invoice or payment to the CRM.
+
+Rules, in order, for every entity body (re-read from QBO, or taken from a CDC or import page):
+1. The link already holds this SyncToken or a newer one → skip (older or repeated news).
+2. The write ledger holds this SyncToken with the same owned-field hash → our own echo: skip, but
+   remember the token. A genuine edit made right after our write has a newer SyncToken (or other
+   owned values) and goes through: no time window ever suppresses a change.
+3. Otherwise map and write to the host with origin QBO (the host's resulting event carries origin
+   QBO, which the outbound gate never pushes back), and record the link with origin "qbo" when
+   the record is new to the CRM.
+
+Who owns what: a contact follows QBO's latest change; an invoice imported from QBO is QBO's and is
+rewritten whole; an invoice the CRM pushed only takes QBO's payment state (amount paid, status,
+void, delete) — its other fields stay the CRM's, and a total that differs only by rounding is
+stored and flagged once, never written back (no ping-pong).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection as DbConnection
+
+from crm_qbo_plugin.host import CrmHost, InvoiceStatus, Origin
+from crm_qbo_plugin.inbound.links import Ledger, LinkBook, LinkRow, proposed_crm_id
+from crm_qbo_plugin.mapping.contact import (
+    contact_from_customer,
+    customer_email,
+    is_active,
+    same_contact,
+)
+from crm_qbo_plugin.mapping.imported_invoice import (
+    amount_paid,
+    invoice_from_qbo,
+    invoice_status,
+    money,
+    total_difference,
+)
+from crm_qbo_plugin.mapping.owned import owned_hash
+from crm_qbo_plugin.qbo import NotFoundError, QboClient
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.tables import Connection, InboxStatus
+
+log = logging.getLogger(__name__)
+
+CONTACT, INVOICE = "contact", "invoice"
+ROUNDING_TOLERANCE = CENT = Decimal("0.01")
+DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The tenant a realm's changes go to, and the connection settings that shape them."""
+
+    tenant: str
+    realm_id: str
+    import_invoices: bool
+    home_currency: str
+
+    @classmethod
+    def of(cls, connection: Connection) -> Target:
+        if not connection.realm_id:
+            raise ValueError("the connection holds no QuickBooks company")
+        return cls(
+            tenant=connection.tenant_id,
+            realm_id=connection.realm_id,
+            import_invoices=bool((connection.settings or {}).get("import_invoices")),
+            home_currency=connection.home_currency or "USD",
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: InboxStatus
+    reason: str | None = None
+
+
+def applied(reason: str | None = None) -> Outcome:
+    return Outcome(InboxStatus.APPLIED, reason)
+
+
+def skipped(reason: str) -> Outcome:
+    return Outcome(InboxStatus.SKIPPED, reason)
+
+
+def _id(body: Mapping[str, Any]) -> str:
+    return str(body.get("Id") or "")
+
+
+def _token(body: Mapping[str, Any]) -> str:
+    return str(body.get("SyncToken") if body.get("SyncToken") is not None else "")
+
+
+def _customer_ref(body: Mapping[str, Any]) -> str | None:
+    ref = body.get("CustomerRef")
+    value = ref.get("value") if isinstance(ref, Mapping) else None
+    return str(value) if value not in (None, "") else None
+
+
+class Applier:
+    """Applies entity bodies for one tenant. Link changes wait in `book` until `flush(conn)`."""
+
+    def __init__(self, state: PluginState, target: Target, qbo: QboClient) -> None:
+        self.host: CrmHost = state.host
+        self.target = target
+        self.qbo = qbo
+        self.book = LinkBook(state.engine, target.tenant)
+        self.ledger = Ledger(state.engine, target.realm_id)
+        self.host_writes = 0
+
+    @property
+    def tenant(self) -> str:
+        return self.target.tenant
+
+    def flush(self, conn: DbConnection) -> None:
+        self.book.flush(conn)
+
+    def preload(self, entity: str, bodies: Sequence[Mapping[str, Any]]) -> None:
+        """Read the links and ledger rows a page of bodies needs in a few queries."""
+        ids = [_id(b) for b in bodies]
+        if entity == "Customer":
+            self.book.preload(CONTACT, ids)
+        else:
+            self.book.preload(INVOICE, ids)
+            self.book.preload(CONTACT, [r for b in bodies if (r := _customer_ref(b))])
+        self.ledger.preload(entity, ids)
+
+    # ------------------------------------------------------------------ notices
+
+    def apply_notice(self, entity: str, entity_id: str, operation: str, data: Mapping[str, Any]) -> Outcome:
+        """A webhook notice names an entity only: re-read it from QBO and apply what it is now."""
+        if entity == "Customer":
+            if operation == "Merge" and data.get("deletedid"):
+                self.merge(entity_id, str(data["deletedid"]))
+            try:
+                body = self.qbo.read("Customer", entity_id)
+            except NotFoundError:
+                return skipped("the customer no longer exists in QuickBooks")
+            return self.apply_customer(body)
+        if entity == "Invoice":
+            try:
+                body = self.qbo.read("Invoice", entity_id)
+            except NotFoundError:
+                return self.invoice_deleted(entity_id)
+            return self.apply_invoice(body)
+        if entity == "Payment":
+            return self.apply_payment(entity_id)
+        return skipped(f"QBO {entity} changes are not synced to the CRM")
+
+    def apply_body(self, entity: str, body: Mapping[str, Any]) -> Outcome:
+        """A body from a CDC or import page: already current, nothing to re-read."""
+        if body.get("status") == "Deleted":
+            if entity == "Invoice":
+                return self.invoice_deleted(_id(body))
+            return skipped(f"a deleted {entity} needs no change in the CRM")
+        if entity == "Customer":
+            return self.apply_customer(body)
+        if entity == "Invoice":
+            return self.apply_invoice(body)
+        return skipped(f"QBO {entity} changes are not synced to the CRM")
+
+    def _echo(self, entity: str, body: Mapping[str, Any]) -> bool:
+        recorded = self.ledger.hash_for(entity, _id(body), _token(body))
+        return recorded is not None and recorded == owned_hash(entity, body)
+
+    def _settle(self, link: LinkRow, entity: str, body: Mapping[str, Any]) -> None:
+        link.sync_token, link.owned_hash = _token(body), owned_hash(entity, body)
+        if link.status not in (DELETED, "ignored"):
+            link.status = "synced"
+        self.book.changed(link)
+
+    # ------------------------------------------------------------------ customers
+
+    def apply_customer(self, body: Mapping[str, Any], *, for_invoice: bool = False) -> Outcome:
+        qbo_id = _id(body)
+        link = self.book.by_qbo(CONTACT, qbo_id)
+        if link is not None and link.token_at_least(_token(body)):
+            return skipped("the contact already holds this version")
+        if self._echo("Customer", body):
+            if link is not None:
+                self._settle(link, "Customer", body)
+            return skipped("echo of the plugin's own write")
+        if link is not None:
+            contact = contact_from_customer(body, link.crm_id)
+            current = self.host.get_contact(self.tenant, link.crm_id)
+            self._settle(link, "Customer", body)
+            if current is not None and same_contact(current, contact):
+                return skipped("the contact already has these values")
+            self.host.upsert_contact(self.tenant, contact, Origin.QBO)
+            self.host_writes += 1
+            return applied("contact updated" if is_active(body) else "contact flagged inactive")
+        if not is_active(body) and not for_invoice:
+            return skipped("an inactive customer is not imported")
+        crm_id = self._match_by_email(body)
+        if crm_id is not None:
+            self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+            return applied("linked to the contact with the same email")
+        proposed = proposed_crm_id(CONTACT, self.target.realm_id, qbo_id)
+        crm_id = self.host.upsert_contact(self.tenant, contact_from_customer(body, proposed), Origin.QBO)
+        self.host_writes += 1
+        self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+        return applied("contact created")
+
+    def _match_by_email(self, body: Mapping[str, Any]) -> str | None:
+        email = customer_email(body)
+        if not email:
+            return None
+        found = self.host.find_contact_by_email(self.tenant, email)
+        if found is None or self.book.by_crm(CONTACT, found.id) is not None:
+            return None  # nobody, or a contact already linked to another QBO customer
+        return found.id
+
+    def merge(self, survivor_id: str, deleted_id: str) -> None:
+        """QBO merged customer `deleted_id` into `survivor_id`: links follow the survivor."""
+        gone = self.book.by_qbo(CONTACT, deleted_id)
+        if gone is None:
+            return
+        survivor = self.book.by_qbo(CONTACT, survivor_id)
+        if survivor is None:
+            self.book.move(gone, survivor_id)
+            return
+        survivor.detail = {**survivor.detail, "merged_contacts": [*survivor.detail.get("merged_contacts", []), gone.crm_id]}
+        self.book.changed(survivor)
+        self.book.remove(gone)
+
+    def contact_for(self, customer_id: str | None) -> str | None:
+        """The CRM contact of a QBO customer, importing the customer if the CRM lacks it."""
+        if customer_id is None:
+            return None
+        link = self.book.by_qbo(CONTACT, customer_id)
+        if link is None:
+            try:
+                body = self.qbo.read("Customer", customer_id)
+            except NotFoundError:
+                return None
+            self.apply_customer(body, for_invoice=True)
+            link = self.book.by_qbo(CONTACT, customer_id)
+        return link.crm_id if link is not None else None
+
+    # ------------------------------------------------------------------ invoices
+
+    def apply_invoice(self, body: Mapping[str, Any]) -> Outcome:
+        qbo_id = _id(body)
+        link = self.book.by_qbo(INVOICE, qbo_id)
+        if link is not None and link.status == DELETED:
+            return skipped("the invoice was deleted in QuickBooks")
+        if link is not None and link.token_at_least(_token(body)):
+            return skipped("the invoice already holds this version")
+        if self._echo("Invoice", body):
+            if link is not None:
+                self._settle(link, "Invoice", body)
+            return skipped("echo of the plugin's own write")
+        if link is None:
+            if not self.target.import_invoices:
+                return skipped("not linked, and invoice import is off")
+            return self._import_invoice(body, None)
+        if link.origin == Origin.QBO.value:
+            return self._import_invoice(body, link)
+        return self._payment_state(body, link)
+
+    def _import_invoice(self, body: Mapping[str, Any], link: LinkRow | None) -> Outcome:
+        contact_id = self.contact_for(_customer_ref(body))
+        if contact_id is None:
+            return skipped("the invoice's customer could not be found in QuickBooks")
+        crm_id = link.crm_id if link is not None else proposed_crm_id(INVOICE, self.target.realm_id, _id(body))
+        invoice = invoice_from_qbo(body, crm_id, contact_id, self.target.home_currency)
+        if link is not None:
+            current = self.host.get_invoice(self.tenant, link.crm_id)
+            self._settle(link, "Invoice", body)
+            if current is not None and replace(current, updated_at=None, origin=Origin.QBO, sent_at=None) == replace(
+                invoice, updated_at=None, sent_at=None
+            ):
+                return skipped("the invoice already has these values")
+            self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
+            self.host_writes += 1
+            return applied("imported invoice updated")
+        crm_id = self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
+        self.host_writes += 1
+        self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))
+        return applied("invoice imported")
+
+    def _payment_state(self, body: Mapping[str, Any], link: LinkRow) -> Outcome:
+        """A CRM-made invoice takes only QBO's payment state; its total is compared, not copied."""
+        current = self.host.get_invoice(self.tenant, link.crm_id)
+        self._settle(link, "Invoice", body)
+        if current is None:
+            return skipped("the CRM no longer has this invoice")
+        self._flag_total(link, current.total, body)
+        status, paid = invoice_status(body), amount_paid(body)
+        if status is InvoiceStatus.SENT and current.status in (InvoiceStatus.DRAFT, InvoiceStatus.SENT):
+            status = current.status  # QBO "open" says nothing new about a CRM draft or sent invoice
+        if status == current.status and paid == current.amount_paid:
+            return skipped("the invoice's payment state is unchanged")
+        self.host.update_invoice_status(self.tenant, link.crm_id, status, paid)
+        self.host_writes += 1
+        return applied(f"payment state updated ({status.value})")
+
+    def _flag_total(self, link: LinkRow, crm_total: Decimal, body: Mapping[str, Any]) -> None:
+        difference = total_difference(crm_total, body)
+        if difference == 0:
+            return
+        key = "rounding" if abs(difference) <= ROUNDING_TOLERANCE else "total_mismatch"
+        flag = {"crm_total": str(crm_total.quantize(CENT)), "qbo_total": str(money(body.get("TotalAmt")).quantize(CENT))}
+        if link.detail.get(key) != flag:
+            link.detail = {**link.detail, key: flag}
+            self.book.changed(link)
+            log.info("invoice total differs from QuickBooks (%s); QuickBooks' total is kept", key)
+
+    def invoice_deleted(self, qbo_id: str) -> Outcome:
+        """QBO deleted the invoice: the CRM record is marked deleted and the link kept as
+        "deleted", so its QBO id is never reused and no later push resurrects it."""
+        link = self.book.by_qbo(INVOICE, qbo_id)
+        if link is None:
+            return skipped("a deleted invoice the CRM never had")
+        if link.status == DELETED:
+            return skipped("the invoice was already marked deleted")
+        current = self.host.get_invoice(self.tenant, link.crm_id)
+        link.status = DELETED
+        self.book.changed(link)
+        if current is None:
+            return skipped("the CRM no longer has this invoice")
+        if link.origin == Origin.QBO.value:
+            self.host.upsert_invoice(self.tenant, replace(current, status=InvoiceStatus.DELETED, origin=Origin.QBO), Origin.QBO)
+        else:
+            self.host.update_invoice_status(self.tenant, link.crm_id, InvoiceStatus.DELETED, current.amount_paid)
+        self.host_writes += 1
+        return applied("invoice marked deleted")
+
+    # ------------------------------------------------------------------ payments
+
+    def apply_payment(self, payment_id: str) -> Outcome:
+        """A payment changes its invoices' balances: re-read it and every invoice it links to."""
+        try:
+            payment = self.qbo.read("Payment", payment_id)
+        except NotFoundError:
+            return skipped("a deleted payment; its invoices report their new balances themselves")
+        invoice_ids: list[str] = []
+        for line in payment.get("Line") or []:
+            for linked in (line.get("LinkedTxn") or []) if isinstance(line, Mapping) else []:
+                if isinstance(linked, Mapping) and linked.get("TxnType") == "Invoice" and linked.get("TxnId"):
+                    invoice_ids.append(str(linked["TxnId"]))
+        outcomes = []
+        for invoice_id in dict.fromkeys(invoice_ids):
+            try:
+                outcomes.append(self.apply_invoice(self.qbo.read("Invoice", invoice_id)))
+            except NotFoundError:
+                outcomes.append(self.invoice_deleted(invoice_id))
+        if any(o.status is InboxStatus.APPLIED for o in outcomes):
+            return applied(f"payment applied to {len(outcomes)} invoice(s)")
+        return skipped("the payment changed no linked invoice")

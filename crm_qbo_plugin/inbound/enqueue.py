@@ -1,0 +1,44 @@
+"""Enqueue the inbound jobs (ids only: a realm id or a tenant id, never data)."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from crm_qbo_plugin.state import PluginState
+
+log = logging.getLogger(__name__)
+
+DRAIN_INBOX = "crm_qbo_plugin.jobs.inbound_tasks.drain_inbox"
+POLL_CDC = "crm_qbo_plugin.jobs.inbound_tasks.poll_cdc"
+RUN_IMPORT = "crm_qbo_plugin.jobs.inbound_tasks.run_import"
+DRAIN_FLAG_SECONDS = 60
+
+
+def drain_flag(realm_id: str) -> str:
+    return f"crm-qbo:inbound:drain-queued:{realm_id}"
+
+
+def request_drain(state: PluginState, realm_id: str) -> bool:
+    """Queue one drain job for the realm unless one is queued and not yet started.
+
+    The job clears the flag when it starts, so a notice recorded after that queues a new job. If
+    Redis is unreachable the notices stay pending in the database; the next poll drains them.
+    """
+    try:
+        if not state.redis.set(drain_flag(realm_id), "1", nx=True, ex=DRAIN_FLAG_SECONDS):
+            return False
+        state.queue.enqueue(DRAIN_INBOX, realm_id, job_timeout=900, result_ttl=60, failure_ttl=86400)
+    except redis.RedisError as exc:
+        log.warning("inbound drain not queued (%s); the next poll applies the notices", type(exc).__name__)
+        return False
+    return True
+
+
+def enqueue_poll(state: PluginState, tenant: str) -> None:
+    state.queue.enqueue(POLL_CDC, tenant, job_timeout=1800, result_ttl=60, failure_ttl=86400)
+
+
+def enqueue_import(state: PluginState, tenant: str) -> None:
+    state.queue.enqueue(RUN_IMPORT, tenant, job_timeout=4 * 3600, result_ttl=60, failure_ttl=86400)

@@ -1,0 +1,37 @@
+"""rq entry points for inbound sync. Each takes an id only (a realm id or a tenant id) and runs
+inside the host app's context, which the worker command pushes before it starts."""
+
+from __future__ import annotations
+
+from crm_qbo_plugin.inbound.cdc import poll
+from crm_qbo_plugin.inbound.drain import drain_realm
+from crm_qbo_plugin.inbound.enqueue import drain_flag
+from crm_qbo_plugin.inbound.importer import run_import as import_tenant
+from crm_qbo_plugin.state import get_state
+
+
+def _text_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise TypeError(f"{what} must be a non-empty id string")
+    return value
+
+
+def drain_inbox(realm_id: str) -> str:
+    """Apply a realm's pending webhook notices in order."""
+    state = get_state()
+    realm_id = _text_id(realm_id, "realm_id")
+    state.redis.delete(drain_flag(realm_id))  # from now on a new notice queues a new drain
+    result = drain_realm(state, realm_id)
+    return f"applied={result.applied} skipped={result.skipped} dead={result.dead} stopped={result.stopped}"
+
+
+def poll_cdc(tenant: str) -> str:
+    """One CDC poll for a tenant (then its pending notices)."""
+    run = poll(get_state(), _text_id(tenant, "tenant"))
+    return run.status if run is not None else "not-connected"
+
+
+def run_import(tenant: str) -> str:
+    """Import (or resume importing) a tenant's QBO customers and invoices."""
+    run = import_tenant(get_state(), _text_id(tenant, "tenant"))
+    return run.status if run is not None else "nothing-to-do"
