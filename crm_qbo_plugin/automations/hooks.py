@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from crm_qbo_plugin.automations.claims import fire_once
+from sqlmodel import select
+
+from crm_qbo_plugin.automations.claims import FIRED, fire_once
 from crm_qbo_plugin.automations.policy import first_invoice, paid_in_full
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.qbo import eq, parse_timestamp
 from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.tables import Connection
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import AutomationRun, Connection
 
 
 def _summary(invoice: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,24 +29,44 @@ def _summary(invoice: Mapping[str, Any]) -> dict[str, Any]:
             "total": str(invoice.get("TotalAmt")), "currency": (invoice.get("CurrencyRef") or {}).get("value")}
 
 
+def _stamp(body: Mapping[str, Any], field: str) -> datetime | None:
+    value = (body.get("MetaData") or {}).get(field)
+    return parse_timestamp(str(value)) if value else None
+
+
+def _since_connect(conn: Connection, body: Mapping[str, Any], field: str = "LastUpdatedTime") -> bool:
+    """Triggers are about what happens from now on: history met at import time never fires."""
+    when = _stamp(body, field)
+    return conn.connected_at is None or (when is not None and when >= conn.connected_at)
+
+
 def _settled_while_on(conn: Connection, invoice: Mapping[str, Any]) -> bool:
     since = conn.settings.get("review_request_since")
     if not since:
         return True  # on from the start (set before connecting)
-    updated = (invoice.get("MetaData") or {}).get("LastUpdatedTime")
-    return bool(updated) and parse_timestamp(str(updated)) >= datetime.fromisoformat(str(since))
+    updated = _stamp(invoice, "LastUpdatedTime")
+    return updated is not None and updated >= datetime.fromisoformat(str(since))
+
+
+def _claimed(state: PluginState, tenant: str, trigger: str, subject_id: str) -> bool:
+    with session(state.engine) as db:
+        return db.exec(select(AutomationRun.id).where(
+            AutomationRun.tenant_id == tenant, AutomationRun.trigger == trigger,
+            AutomationRun.subject_id == subject_id, AutomationRun.status == FIRED)).first() is not None
 
 
 def after_invoice_applied(state: PluginState, conn: Connection, invoice: Mapping[str, Any], contact_id: str | None) -> list[str]:
     """Fire what a QBO invoice's new state calls for; returns the triggers fired (for runs/logs)."""
     fired: list[str] = []
-    if contact_id is None or not paid_in_full(invoice):
+    if contact_id is None or not paid_in_full(invoice) or not _since_connect(conn, invoice):
         return fired
     if fire_once(state, conn.tenant_id, "invoice_paid_in_full", f"invoice:{invoice.get('Id')}", contact_id, _summary(invoice)):
         fired.append("invoice_paid_in_full")
-    if conn.settings.get("review_request") and _settled_while_on(conn, invoice) and conn.realm_id:
+    realm = conn.realm_id
+    wanted = bool(conn.settings.get("review_request")) and _settled_while_on(conn, invoice)
+    if realm and wanted and not _claimed(state, conn.tenant_id, "review_request", contact_id):  # no query once done
         customer = str((invoice.get("CustomerRef") or {}).get("value") or "")
-        with client_for(state, conn.realm_id) as qbo:
+        with client_for(state, realm) as qbo:
             invoices = qbo.query_all("Invoice", where=[eq("CustomerRef", customer)])
         first = first_invoice(invoices)
         is_first = first is not None and str(first.get("Id")) == str(invoice.get("Id"))
@@ -53,12 +76,16 @@ def after_invoice_applied(state: PluginState, conn: Connection, invoice: Mapping
 
 
 def after_payment_applied(state: PluginState, conn: Connection, payment: Mapping[str, Any], contact_id: str | None) -> bool:
-    if contact_id is None:
+    """A payment recorded in QuickBooks (the caller passes no payment the plugin wrote itself)."""
+    if contact_id is None or not _since_connect(conn, payment, "CreateTime"):
         return False
     return fire_once(state, conn.tenant_id, "payment_received_in_qbo", f"payment:{payment.get('Id')}", contact_id,
                      {"qbo_payment_id": str(payment.get("Id")), "amount": str(payment.get("TotalAmt"))})
 
 
 def after_customer_created(state: PluginState, conn: Connection, customer: Mapping[str, Any], contact_id: str) -> bool:
+    """A customer created in QuickBooks after the connection (imports of older ones never fire)."""
+    if not _since_connect(conn, customer, "CreateTime"):
+        return False
     return fire_once(state, conn.tenant_id, "customer_created_in_qbo", f"customer:{customer.get('Id')}", contact_id,
                      {"qbo_customer_id": str(customer.get("Id")), "display_name": customer.get("DisplayName")})

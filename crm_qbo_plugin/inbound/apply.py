@@ -21,10 +21,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.engine import Connection as DbConnection
+from sqlmodel import select
 
+from crm_qbo_plugin.automations import hooks
 from crm_qbo_plugin.host import CrmHost, InvoiceStatus, Origin
 from crm_qbo_plugin.inbound.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.mapping.contact import (
@@ -43,6 +46,7 @@ from crm_qbo_plugin.mapping.imported_invoice import (
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, InboxStatus
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ class Target:
     realm_id: str
     import_invoices: bool
     home_currency: str
+    fire_automations: bool = True  # off for import-on-connect: history never fires triggers
 
     @classmethod
     def of(cls, connection: Connection) -> Target:
@@ -105,6 +110,7 @@ class Applier:
     """Applies entity bodies for one tenant. Link changes wait in `book` until `flush(conn)`."""
 
     def __init__(self, state: PluginState, target: Target, qbo: QboClient) -> None:
+        self.state = state
         self.host: CrmHost = state.host
         self.target = target
         self.qbo = qbo
@@ -115,6 +121,18 @@ class Applier:
     @property
     def tenant(self) -> str:
         return self.target.tenant
+
+    @cached_property
+    def connection(self) -> Connection | None:
+        """The tenant's connection, for the automation hooks (None when they are off)."""
+        if not self.target.fire_automations:
+            return None
+        with session(self.state.engine) as db:
+            return db.exec(select(Connection).where(Connection.tenant_id == self.tenant)).first()
+
+    def _linked_contact(self, customer_id: str | None) -> str | None:
+        link = self.book.by_qbo(CONTACT, customer_id) if customer_id else None
+        return link.crm_id if link is not None else None
 
     def flush(self, conn: DbConnection) -> None:
         self.book.flush(conn)
@@ -198,12 +216,18 @@ class Applier:
         crm_id = self._match_by_email(body)
         if crm_id is not None:
             self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+            self._customer_created(body, crm_id)
             return applied("linked to the contact with the same email")
         proposed = proposed_crm_id(CONTACT, self.target.realm_id, qbo_id)
         crm_id = self.host.upsert_contact(self.tenant, contact_from_customer(body, proposed), Origin.QBO)
         self.host_writes += 1
         self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+        self._customer_created(body, crm_id)
         return applied("contact created")
+
+    def _customer_created(self, body: Mapping[str, Any], contact_id: str) -> None:
+        if self.connection is not None:
+            hooks.after_customer_created(self.state, self.connection, body, contact_id)
 
     def _match_by_email(self, body: Mapping[str, Any]) -> str | None:
         email = customer_email(body)
@@ -244,6 +268,15 @@ class Applier:
     # ------------------------------------------------------------------ invoices
 
     def apply_invoice(self, body: Mapping[str, Any]) -> Outcome:
+        outcome = self._apply_invoice(body)
+        link = self.book.by_qbo(INVOICE, _id(body))
+        if self.connection is not None and link is not None and link.status != DELETED:
+            # Every observation, even a replay: the claim makes it fire once, and a crash between
+            # recording this version and firing is made good by the next observation.
+            hooks.after_invoice_applied(self.state, self.connection, body, self._linked_contact(_customer_ref(body)))
+        return outcome
+
+    def _apply_invoice(self, body: Mapping[str, Any]) -> Outcome:
         qbo_id = _id(body)
         link = self.book.by_qbo(INVOICE, qbo_id)
         if link is not None and link.status == DELETED:
@@ -338,6 +371,8 @@ class Applier:
             payment = self.qbo.read("Payment", payment_id)
         except NotFoundError:
             return skipped("a deleted payment; its invoices report their new balances themselves")
+        if self.connection is not None and not self._echo("Payment", payment):
+            hooks.after_payment_applied(self.state, self.connection, payment, self._linked_contact(_customer_ref(payment)))
         invoice_ids: list[str] = []
         for line in payment.get("Line") or []:
             for linked in (line.get("LinkedTxn") or []) if isinstance(line, Mapping) else []:

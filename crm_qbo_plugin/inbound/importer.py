@@ -11,6 +11,7 @@ import proposed for it), an invoice by the CRM id the import proposed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -84,7 +85,7 @@ def run_import(state: PluginState, tenant: str) -> SyncRun | None:
     if not lock.try_acquire_or_renew():
         return None
     try:
-        target = Target.of(connection)
+        target = replace(Target.of(connection), fire_automations=False)  # history never fires triggers
         run = _open_run(state, tenant) or start_run(state.engine, tenant, KIND)
         counts = dict(run.counts)
         phases = [p for p in PHASES if p[0] == "Customer" or target.import_invoices]

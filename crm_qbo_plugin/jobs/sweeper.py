@@ -4,7 +4,7 @@ costs latency, never data."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
@@ -47,3 +47,16 @@ def sweep_outbox(state: PluginState, now: datetime | None = None, limit: int = 5
     if enqueued:
         log.info("sweeper re-enqueued %d outbox rows", enqueued)
     return enqueued
+
+
+def resend_waiting(state: PluginState, tenant: str, now: datetime | None = None) -> int:
+    """"Sync now": a tenant's pending rows waiting out a backoff are due now; returns how many."""
+    now = now or utcnow()
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    with state.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.tenant_id == tenant, table.c.status == OutboxStatus.PENDING.value, table.c.lease_until > now)
+            .values(lease_until=now - timedelta(seconds=1))
+        )
+    return sweep_outbox(state, now=now)

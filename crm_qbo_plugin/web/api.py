@@ -21,10 +21,13 @@ from crm_qbo_plugin.connections.setup import (
     tax_codes,
     update_settings,
 )
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
 from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
+from crm_qbo_plugin.store.tables import ConnectionStatus
 from crm_qbo_plugin.web import api_schemas as s
 from crm_qbo_plugin.web.guard import check_csrf_header, csrf_token, require_user
 
@@ -157,6 +160,19 @@ def records() -> Response:
     rows = list_records(get_state(), user.tenant, status=query.get("status"), kind=query.get("kind"),
                         limit=query["limit"], offset=query["offset"])
     return jsonify(s.RecordSchema(many=True).dump(rows))
+
+
+@bp.post("/sync-now")
+def sync_now() -> tuple[Response, int]:
+    """Poll QuickBooks for changes now and send anything waiting, instead of at the next tick."""
+    user = require_user()
+    state = get_state()
+    conn = get_connection(state, user.tenant)
+    if conn is None or conn.status != ConnectionStatus.CONNECTED.value:
+        return _problem(409, "connect QuickBooks first")
+    enqueue_poll(state, user.tenant)
+    resent = resend_waiting(state, user.tenant)
+    return jsonify({"poll_queued": True, "outbox_requeued": resent}), 202
 
 
 @bp.post("/records/<kind>/<crm_id>/retry")

@@ -57,6 +57,10 @@ def build_spec(prefix: str) -> dict[str, Any]:
     })
     spec.path(path=f"{api}/accounts", operations={"get": _op("Income accounts to pick the revenue account from", "Account", many=True, extra={**conflict, **upstream})})
     spec.path(path=f"{api}/tax-codes", operations={"get": _op("QuickBooks tax codes for the tax mapping", "TaxCode", many=True, extra={**conflict, **upstream})})
+    spec.path(path=f"{api}/sync-now", operations={"post": _op(
+        "Poll QuickBooks for changes and send waiting records now", None,
+        extra={**conflict, **WRITE_ERRORS, "202": {"description": "Queued", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"poll_queued": {"type": "boolean"}, "outbox_requeued": {"type": "integer"}}}}}}})})
     spec.path(path=f"{api}/sync-runs", operations={"get": _op("Recent sync runs with counts and errors", "SyncRun", many=True, params=[
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}])})
     spec.path(path=f"{api}/records", operations={"get": _op("Synced records by status", "Record", many=True, params=[

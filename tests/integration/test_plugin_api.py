@@ -208,3 +208,24 @@ def test_retry_and_ignore_a_failed_record_of_your_own_location_only(api_app, fak
     other = CsrfClient(api_app.test_client())
     assert other.post(API + "/records/invoice/inv-1/retry").status_code == 404
     assert other.post(API + "/records/invoice/inv-1/ignore").status_code == 404
+
+
+def test_sync_now_queues_a_poll_and_sends_what_waits_out_a_backoff(api_app):
+    from datetime import UTC, datetime, timedelta
+
+    from crm_qbo_plugin.store.tables import OutboxEvent
+
+    client = CsrfClient(api_app.test_client())
+    assert client.post(API + "/sync-now").status_code == 409
+    realm = create_company(api_app.config["SANDBOX_URL"])
+    connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
+    state = get_state(api_app)
+    with session(state.engine) as db:
+        db.add(OutboxEvent(tenant_id="loc-1", event_key="e1", event_type="contact.updated", subject_id="c1", origin="crm",
+                           status="pending", request_id="r1", attempts=2, occurred_at=datetime.now(UTC),
+                           lease_until=datetime.now(UTC) + timedelta(minutes=20)))
+        db.commit()
+    answer = client.post(API + "/sync-now")
+    assert answer.status_code == 202 and answer.json == {"poll_queued": True, "outbox_requeued": 1}
+    jobs = [job.func_name for job in state.queue.get_jobs()]
+    assert sorted(jobs) == ["crm_qbo_plugin.jobs.inbound_tasks.poll_cdc", "crm_qbo_plugin.jobs.tasks.process_outbox"]
