@@ -31,7 +31,7 @@ def card() -> str:
         "crm_qbo/card.html",
         connection=get_connection(state, user.tenant),
         manifest=state.manifest,
-        csrf_token=csrf_token(),
+        qbo_csrf=csrf_token(),
     )
 
 
@@ -56,13 +56,13 @@ def callback() -> Response | tuple[str, int]:
     except ConnectRefused as exc:
         return render_template(
             "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
-            csrf_token=csrf_token(), refusal=exc,
+            qbo_csrf=csrf_token(), refusal=exc,
         ), 400
     except QboError as exc:
         refusal = ConnectRefused("intuit_error", f"QuickBooks did not complete the connection ({exc.code or 'error'}). Try again.")
         return render_template(
             "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
-            csrf_token=csrf_token(), refusal=refusal,
+            qbo_csrf=csrf_token(), refusal=refusal,
         ), 502
     flash(f"Connected to {connection.company_name or 'QuickBooks'}.")
     return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)

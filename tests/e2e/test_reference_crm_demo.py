@@ -11,44 +11,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import requests
 
+from tests.support.demo_process import pid_alive, read_lines, wait_for
 from tests.support.redis_server import free_port
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def read_lines(stream, into: queue.Queue) -> None:
-    for line in iter(stream.readline, ""):
-        into.put(line)
-    into.put(None)
-
-
-def wait_for(lines: queue.Queue, seen: list[str], marker: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            raise AssertionError("the demo exited early:\n" + "".join(seen))
-        seen.append(line)
-        if marker in line:
-            return
-    raise AssertionError(f"no {marker!r} within {timeout}s:\n" + "".join(seen))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+CARD_CSRF = re.compile(r'data-csrf="([^"]+)"')  # the card's own form token (the CRM's page has its own)
 
 
 def test_the_demo_runs_everything_and_stops_everything(tmp_path):
@@ -81,7 +51,7 @@ def test_the_demo_runs_everything_and_stops_everything(tmp_path):
         card = browser.get(f"{crm_url}/integrations/quickbooks/", timeout=10)
         assert card.status_code == 200 and "Connect to QuickBooks" in card.text
         connect = browser.post(f"{crm_url}/integrations/quickbooks/connect", timeout=10, allow_redirects=False,
-                               data={"csrf_token": CSRF.search(card.text).group(1)})
+                               data={"csrf_token": CARD_CSRF.search(card.text).group(1)})
         assert connect.status_code == 303
         consent_url = connect.headers["Location"]
         assert consent_url.startswith(f"http://127.0.0.1:{sandbox_port}/connect/oauth2?")

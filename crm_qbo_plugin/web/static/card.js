@@ -68,17 +68,22 @@
       cell(row, when(run.started_at));
       cell(row, run.kind);
       cell(row, run.status);
-      cell(row, Object.entries(run.counts || {}).map(([k, v]) => k + " " + v).join(", "));
+      cell(row, Object.entries(run.counts || {}).map(([k, v]) => k.replace(/_/g, " ") + " " + v).join(", "));
       cell(row, (run.errors || []).map((e) => (typeof e === "string" ? e : e.message || JSON.stringify(e))).join("; "));
     });
-    const running = runs.find((r) => r.kind === "import" && r.status === "running") || runs.find((r) => r.kind === "import");
-    if (running) {
-      const c = running.counts || {};
+    const imports = runs.filter((r) => r.kind === "import");
+    const latest = imports.find((r) => r.status === "running") || imports[0];
+    if (latest) {
+      const c = latest.counts || {};
       const total = (c.customers_total || 0) + (c.invoices_total || 0);
       const done = (c.customers_done || 0) + (c.invoices_done || 0);
-      $("import").classList.toggle("hidden", running.status !== "running" && done >= total);
-      $("import-bar").style.width = total ? Math.round((100 * done) / total) + "%" : "0";
-      $("import-text").textContent = done + " of " + total + " records (" + (c.customers_done || 0) + " customers, " + (c.invoices_done || 0) + " invoices)";
+      const running = latest.status === "running";
+      $("import").classList.remove("hidden");
+      $("import-title").textContent = running ? "Importing from QuickBooks" : "Imported from QuickBooks";
+      $("import-bar").style.width = total ? Math.round((100 * done) / total) + "%" : (running ? "0" : "100%");
+      $("import-text").textContent = (running ? done + " of " + total + " records: " : "") +
+        (c.customers_done || 0) + " customers, " + (c.invoices_done || 0) + " invoices" +
+        (running ? "" : " (" + when(latest.finished_at || latest.started_at) + ")");
     }
   }
 
