@@ -166,11 +166,16 @@ class CrmHost(Protocol):
         ...
 
     def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:
-        """Create or update a contact; returns the CRM contact id."""
+        """Create or update a contact; returns the CRM contact id.
+
+        For a record first seen in QuickBooks the plugin proposes a stable id (`contact.id`, e.g.
+        ``qbo-<realm>-c<Id>``): create it under that id when it is free, so an import re-run after a
+        crash updates the same record instead of making a second one; otherwise pick one and return it."""
         ...
 
     def upsert_invoice(self, tenant: str, invoice: Invoice, origin: Origin) -> str:
-        """Create or update an invoice imported from QuickBooks; returns the CRM invoice id."""
+        """Create or update an invoice imported from QuickBooks; returns the CRM invoice id (the
+        proposed-id rule of `upsert_contact` applies)."""
         ...
 
     def update_invoice_status(self, tenant: str, invoice_id: str, status: InvoiceStatus, amount_paid: Decimal) -> None:
