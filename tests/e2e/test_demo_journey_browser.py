@@ -7,8 +7,8 @@ real (web, worker, scheduler, sandbox, Redis); screenshots land in tests/e2e/art
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
