@@ -227,15 +227,17 @@ def _connection(state: PluginState, tenant: str) -> Connection | None:
 
 
 def enqueue_polls(state: PluginState) -> int:
-    """The scheduler's job: one poll per connected tenant (and resume imports that stopped)."""
+    """The scheduler's job: one poll per connected tenant with auto-sync on (the card's toggle;
+    off means webhooks and "Sync now" only), and resume imports that stopped. Returns the polls."""
     with session(state.engine) as db:
-        tenants = list(db.exec(
-            select(Connection.tenant_id).where(Connection.status == ConnectionStatus.CONNECTED.value)
-        ))
+        connections = list(db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)))
     from crm_qbo_plugin.inbound.importer import import_unfinished
 
-    for tenant in tenants:
-        enqueue_poll(state, tenant)
-        if import_unfinished(state, tenant):
-            enqueue_import(state, tenant)
-    return len(tenants)
+    polled = 0
+    for conn in connections:
+        if (conn.settings or {}).get("auto_sync", True):
+            enqueue_poll(state, conn.tenant_id)
+            polled += 1
+        if import_unfinished(state, conn.tenant_id):
+            enqueue_import(state, conn.tenant_id)
+    return polled

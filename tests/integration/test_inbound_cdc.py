@@ -144,3 +144,15 @@ def test_more_than_1000_changes_in_a_burst_still_all_arrive(plugin_config, sandb
         assert len(env.links("contact")) == 1300 and len(env.host.contacts) == 1300
         second = _poll(env)
         assert second.counts["applied"] == 0 and len(env.host.contacts) == 1300
+
+
+def test_turning_auto_sync_off_on_the_card_stops_the_scheduled_polls(plugin_config, sandbox_url):
+    from crm_qbo_plugin.connections.setup import update_settings
+
+    with inbound_env(plugin_config, sandbox_url, webhooks=False) as env:
+        with env.app.app_context():
+            update_settings(env.state, TENANT, {"auto_sync": False})
+            assert enqueue_polls(env.state) == 0
+            assert env.state.queue.count == 0
+            update_settings(env.state, TENANT, {"auto_sync": True})
+            assert enqueue_polls(env.state) == 1
