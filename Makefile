@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push clean
+.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench-big: install
 # W4 at the issue's full size (10,000 invoices) under QBO's throttles.
 bench-push: install
 	PYTHONPATH=. $(BIN)/python -m bench.run --modes throttled --workloads W4 --push 10000 --report bench/RESULTS-push.md --out bench/results/push.json
+
+# The soak test: real processes, a two-way workload and faults for MINUTES, then reconcile
+# (exit 1 on any difference, duplicate or loss). PostgreSQL: CRM_QBO_TEST_DATABASE_URL=$(scripts/pg-test-server start).
+MINUTES ?= 20
+soak: install
+	PYTHONPATH=. $(BIN)/python -m tests.harness.soak --minutes $(MINUTES) $(SOAK_ARGS)
 
 clean:
 	scripts/pg-test-server stop

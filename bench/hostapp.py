@@ -23,7 +23,7 @@ SPEED_VARIABLE = "BENCH_CLOCK_SPEED"
 
 
 def scaled_limits(speed: float) -> LimiterConfig:
-    base = LimiterConfig()
+    base = LimiterConfig.from_env()
     return LimiterConfig(
         max_in_flight=base.max_in_flight,
         requests_per_minute=base.requests_per_minute,

@@ -238,8 +238,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
               "batches of 30 at 40/min, new customers as single creates within 500/min.",
               "- Throttled mode: the sandbox's minute lasts 60/speed real seconds; the plugin's limiter windows and "
               "429 cool-down are scaled the same (bench/hostapp.py), latency is not.",
-              "- W4 pushes 1,000 invoices per mode by default (× scale) so the run fits in 30 minutes at the plugin's "
-              "current push rate; `make bench-push` runs the issue's 10,000 under QBO's throttles.",
+              "- W4 pushes the issue's 10,000 invoices (× scale) in the throttled mode (QBO's limits) and 1,000 "
+              "(× scale) in the others, where the peers' one-request-per-invoice runs would dominate the run.",
               "- tap-quickbooks: qbo_sandbox rejects `Metadata.LastUpdatedTime` (QBO accepts it), so the shim "
               "respells it `MetaData.` for the tap only (bench/shim/sitecustomize.py).", ""]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -281,10 +281,21 @@ class Applier:
         link = self.book.by_qbo(INVOICE, qbo_id)
         if link is not None and link.status == DELETED:
             return skipped("the invoice was deleted in QuickBooks")
+        ours = link is not None and link.origin != Origin.QBO.value
         if link is not None and link.token_at_least(_token(body)):
+            # The version our own push recorded: QBO's answer to it can hold a payment made in
+            # QuickBooks meanwhile, which the CRM has not heard of yet.
+            if ours and link.sync_token == _token(body) and self._crm_open(link):
+                outcome = self._payment_state(body, link)
+                if outcome.status is InboxStatus.APPLIED:
+                    return outcome
             return skipped("the invoice already holds this version")
         if self._echo("Invoice", body):
-            if link is not None:
+            if link is not None and ours and self._crm_open(link):
+                outcome = self._payment_state(body, link)  # as above
+                if outcome.status is InboxStatus.APPLIED:
+                    return outcome
+            elif link is not None:
                 self._settle(link, "Invoice", body)
             return skipped("echo of the plugin's own write")
         if link is None:
@@ -315,6 +326,11 @@ class Applier:
         self.host_writes += 1
         self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))
         return applied("invoice imported")
+
+    def _crm_open(self, link: LinkRow) -> bool:
+        """A CRM-made invoice the CRM has not voided or deleted (those states are the CRM's to push)."""
+        current = self.host.get_invoice(self.tenant, link.crm_id)
+        return current is not None and current.status not in (InvoiceStatus.VOID, InvoiceStatus.DELETED)
 
     def _payment_state(self, body: Mapping[str, Any], link: LinkRow) -> Outcome:
         """A CRM-made invoice takes only QBO's payment state; its total is compared, not copied."""

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from typing import Any
 
+from redis.exceptions import LockError
 from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Invoice, InvoiceStatus, Origin
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
-from crm_qbo_plugin.mapping.names import doc_number
+from crm_qbo_plugin.mapping.names import doc_number, valid_email
 from crm_qbo_plugin.outbound.context import Push
-from crm_qbo_plugin.outbound.failures import explain
+from crm_qbo_plugin.outbound.customers import customers_by_email, link_new_customer
+from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.invoices import push_invoice, record_with_total
 from crm_qbo_plugin.outbound.items import linked_item_ids
 from crm_qbo_plugin.outbound.links import (
@@ -34,7 +37,6 @@ from crm_qbo_plugin.outbound.links import (
     INVOICE,
     PENDING,
     SYNCED,
-    get_link,
     links_for,
     set_status,
 )
@@ -63,14 +65,12 @@ def push_invoice_or_batch(push: Push) -> None:
     push_invoice(push)
 
 
-def prepare(push: Push, row: OutboxEvent) -> Ready | None:
-    """The create body for `row` if it can go in a batch as is (no QBO call, no write)."""
-    invoice = push.host.get_invoice(push.tenant, row.subject_id)
+def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
+    """`invoice` if it is a first create that can go in a batch as is (foreign currency, voided,
+    not yet sent, before the connection or the sync start date: the single path decides)."""
     if invoice is None or invoice.origin != Origin.CRM or invoice.sent_at is None:
         return None
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
-        return None
-    if get_link(push.state, push.tenant, INVOICE, invoice.id) is not None:
         return None
     cutoff, since = push.conn.connected_at, push.sync_from()
     if (cutoff is not None and invoice.sent_at < cutoff) or (since is not None and invoice.issue_date < since):
@@ -79,26 +79,16 @@ def prepare(push: Push, row: OutboxEvent) -> Ready | None:
         return None
     if invoice.currency.upper() != push.company.home_currency:
         return None  # a foreign-currency customer may need creating: single path
-    customer = links_for(push.state, push.tenant, CONTACT, [invoice.contact_id]).get(invoice.contact_id)
-    if customer is None or not customer.qbo_id or customer.status != SYNCED:
-        return None
-    keys = line_keys(invoice.lines)
-    items = linked_item_ids(push, keys)
-    if len(items) != len(keys):
-        return None
-    try:
-        body = invoice_body(push.tenant, invoice, push.company, customer.qbo_id, items)
-    except MappingError:
-        return None
-    return Ready(row, invoice, body)
+    return invoice
 
 
 def _candidates(push: Push) -> list[OutboxEvent]:
+    """Never-tried `invoice.sent` rows of the tenant, oldest first (one indexed query)."""
     with session(push.state.engine) as db:
         query = select(OutboxEvent).where(
             OutboxEvent.tenant_id == push.tenant,
-            OutboxEvent.event_type == EventType.INVOICE_SENT.value,
             OutboxEvent.status == OutboxStatus.PENDING.value,
+            OutboxEvent.event_type == EventType.INVOICE_SENT.value,
             OutboxEvent.attempts == 0,
             OutboxEvent.origin == Origin.CRM.value,
             OutboxEvent.id != push.row.id,
@@ -108,19 +98,96 @@ def _candidates(push: Push) -> list[OutboxEvent]:
         return list(db.exec(query.order_by(col(OutboxEvent.id)).limit(CANDIDATE_SCAN)).all())
 
 
+def _gather(push: Push, rows: list[OutboxEvent]) -> list[tuple[OutboxEvent, Invoice]]:
+    """Up to 30 rows (the leader first) whose invoices are first creates fit for a batch. Links
+    are read for all rows in one query; the host is asked only until the batch is full."""
+    linked = links_for(push.state, push.tenant, INVOICE, [r.subject_id for r in rows])
+    chosen: list[tuple[OutboxEvent, Invoice]] = []
+    for row in rows:
+        if row.subject_id in linked:
+            continue
+        invoice = eligible(push, push.host.get_invoice(push.tenant, row.subject_id))
+        if invoice is not None:
+            chosen.append((row, invoice))
+        elif row is push.row:
+            return []
+        if len(chosen) >= MAX_BATCH_ITEMS:
+            break
+    return chosen
+
+
+def _customers(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> dict[str, str]:
+    """{contact id: QBO customer id} for the chosen invoices' contacts. Contacts never linked and
+    with an e-mail are linked or created here, found with one e-mail query for them all (a crash
+    after a create is healed by the e-mail lookup of the row's next attempt, and by the row's own
+    requestid); a contact another worker is pushing right now is left to the single path."""
+    contact_ids = list(dict.fromkeys(invoice.contact_id for _row, invoice in chosen))
+    links = links_for(push.state, push.tenant, CONTACT, contact_ids)
+    ids = {c: link.qbo_id for c, link in links.items() if link.qbo_id and link.status == SYNCED}
+    new = [c for c in contact_ids if c not in links]
+    if not new:
+        return ids
+    row_of: dict[str, OutboxEvent] = {}
+    for row, invoice in chosen:
+        row_of.setdefault(invoice.contact_id, row)
+    locks = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
+    try:
+        fresh = links_for(push.state, push.tenant, CONTACT, list(locks))  # linked while we locked
+        contacts = [contact for c in locks if c not in fresh
+                    if (contact := push.host.get_contact(push.tenant, c)) is not None and valid_email(contact.email)]
+        if not contacts:
+            return ids
+        found = customers_by_email(push, contacts)
+        for contact in contacts:
+            member = replace(push, row=row_of[contact.id], txn_date=None, doc_number=None)
+            try:
+                ids[contact.id] = link_new_customer(member, contact, found)
+            except (QboError, PushFailed) as exc:
+                if isinstance(exc, QboError) and exc.retryable:
+                    raise
+                log.info("customer for a batched invoice left to the single path (%s)", type(exc).__name__)
+    finally:
+        for lock in locks.values():
+            with suppress(LockError):
+                lock.release()
+    return ids
+
+
+def _ready(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> list[Ready]:
+    """Create bodies for the chosen rows whose customer and items are linked (no QBO write)."""
+    customers = _customers(push, chosen)
+    keys = {key: None for _row, invoice in chosen for key in line_keys(invoice.lines)}
+    items = linked_item_ids(push, list(keys))
+    ready: list[Ready] = []
+    for row, invoice in chosen:
+        customer = customers.get(invoice.contact_id)
+        wanted = line_keys(invoice.lines)
+        if customer is None or any(key not in items for key in wanted):
+            if row is push.row:
+                return []
+            continue
+        try:
+            body = invoice_body(push.tenant, invoice, push.company, customer, {k: items[k] for k in wanted})
+        except MappingError:
+            if row is push.row:
+                return []
+            continue
+        ready.append(Ready(row, invoice, body))
+    return ready
+
+
 def _batch(push: Push) -> bool:
     """Send the leader row with up to 29 ready rows; False when there is no batch worth sending."""
-    leader = prepare(push, push.row)
-    if leader is None:
+    chosen = _gather(push, [push.row, *_candidates(push)])
+    if len(chosen) < BATCH_MIN:
         return False
-    ready = [r for r in (prepare(push, row) for row in _candidates(push)) if r is not None]
-    if len(ready) + 1 < BATCH_MIN:
+    ready = _ready(push, chosen)
+    if len(ready) < BATCH_MIN:
         return False
+    leader, rest = ready[0], ready[1:]
     now = utcnow()
     claimed: list[Ready] = []
-    for candidate in ready:
-        if len(claimed) + 1 >= MAX_BATCH_ITEMS:
-            break
+    for candidate in rest:
         assert candidate.row.id is not None
         row = claim(push.state, candidate.row.id, now)
         if row is not None:

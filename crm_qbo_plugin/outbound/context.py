@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from redis.exceptions import LockError
+from redis.lock import Lock
 
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.mapping.invoice import Company
@@ -83,11 +84,19 @@ class Push:
         except ValueError:
             return None
 
+    def _lock_key(self, kind: str, crm_id: str) -> str:
+        return f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}"
+
+    def try_lock(self, kind: str, crm_id: str) -> Lock | None:
+        """The record's push lock if it is free right now (release it when done), else None."""
+        lock = self.state.redis.lock(self._lock_key(kind, crm_id), timeout=LOCK_SECONDS)
+        return lock if lock.acquire(blocking=False) else None
+
     @contextmanager
     def lock(self, kind: str, crm_id: str) -> Iterator[None]:
         """Serialise pushes of one record across workers (two rows for one new contact must not
         create two customers)."""
-        lock = self.state.redis.lock(f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}", timeout=LOCK_SECONDS,
+        lock = self.state.redis.lock(self._lock_key(kind, crm_id), timeout=LOCK_SECONDS,
                                      blocking_timeout=LOCK_WAIT_SECONDS)
         if not lock.acquire():
             raise RetryLater(f"another worker is pushing this {kind.replace('_', ' ')}")

@@ -6,6 +6,7 @@ invoice and payment pushes. Contact events only update customers that are linked
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crm_qbo_plugin.host import Contact
@@ -24,7 +25,16 @@ from crm_qbo_plugin.outbound.links import (
     set_status,
 )
 from crm_qbo_plugin.outbound.processor import Skip
-from crm_qbo_plugin.qbo import DuplicateNameError, NotFoundError, StaleObjectError, build_select, eq
+from crm_qbo_plugin.qbo import (
+    DuplicateNameError,
+    NotFoundError,
+    StaleObjectError,
+    build_select,
+    eq,
+    in_,
+)
+
+EMAILS_PER_QUERY = 100
 
 
 def ensure_customer(push: Push, contact_id: str, currency: str | None = None) -> str:
@@ -58,18 +68,43 @@ def _find_existing(push: Push, contact: Contact) -> dict[str, Any] | None:
     contact; on a retry without e-mail, one carrying a name an earlier attempt may have created."""
     email = valid_email(contact.email)
     if email:
-        rows = push.qbo.query(build_select("Customer", [eq("PrimaryEmailAddr", email)]))
-        matches = [r for r in rows if str((r.get("PrimaryEmailAddr") or {}).get("Address", "")).casefold() == email.casefold()]
-        for row in sorted(matches, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0):
-            if _unlinked(push, row, contact.id):
-                return row
-        return None
+        return _pick_by_email(push, contact, push.qbo.query(build_select("Customer", [eq("PrimaryEmailAddr", email)])))
     if push.retried:
         for name in display_name_candidates(push.tenant, contact):
             for row in push.qbo.query(build_select("Customer", [eq("DisplayName", name)])):
                 if not (row.get("PrimaryEmailAddr") or {}).get("Address") and _unlinked(push, row, contact.id):
                     return row
     return None
+
+
+def _pick_by_email(push: Push, contact: Contact, rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The oldest of `rows` carrying the contact's e-mail (case-insensitive) and not linked to
+    another contact."""
+    email = (valid_email(contact.email) or "").casefold()
+    matches = [r for r in rows if email and str((r.get("PrimaryEmailAddr") or {}).get("Address", "")).casefold() == email]
+    for row in sorted(matches, key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0):
+        if _unlinked(push, row, contact.id):
+            return row
+    return None
+
+
+def customers_by_email(push: Push, contacts: Sequence[Contact]) -> list[dict[str, Any]]:
+    """QBO's customers carrying any of the contacts' e-mails: one query per 100 contacts."""
+    emails = sorted({e for c in contacts if (e := valid_email(c.email))})
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(emails), EMAILS_PER_QUERY):
+        rows.extend(push.qbo.query(build_select("Customer", [in_("PrimaryEmailAddr", emails[start:start + EMAILS_PER_QUERY])])))
+    return rows
+
+
+def link_new_customer(push: Push, contact: Contact, found: Iterable[dict[str, Any]]) -> str:
+    """`ensure_customer` for a contact that has no link yet, when the caller already queried the
+    customers with its e-mail (`found`): adopt the matching one, else create it. The caller holds
+    the contact's push lock; `push` is the row the customer is for (its requestids are used)."""
+    match = _pick_by_email(push, contact, found)
+    if match is not None:
+        return _adopt(push, contact, match)
+    return _create(push, contact, None, 0)
 
 
 def _adopt(push: Push, contact: Contact, row: dict[str, Any]) -> str:

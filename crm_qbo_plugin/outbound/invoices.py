@@ -67,7 +67,10 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
         check_eligible(push, invoice)
     if invoice.status == InvoiceStatus.VOID or push.row.event_type == EventType.INVOICE_VOIDED.value:
         if link is None or not link.qbo_id:
-            raise Skip("voided before it reached QuickBooks")
+            reason = "voided before it reached QuickBooks"
+            if link is not None:  # an earlier attempt left it "pending": say it never will be pushed
+                set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason)
+            raise Skip(reason)
         return _void(push, invoice, link)
     problem = currency_problem(invoice.currency, push.company)
     if problem:
@@ -171,7 +174,10 @@ def _void(push: Push, invoice: Invoice, link: Link) -> Link:
 
 def _delete(push: Push, link: Link | None) -> None:
     if link is None or not link.qbo_id:
-        raise Skip("deleted in the CRM before it reached QuickBooks")
+        reason = "deleted in the CRM before it reached QuickBooks"
+        if link is not None:  # an earlier attempt left it "pending": it never will be pushed now
+            set_status(push.state, push.tenant, INVOICE, link.crm_id, DELETED, reason)
+        raise Skip(reason)
     crm_id = link.crm_id
     try:
         try:

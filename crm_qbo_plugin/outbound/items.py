@@ -19,7 +19,14 @@ from crm_qbo_plugin.mapping.names import (
 )
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
-from crm_qbo_plugin.outbound.links import DELETED, ITEM, links_for, record_write, set_status
+from crm_qbo_plugin.outbound.links import (
+    DELETED,
+    ITEM,
+    link_by_qbo_id,
+    links_for,
+    record_write,
+    set_status,
+)
 from crm_qbo_plugin.qbo import DuplicateNameError, build_select, eq
 
 MAX_SKU = 100
@@ -65,7 +72,10 @@ def _ensure_item(push: Push, key: str, line: LineItem | None) -> str:
         sku = cut(clean_text(line.sku), MAX_SKU) if line and line.sku else ""
         found = _find(push, name, sku)
         if found is not None:
-            record_write(push.state, push.tenant, push.realm, ITEM, key, "Item", found)
+            # Another key may already own this item (a SKU'd "Repairs", then a line "Repairs"
+            # without SKU): use it, but a QBO item is linked once.
+            if link_by_qbo_id(push.state, push.tenant, ITEM, str(found["Id"])) is None:
+                record_write(push.state, push.tenant, push.realm, ITEM, key, "Item", found)
             return str(found["Id"])
         account = revenue_account(push)
         candidates = disambiguated_names(name, sku or None, key)

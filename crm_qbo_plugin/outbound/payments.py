@@ -100,6 +100,14 @@ def _sales_receipt(push: Push, payment: Payment, retrying: bool) -> None:
 def _invoice_payment(push: Push, payment: Payment, retrying: bool) -> None:
     if not payment.invoice_id:
         raise PushFailed("the payment is for an invoice but names none")
+    # A payment moves its invoice's SyncToken: it holds the invoice's push lock, so an update of the
+    # same invoice never races it into two 5010s and a false conflict.
+    with push.lock(INVOICE, payment.invoice_id):
+        _invoice_payment_locked(push, payment, retrying)
+
+
+def _invoice_payment_locked(push: Push, payment: Payment, retrying: bool) -> None:
+    assert payment.invoice_id is not None
     invoice_link = get_link(push.state, push.tenant, INVOICE, payment.invoice_id)
     if invoice_link is None or not invoice_link.qbo_id:
         if invoice_link is not None and invoice_link.status in (IGNORED, DELETED):
@@ -108,8 +116,7 @@ def _invoice_payment(push: Push, payment: Payment, retrying: bool) -> None:
         invoice = push.host.get_invoice(push.tenant, payment.invoice_id)
         if invoice is None or invoice.sent_at is None:
             raise RetryLater("its invoice is not in QuickBooks yet; the payment follows once the invoice is sent")
-        with push.lock(INVOICE, invoice.id):  # push the invoice first
-            invoice_link = sync_invoice(push, invoice, get_link(push.state, push.tenant, INVOICE, invoice.id))
+        invoice_link = sync_invoice(push, invoice, get_link(push.state, push.tenant, INVOICE, invoice.id))  # first
         push.txn_date = payment.paid_at.date()
     assert invoice_link.qbo_id is not None
     qbo_invoice = push.qbo.read("Invoice", invoice_link.qbo_id)

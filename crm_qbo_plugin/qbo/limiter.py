@@ -15,11 +15,12 @@ with skewed clocks agree. Waiters poll with jitter; there is no queue, hence no 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,11 +36,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LimiterConfig:
-    """Budgets per realm, kept under QBO's (10 in flight, 500/min, 40 batches/min)."""
+    """Budgets per realm, kept just under QBO's (10 in flight, 500/min, 40 batches/min).
+
+    The margin (480/500, 38/40) covers requests that start in one minute by our clock and reach QBO
+    in the next; a deployment sharing the realm with other apps sets lower budgets (``from_env``).
+    """
 
     max_in_flight: int = 10
-    requests_per_minute: int = 450
-    batches_per_minute: int = 35
+    requests_per_minute: int = 480
+    batches_per_minute: int = 38
     window_seconds: float = 60.0
     lease_seconds: float = 150.0  # > the longest request (QBO times out at 120 s)
     cooldown_seconds: float = 60.0  # QBO: wait 60 s after a 429
@@ -47,9 +52,32 @@ class LimiterConfig:
     acquire_timeout: float = 600.0  # give up (TransientError) after waiting this long
     poll_interval: float = 0.05  # longest sleep between attempts while a slot is busy
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LimiterConfig:
+        """Defaults, overridden per deployment by CRM_QBO_LIMIT_IN_FLIGHT, _REQUESTS_PER_MINUTE
+        and _BATCHES_PER_MINUTE (whole numbers from 1 up to QBO's own limit)."""
+        environ = os.environ if environ is None else environ
+        base = cls()
+        values: dict[str, int] = {}
+        for field, name, ceiling in _ENV_BUDGETS:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                continue
+            if not raw.isdigit() or not 1 <= int(raw) <= ceiling:
+                raise ValueError(f"{name}: must be a whole number from 1 to {ceiling}")
+            values[field] = int(raw)
+        return cls(**{**base.__dict__, **values})
+
     def cooldown(self, retry_after: float | None = None) -> float:
         base = max(self.cooldown_seconds, retry_after or 0.0)
         return base * (1.0 + random.uniform(0.0, self.cooldown_jitter))
+
+
+_ENV_BUDGETS = (
+    ("max_in_flight", "CRM_QBO_LIMIT_IN_FLIGHT", 10),
+    ("requests_per_minute", "CRM_QBO_LIMIT_REQUESTS_PER_MINUTE", 500),
+    ("batches_per_minute", "CRM_QBO_LIMIT_BATCHES_PER_MINUTE", 40),
+)
 
 
 class Limiter(Protocol):
@@ -134,7 +162,7 @@ class RedisLimiter:
         key_prefix: str = "crm_qbo:qbo:limit",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.config = config or LimiterConfig()
+        self.config = config or LimiterConfig.from_env()
         self._redis = redis_client
         self._prefix = key_prefix
         self._sleep = sleep
@@ -188,7 +216,9 @@ class RedisLimiter:
             elif reason == "in_flight":
                 pause = random.uniform(0.2, 1.0) * self.config.poll_interval
             else:
-                pause = wait + random.uniform(0.0, self.config.poll_interval)
+                # The window says exactly when the oldest request leaves it: no jitter, so the
+                # budget is used to the full instead of losing a poll interval per request.
+                pause = wait
             self._sleep(min(pause, remaining))
 
     @contextmanager

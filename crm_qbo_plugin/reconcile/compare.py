@@ -137,7 +137,9 @@ def _invoices(sides: Sides, links: Mapping[str, Link], result: Result) -> None:
         if invoice.amount_paid != total - balance:
             add(Difference("invoice", "amount_paid", crm_id, link.qbo_id, _cents(invoice.amount_paid), _cents(total - balance)))
     for crm_id, invoice in sides.invoices.items():
-        pushable = (invoice.origin is Origin.CRM and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.DELETED)
+        # voided before it reached QuickBooks: the push skips it on purpose (nothing is owed)
+        pushable = (invoice.origin is Origin.CRM
+                    and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.DELETED, InvoiceStatus.VOID)
                     and _after_cutoff(sides, invoice.sent_at))
         if pushable and crm_id not in links:
             add(Difference("invoice", "not_synced", crm_id))

@@ -71,7 +71,7 @@ def receive_event() -> tuple[Response, int]:
         return _problem(401, f"missing or invalid {SIGNATURE_HEADER} for the host named in {HOST_HEADER}")
     try:
         payload = json.loads(raw)
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; RecursionError: absurd nesting
         payload = None
     if not isinstance(payload, dict):
         return _problem(400, "the body must be a JSON object")

@@ -60,7 +60,7 @@ def receive_webhook() -> tuple[Response, int]:
         return _answer(401, error=f"missing or invalid {SIGNATURE_HEADER}")
     try:
         notices: list[Notice] = parse_webhook(json.loads(raw))
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; RecursionError: absurdly deep nesting
         notices = [unparseable(raw)]
     now = utcnow()
     try:

@@ -45,6 +45,13 @@ class Amount(fields.Decimal):
         return number
 
 
+class DecimalText(fields.Decimal):
+    """An exact decimal in answers, sent as a JSON string (so the document says string, not number)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(as_string=True, metadata={"type": "string", "format": "decimal", "example": "12.50"}, **kwargs)
+
+
 def _text(maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(max=maximum), **kwargs)
 
@@ -52,13 +59,14 @@ def _text(maximum: int, **kwargs: Any) -> fields.String:
 # -- locations and tax rates ----------------------------------------------------------------------
 class TaxRateIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    rate_percent = Amount(4, required=True, validate=validate.Range(max=Decimal(100)))
+    rate_percent = Amount(4, required=True, validate=validate.Range(max=100),
+                         metadata={"maximum": 100})  # a number in the OpenAPI document, not "100"
 
 
 class TaxRateOut(Schema):
     id = fields.String()
     name = fields.String()
-    rate_percent = fields.Decimal(as_string=True)
+    rate_percent = DecimalText()
 
 
 class UserIn(Schema):
@@ -159,10 +167,10 @@ class LineOut(Schema):
     name = fields.String()
     description = fields.String()
     sku = fields.String(allow_none=True)
-    quantity = fields.Decimal(as_string=True)
-    unit_price = fields.Decimal(as_string=True)
-    discount = fields.Decimal(as_string=True)
-    amount = fields.Decimal(as_string=True)
+    quantity = DecimalText()
+    unit_price = DecimalText()
+    discount = DecimalText()
+    amount = DecimalText()
     tax_ids = fields.List(fields.String())
 
 
@@ -181,12 +189,12 @@ class InvoiceOut(Schema):
     issue_date = fields.Date()
     due_date = fields.Date(allow_none=True)
     billing_email = fields.String(allow_none=True)
-    subtotal = fields.Decimal(as_string=True)
-    discount_total = fields.Decimal(as_string=True)
-    tax_total = fields.Decimal(as_string=True)
-    total = fields.Decimal(as_string=True)
-    amount_paid = fields.Decimal(as_string=True)
-    balance = fields.Decimal(as_string=True)
+    subtotal = DecimalText()
+    discount_total = DecimalText()
+    tax_total = DecimalText()
+    total = DecimalText()
+    amount_paid = DecimalText()
+    balance = DecimalText()
     taxes = fields.List(fields.Nested(InvoiceTaxOut))
     lines = fields.List(fields.Nested(LineOut))
     origin = fields.String()
@@ -226,7 +234,7 @@ class PaymentOut(Schema):
     id = fields.String()
     contact_id = fields.String()
     source = fields.String()
-    amount = fields.Decimal(as_string=True)
+    amount = DecimalText()
     currency = fields.String()
     paid_at = fields.AwareDateTime()
     invoice_id = fields.String(allow_none=True)

@@ -34,14 +34,20 @@
     return data;
   }
 
+  // While a save is in flight the periodic refresh must not re-render the inputs from the
+  // server's older answer, or a box the user just ticked would flip back.
+  let saving = 0;
   async function saveSetting(name, value) {
+    saving += 1;
     try {
       await call("PATCH", "/settings", { [name]: value });
       showError("");
-      await refresh();
     } catch (err) {
       showError(err.message);
+    } finally {
+      saving -= 1;
     }
+    await refresh().catch((err) => showError(err.message));
   }
 
   document.querySelectorAll("[data-setting]").forEach((input) => {
@@ -172,7 +178,9 @@
   }
 
   async function refresh() {
+    if (saving) return;
     const [status, settings] = await Promise.all([call("GET", "/status"), call("GET", "/settings")]);
+    if (saving) return;  // a save started while these were on their way: its own refresh follows
     document.querySelectorAll("[data-setting='review_request']").forEach((box) => { box.checked = !!settings.review_request; });
     if (status.status !== "connected") return;
     $("webhook-health").textContent = status.last_webhook_at ? when(status.last_webhook_at) : "none received yet (changes still arrive by polling)";

@@ -1,0 +1,361 @@
+"""`python -m tests.harness.soak --minutes 20`: the soak test.
+
+Starts the real processes (tests/harness/stack.py), connects a few CRM locations to sandbox
+companies, runs the randomized two-way workload (tests/harness/workload.py) while injecting faults
+(tests/harness/faults.py), then lets everything settle and checks the books: `crm-qbo reconcile`
+for every tenant must exit 0, and the harness's own count of what it created on each side must
+match what each side holds (more is a duplicate, fewer is a lost record). Prints the figures and
+exits 0 only if everything matches.
+
+Settling stands in for time passing: once faults stop, every worker and scheduler is SIGKILLed
+(they are crash-safe) and restarted, and the leases, locks and cool-downs that a killed process
+would have left to run out (outbox leases and push locks of 5 minutes, the realm lock's 2 minutes, a 429's minute)
+are expired at once instead of waited for; webhooks Intuit would retry later are retried now
+(the sandbox's "deliver, force") and every tenant gets a "Sync now" (a CDC poll and its backoffs due).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from crm_qbo_plugin.store.tables import Connection, InboxNotice, Link, OutboxEvent
+from tests.harness.faults import ALL_KINDS, Faults
+from tests.harness.stack import Stack, stack
+from tests.harness.workload import QboUser, Tenant, Workload
+
+
+@dataclass
+class Options:
+    seconds: float = 60.0
+    tenants: int = 2
+    workers: int = 3
+    schedulers: int = 2  # two on purpose: one leads, the other must stay idle (A12)
+    seed: int = 1
+    fault_every: float = 4.0  # mean seconds between faults
+    op_pause: float = 0.05
+    kinds: tuple[str, ...] = ALL_KINDS
+    settle_timeout: float = 240.0
+    keep: bool = False
+    workdir: Path | None = None
+    database_url: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class Report:
+    ok: bool = False
+    seconds: float = 0.0
+    operations: Counter[str] = field(default_factory=Counter)
+    unavailable: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    crash_restarts: Counter[str] = field(default_factory=Counter)
+    sandbox_faults_fired: int = 0
+    retries: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    field_differences: list[str] = field(default_factory=list)
+    reconcile: dict[str, int] = field(default_factory=dict)
+    reconcile_output: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_outbox: list[str] = field(default_factory=list)
+    dead_inbox: int = 0
+    not_connected: list[str] = field(default_factory=list)
+    settled: bool = False
+    settle_seconds: float = 0.0
+    workdir: str = ""
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.settled:
+            found.append("the system did not settle")
+        found += [f"reconcile {t} exited {c}" for t, c in self.reconcile.items() if c != 0]
+        if self.duplicates:
+            found.append(f"{self.duplicates} duplicate(s)")
+        if self.lost:
+            found.append(f"{self.lost} lost record(s)")
+        found += self.field_differences + [f"outbox row failed: {f}" for f in self.failed_outbox]
+        found += [f"{t} is not connected any more" for t in self.not_connected]
+        return found
+
+    def summary(self) -> str:
+        lines = [
+            f"soak: {self.seconds:.0f}s of workload, settled in {self.settle_seconds:.0f}s",
+            f"  operations: {sum(self.operations.values())} ({_fmt(self.operations)})",
+            f"  not done while a side was down: {sum(self.unavailable.values())}",
+            f"  faults injected: {sum(self.faults.values())} ({_fmt(self.faults)}); sandbox fault answers: {self.sandbox_faults_fired}",
+            f"  processes restarted after dying on their own: {sum(self.crash_restarts.values())} ({_fmt(self.crash_restarts)})",
+            f"  retries: {self.retries}",
+            f"  duplicates: {self.duplicates}",
+            f"  lost: {self.lost}",
+            f"  dead-lettered inbound notices: {self.dead_inbox}",
+        ]
+        for tenant, counts in self.counts.items():
+            lines.append(f"  {tenant}: {json.dumps(counts, sort_keys=True)}; reconcile exit {self.reconcile.get(tenant)}")
+        problems = self.problems()
+        lines.append("RESULT: " + ("OK — the books match, nothing duplicated, nothing lost" if not problems
+                                   else "FAILED — " + "; ".join(problems)))
+        if not self.ok:
+            lines.append(f"  logs: {self.workdir}/logs")
+        return "\n".join(lines)
+
+
+def _fmt(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+
+# -- settling -------------------------------------------------------------------------------------
+def fast_forward(st: Stack) -> None:
+    """What a killed process left behind runs out now instead of after its TTL (see module doc)."""
+    from crm_qbo_plugin.store.types import utcnow
+
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    with st.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.status == "processing").values(lease_until=utcnow()))
+    client = st.redis()
+    try:
+        for pattern in ("crm-qbo:inbound:realm:*", "crm-qbo:inbound:drain-queued:*", "crm-qbo:push:*", "*cooldown*"):
+            for key in client.scan_iter(pattern):
+                client.delete(key)
+    finally:
+        client.close()
+
+
+def sync_now(st: Stack, tenants: list[Tenant]) -> None:
+    """The card's "Sync now" for every tenant: a CDC poll queued, backoffs due now."""
+    from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+    from crm_qbo_plugin.jobs.sweeper import resend_waiting
+    from crm_qbo_plugin.state import get_state
+
+    app = st.app()
+    state = get_state(app)
+    with app.app_context():
+        for tenant in tenants:
+            enqueue_poll(state, tenant.location)
+            resend_waiting(state, tenant.location)
+
+
+def busy(st: Stack) -> list[str]:
+    """What still moves: open outbox rows, pending inbox notices, queued or running jobs, webhooks."""
+    from rq import Queue, Worker
+    from rq.serializers import JSONSerializer
+
+    reasons = []
+    outbox, inbox = OutboxEvent.__table__, InboxNotice.__table__  # type: ignore[attr-defined]
+    with st.engine.connect() as conn:
+        open_rows = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
+            outbox.c.status.in_(["pending", "processing"]))).scalar_one()
+        pending = conn.execute(sa.select(sa.func.count()).select_from(inbox).where(inbox.c.status == "pending")).scalar_one()
+    if open_rows:
+        reasons.append(f"{open_rows} outbox rows open")
+    if pending:
+        reasons.append(f"{pending} inbound notices pending")
+    client = st.redis()
+    try:
+        live = {p.pid for p in st.workers() if p.alive()}
+        queued = sum(len(q) for q in Queue.all(connection=client, serializer=JSONSerializer))
+        running = [w for w in Worker.all(connection=client) if w.pid in live and w.get_state() == "busy"]
+    finally:
+        client.close()
+    if queued:
+        reasons.append(f"{queued} jobs queued")
+    if running:
+        reasons.append(f"{len(running)} workers busy")
+    answer = requests.post(f"{st.sandbox_url}/_sandbox/webhooks/deliver", json={"force": True}, timeout=60).json()
+    if answer["pending"] or answer["failed"] or answer["delivered"]:
+        reasons.append(f"webhooks {answer}")
+    return reasons
+
+
+def settle(st: Stack, faults: Faults, tenants: list[Tenant], timeout: float, say: Any) -> bool:
+    faults.down.clear()
+    faults.clear()
+    for proc in st.workers() + st.schedulers():
+        proc.kill()
+    fast_forward(st)
+    for proc in st.workers() + st.schedulers():
+        st.restart(proc)
+    deadline = time.monotonic() + timeout
+    for round_ in (1, 2):  # the second round's poll sees whatever the first one's work changed
+        sync_now(st, tenants)
+        calm, nudged = 0, time.monotonic()
+        while calm < 3:
+            if time.monotonic() > deadline:
+                say(f"  still busy after {timeout:g}s: {busy(st)}")
+                return False
+            faults.supervise()
+            reasons = busy(st)
+            calm = calm + 1 if not reasons else 0
+            if reasons and time.monotonic() - nudged > 20:  # backoffs that came due meanwhile
+                nudged = time.monotonic()
+                sync_now(st, tenants)
+            time.sleep(1.0)
+        say(f"  settle round {round_} done")
+    return True
+
+
+# -- checking -------------------------------------------------------------------------------------
+def reconcile(st: Stack, tenant: str) -> tuple[int, str]:
+    done = subprocess.run(st.plugin_argv("reconcile", tenant), env=st.env, capture_output=True, text=True,  # noqa: S603
+                          timeout=300, check=False)
+    return done.returncode, (done.stdout + done.stderr)[-4000:]
+
+
+def _page(qbo: QboUser, entity: str, where: str = "") -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = qbo.query(f"SELECT * FROM {entity}{where} STARTPOSITION {len(rows) + 1} MAXRESULTS 1000")
+        rows += page
+        if len(page) < 1000:
+            return rows
+
+
+def check(st: Stack, workload: Workload, report: Report) -> None:
+    outbox, inbox, links, conns = (t.__table__ for t in (OutboxEvent, InboxNotice, Link, Connection))  # type: ignore[attr-defined]
+    with st.engine.connect() as conn:
+        report.failed_outbox = [f"{r.tenant_id} {r.event_type} {r.subject_id}: {r.last_error}" for r in conn.execute(
+            sa.select(outbox).where(outbox.c.status == "failed"))]
+        report.dead_inbox = conn.execute(sa.select(sa.func.count()).select_from(inbox).where(
+            inbox.c.status == "dead")).scalar_one()
+        report.retries = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(outbox.c.attempts - 1), 0)).where(
+            outbox.c.attempts > 1)).scalar_one())
+        report.not_connected = [r.tenant_id for r in conn.execute(sa.select(conns).where(conns.c.status != "connected"))]
+        contact_links = {(r.tenant_id, r.crm_id): r.qbo_id for r in conn.execute(
+            sa.select(links).where(links.c.kind == "contact"))}
+    for log in (st.workdir / "logs").glob("*.log"):
+        report.retries += log.read_text(errors="replace").count("qbo.request.retrying")
+    stats = requests.get(f"{st.sandbox_url}/_sandbox/stats", timeout=30).json()
+    report.sandbox_faults_fired = int(stats.get("faults_injected") or 0)
+
+    for tenant in workload.tenants:
+        code, output = reconcile(st, tenant.location)
+        report.reconcile[tenant.location] = code
+        report.reconcile_output[tenant.location] = output
+        crm = workload.crm[tenant.location]
+        qbo = workload.qbo[tenant.location]
+        contacts = crm.call("GET", "/contacts")
+        crm_invoices = crm.call("GET", "/invoices")
+        crm_payments = crm.call("GET", "/payments")
+        customers = _page(qbo, "Customer")
+        actual = {
+            "contacts": len(contacts), "customers": len(customers),
+            "crm_invoices": len(crm_invoices), "qbo_invoices": len(_page(qbo, "Invoice")),
+            "payments": len(_page(qbo, "Payment")), "sales_receipts": len(_page(qbo, "SalesReceipt")),
+            "crm_payments": len(crm_payments),
+        }
+        pushed = workload.pushed(tenant)
+        expected = tenant.expected(pushed)
+        for name, want in expected.items():
+            got = actual[name]
+            report.duplicates += max(0, got - want)
+            report.lost += max(0, want - got)
+        crm_emails = sorted(e for _, e in tenant.contacts + tenant.customers)
+        billable = tenant.billable(pushed)
+        qbo_emails = sorted([e for c, e in tenant.contacts if c in billable] + [e for _, e in tenant.customers])
+        for side, emails, have in (
+                ("CRM", crm_emails, sorted((c.get("email") or "") for c in contacts)),
+                ("QuickBooks", qbo_emails, sorted(str((c.get("PrimaryEmailAddr") or {}).get("Address") or "") for c in customers))):
+            if have != emails:
+                report.field_differences.append(f"{tenant.location}: {side} e-mails differ from the ones created "
+                                                f"(missing {sorted(set(emails) - set(have))[:5]}, extra {sorted(set(have) - set(emails))[:5]})")
+        phones = {str(c["Id"]): str((c.get("PrimaryPhone") or {}).get("FreeFormNumber") or "") for c in customers}
+        for contact in contacts:
+            qbo_id = contact_links.get((tenant.location, contact["id"]))
+            if qbo_id is not None and phones.get(str(qbo_id), contact["phone"]) != contact["phone"]:
+                report.field_differences.append(f"{tenant.location}: contact {contact['id']} phone {contact['phone']!r} "
+                                                f"but QuickBooks {qbo_id} has {phones.get(str(qbo_id))!r}")
+        paid = sum((Decimal(i["amount_paid"]) for i in crm_invoices), Decimal(0))
+        report.counts[tenant.location] = {**actual, "expected": expected, "crm_amount_paid": str(paid)}
+
+
+# -- running --------------------------------------------------------------------------------------
+def run(options: Options) -> Report:
+    say = (lambda _msg: None) if options.quiet else (lambda msg: print(msg, flush=True))
+    rng = random.Random(options.seed)
+    report = Report()
+    with stack(workers=options.workers, schedulers=options.schedulers, database_url=options.database_url,
+               keep=options.keep, workdir=options.workdir) as st:
+        report.workdir = str(st.workdir)
+        tenants = []
+        for index in range(options.tenants):
+            location, key, realm = st.new_tenant(f"Soak {index + 1}", import_invoices=True)
+            tenants.append(Tenant(location, key, realm))
+        say(f"soak: {len(st.procs)} processes up ({', '.join(sorted(st.procs))}), {len(tenants)} tenants, "
+            f"{options.seconds:g}s, seed {options.seed}, workdir {st.workdir}")
+        workload = Workload(st, tenants, rng)
+        faults = Faults(st, [t.realm for t in tenants], rng, options.kinds)
+        started = time.monotonic()
+        next_fault = started + rng.expovariate(1 / options.fault_every)
+        last_note = started
+        while time.monotonic() - started < options.seconds:
+            faults.tick()
+            if options.kinds and time.monotonic() >= next_fault:
+                faults.inject()
+                next_fault = time.monotonic() + rng.expovariate(1 / options.fault_every)
+            workload.step(crm_up=faults.crm_up, qbo_up=faults.qbo_up)
+            if time.monotonic() - last_note > 30:
+                last_note = time.monotonic()
+                say(f"  {last_note - started:.0f}s: {sum(workload.ops.values())} operations, "
+                    f"{sum(faults.counts.values())} faults")
+            time.sleep(options.op_pause)
+        report.seconds = time.monotonic() - started
+        say(f"  workload done: {sum(workload.ops.values())} operations; settling …")
+        settle_started = time.monotonic()
+        report.settled = settle(st, faults, tenants, options.settle_timeout, say)
+        report.settle_seconds = time.monotonic() - settle_started
+        report.operations, report.unavailable = workload.ops, workload.skipped
+        report.faults, report.crash_restarts = faults.counts, faults.restarts
+        check(st, workload, report)
+        report.ok = not report.problems()
+        if not report.ok:
+            for tenant, output in report.reconcile_output.items():
+                if report.reconcile.get(tenant):
+                    say(f"--- crm-qbo reconcile {tenant}\n{output}")
+        say(report.summary())
+    return report
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.soak", description=__doc__.split("\n\n")[0])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--minutes", type=float, help="how long the workload runs (default 1)")
+    length.add_argument("--seconds", type=float, help="the same in seconds")
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--schedulers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock; printed)")
+    parser.add_argument("--fault-every", type=float, default=4.0, help="mean seconds between faults")
+    parser.add_argument("--faults", default="all", help=f"comma-separated kinds, 'all' or 'none' ({', '.join(ALL_KINDS)})")
+    parser.add_argument("--settle-timeout", type=float, default=300.0)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, SQLite file)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    kinds = ALL_KINDS if args.faults == "all" else () if args.faults == "none" else tuple(args.faults.split(","))
+    unknown = set(kinds) - set(ALL_KINDS)
+    if unknown:
+        parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+    seconds = args.seconds if args.seconds is not None else 60.0 * (args.minutes if args.minutes is not None else 1.0)
+    return Options(seconds=seconds, tenants=args.tenants, workers=args.workers, schedulers=args.schedulers,
+                   seed=args.seed if args.seed is not None else int(time.time()), fault_every=args.fault_every,
+                   kinds=kinds, settle_timeout=args.settle_timeout, keep=args.keep, workdir=args.workdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run(parse(argv))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

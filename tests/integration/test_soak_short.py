@@ -1,0 +1,24 @@
+"""A short soak (part of `make test`): the real processes (sandbox, Redis, waitress web, three
+workers, two schedulers) under a randomized two-way workload with every kind of fault injected,
+then settle and check: `crm-qbo reconcile` exits 0 for every tenant, no duplicate, nothing lost.
+The long run is `make soak MINUTES=20` (python -m tests.harness.soak)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness.faults import ALL_KINDS
+from tests.harness.soak import Options, run
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(420)
+def test_a_short_soak_with_faults_ends_with_matching_books(database_url):
+    report = run(Options(seconds=45, tenants=2, workers=3, schedulers=2, seed=20260110, fault_every=3.0,
+                         kinds=ALL_KINDS, settle_timeout=200, database_url=database_url, quiet=True))
+    assert report.problems() == [], report.summary()
+    assert report.ok and report.settled
+    assert (report.duplicates, report.lost) == (0, 0)
+    assert set(report.reconcile.values()) == {0}
+    assert sum(report.operations.values()) > 100
+    assert sum(report.faults.values()) >= 8
