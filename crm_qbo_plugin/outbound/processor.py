@@ -13,13 +13,14 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 from sqlmodel import select
 
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.intake import ECHO_REASON
-from crm_qbo_plugin.qbo import ReconnectRequired, ThrottledError, TransientError
+from crm_qbo_plugin.qbo import AuthenticationError, ReconnectRequired, ThrottledError, TransientError
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
@@ -130,7 +131,10 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
         finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
         return "parked"
-    except (ThrottledError, TransientError) as exc:
+    except (ThrottledError, TransientError, AuthenticationError, redis.RedisError) as exc:
+        # Passing trouble — QBO busy or down, a token Intuit did not accept even after one refresh
+        # (the next attempt refreshes again), Redis restarting — is retried with backoff, never
+        # failed: only ReconnectRequired (handled above) needs a person.
         return _retry(state, row, now, f"{type(exc).__name__}: {exc}")
     except Skip as exc:
         finish(state, row, OutboxStatus.SKIPPED, str(exc))

@@ -151,3 +151,29 @@ def test_events_from_quickbooks_are_settled_at_intake_without_a_job(plugin_app):
     [row] = outbox_rows(plugin_app)
     assert (row.status, row.last_error, row.lease_until) == ("skipped", "came from QuickBooks; it is never pushed back", None)
     assert get_state(plugin_app).queue.count == 0
+
+
+@pytest.mark.parametrize("error", [
+    "redis", "auth",
+])
+def test_passing_trouble_is_retried_with_backoff_never_failed(plugin_app, error):
+    """Found by the 20-minute soak: Redis restarting, or a 401 that outlives one refresh while the
+    token endpoint is failing, used to fail the record for good."""
+    import redis as redis_lib
+
+    from crm_qbo_plugin.outbound.processor import process
+    from crm_qbo_plugin.qbo import AuthenticationError
+
+    connect(plugin_app)
+    raised = {"redis": redis_lib.ConnectionError("Error 111 connecting"),
+              "auth": AuthenticationError("Token expired", code="3200", status=401)}[error]
+
+    def handler(state, row, conn):
+        raise raised
+
+    get_state(plugin_app).handlers["contact.created"] = handler
+    with plugin_app.app_context():
+        result = QuickBooksPlugin().publish(TENANT, contact_event())
+    assert process(get_state(plugin_app), result.outbox_id) == "retry"
+    [row] = outbox_rows(plugin_app)
+    assert row.status == "pending" and row.lease_until is not None and row.attempts == 1
