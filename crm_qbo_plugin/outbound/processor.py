@@ -20,7 +20,12 @@ from sqlmodel import select
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.intake import ECHO_REASON
-from crm_qbo_plugin.qbo import AuthenticationError, ReconnectRequired, ThrottledError, TransientError
+from crm_qbo_plugin.qbo import (
+    AuthenticationError,
+    ReconnectRequired,
+    ThrottledError,
+    TransientError,
+)
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
