@@ -154,19 +154,21 @@ def test_events_from_quickbooks_are_settled_at_intake_without_a_job(plugin_app):
 
 
 @pytest.mark.parametrize("error", [
-    "redis", "auth",
+    "redis", "auth", "database",
 ])
 def test_passing_trouble_is_retried_with_backoff_never_failed(plugin_app, error):
-    """Found by the 20-minute soak: Redis restarting, or a 401 that outlives one refresh while the
-    token endpoint is failing, used to fail the record for good."""
+    """Found by the 20-minute soaks: Redis restarting, a 401 that outlives one refresh while the
+    token endpoint is failing, or SQLite locked by a paused worker, used to fail the record for good."""
     import redis as redis_lib
+    import sqlalchemy as sa
 
     from crm_qbo_plugin.outbound.processor import process
     from crm_qbo_plugin.qbo import AuthenticationError
 
     connect(plugin_app)
     raised = {"redis": redis_lib.ConnectionError("Error 111 connecting"),
-              "auth": AuthenticationError("Token expired", code="3200", status=401)}[error]
+              "auth": AuthenticationError("Token expired", code="3200", status=401),
+              "database": sa.exc.OperationalError("INSERT INTO qbo_link …", {}, Exception("database is locked"))}[error]
 
     def handler(state, row, conn):
         raise raised
