@@ -36,9 +36,12 @@ log = logging.getLogger(__name__)
 PROCESSING_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 
-# The database was busy or away (SQLite "database is locked" past the busy timeout, a PostgreSQL
-# restart or serialization failure, a pool timeout): nothing about the row is wrong.
-DATABASE_TROUBLE: tuple[type[Exception], ...] = (
+# Passing trouble: QBO busy or down, a token Intuit did not accept even after one refresh (the next
+# attempt refreshes again), Redis restarting, the database locked (SQLite past its busy timeout) or
+# its connection lost (a PostgreSQL restart, a serialization failure, a pool timeout). Nothing about
+# the row is wrong, so it is retried with backoff, never failed.
+PASSING_TROUBLE: tuple[type[Exception], ...] = (
+    ThrottledError, TransientError, AuthenticationError, redis.RedisError,
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
 )
 
@@ -142,12 +145,9 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
         finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
         return "parked"
-    except (ThrottledError, TransientError, AuthenticationError, redis.RedisError, *DATABASE_TROUBLE) as exc:
-        # Passing trouble — QBO busy or down, a token Intuit did not accept even after one refresh
-        # (the next attempt refreshes again), Redis restarting, the database locked or its
-        # connection lost — is retried with backoff, never failed: only ReconnectRequired (handled
-        # above) needs a person. A retry replays the row's requestids, so a QBO create whose link
-        # could not be saved comes back as the same record, not a second one.
+    except PASSING_TROUBLE as exc:
+        # Only ReconnectRequired (handled above) needs a person. A retry replays the row's
+        # requestids, so a QBO create whose link could not be saved comes back as the same record.
         return _retry(state, row, now, f"{type(exc).__name__}: {exc}")
     except Skip as exc:
         finish(state, row, OutboxStatus.SKIPPED, str(exc))
