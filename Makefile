@@ -37,7 +37,8 @@ demo: install
 sandbox: install
 	$(BIN)/crm-qbo sandbox --port 8765
 
-# Benchmarks against the sandbox, with the peers (bench/peers/ venvs); writes bench/RESULTS.md.
+# Benchmarks against the sandbox, with the peers (bench/peers/ venvs), then the 100,000 + 100,000
+# import for memory; writes bench/RESULTS.md and bench/results/latest.json.
 bench: install
 	PYTHONPATH=. $(BIN)/python -m bench.run
 

@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-speed", type=float, default=10.0, help="sandbox clock speed in the throttled mode")
     parser.add_argument("--push", type=int, default=None, help="W4 invoices in every mode (default 1,000 × scale)")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-big", action="store_true", help="skip the 100,000 + 100,000 memory import")
     parser.add_argument("--out", default=str(RESULTS_DIR / "latest.json"))
     parser.add_argument("--report", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args(argv)
@@ -278,6 +279,14 @@ def main(argv: list[str] | None = None) -> int:
             mode_started = time.perf_counter()
             results["modes"][mode.name] = run_mode(st, mode, sizes, workloads, with_peers, args.big)
             results["modes"][mode.name]["mode_wall_s"] = round(time.perf_counter() - mode_started, 1)
+    if not args.big and not args.no_big and "W1" in workloads:
+        # W1's memory figure: the 100,000 + 100,000 import (× scale), one mode, no peers.
+        big_sizes = sizes_for(args.scale, True, args.push)
+        [big_mode] = modes_for(["zero"], args.clock_speed, True)
+        with stack() as st:
+            mode_started = time.perf_counter()
+            results["memory"] = run_mode(st, big_mode, big_sizes, {"W1"}, False, True)
+            results["memory"]["mode_wall_s"] = round(time.perf_counter() - mode_started, 1)
     results["total_wall_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
