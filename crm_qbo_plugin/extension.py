@@ -7,6 +7,8 @@ Settings and the manifest are validated here, so a bad deployment fails at start
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Flask
 
 from crm_qbo_plugin.crypto import TokenCipher
@@ -15,7 +17,7 @@ from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
 from crm_qbo_plugin.outbound.handlers import HANDLERS
-from crm_qbo_plugin.outbound.intake import PublishResult, publish
+from crm_qbo_plugin.outbound.intake import PublishResult, publish, publish_many
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
@@ -58,6 +60,10 @@ class QuickBooksPlugin:
     def publish(self, tenant: str, event: HostEvent) -> PublishResult:
         """Record a host event for `tenant` (once per event key) and queue it; needs an app context."""
         return publish(get_state(), tenant, event)
+
+    def publish_many(self, tenant: str, events: Sequence[HostEvent]) -> list[PublishResult]:
+        """`publish` for many events in one transaction (a bulk write's events); results in order."""
+        return publish_many(get_state(), tenant, events)
 
     def state(self, app: Flask | None = None) -> PluginState:
         return get_state(app)

@@ -8,7 +8,7 @@ with money as `Decimal` and times timezone-aware, so mapping code never guesses 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -186,3 +186,76 @@ class CrmHost(Protocol):
     def fire_trigger(self, call: TriggerCall) -> None:
         """Fire an automation trigger; the host must honour `call.idempotency_key`."""
         ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optional bulk methods. An import writes thousands of records; a host that can write many in one
+# transaction (and publish their events together) may add any of these methods to its CrmHost. They
+# are not part of the `CrmHost` protocol, so a host without them still satisfies it: the functions
+# below call the bulk method when the host has it, and the single-record method once per record
+# otherwise. Plugin code calls these functions, never the bulk methods directly.
+#
+#   upsert_contacts(tenant, contacts: Sequence[Contact], origin) -> list[str]
+#       Every contact in one transaction, as if `upsert_contact` were called for each in order (the
+#       same proposed-id rule); returns the CRM ids in the same order. All or nothing.
+#   upsert_invoices(tenant, invoices: Sequence[Invoice], origin) -> list[str]
+#       The same for `upsert_invoice`.
+#   find_contacts_by_email(tenant, emails: Sequence[str]) -> Mapping[str, Contact]
+#       `find_contact_by_email` for many e-mails at once, keyed by the e-mail as given; an e-mail
+#       with no contact is left out.
+# ---------------------------------------------------------------------------------------------------
+
+
+class HostContractError(RuntimeError):
+    """A host's bulk method answered something the contract does not allow (wrong count, no id)."""
+
+
+def _ids(answer: Any, expected: int, method: str) -> list[str]:
+    ids = list(answer) if isinstance(answer, Sequence) and not isinstance(answer, str) else None
+    if ids is None or len(ids) != expected or not all(isinstance(i, str) and i for i in ids):
+        raise HostContractError(f"{method} must return one non-empty id per record ({expected})")
+    return ids
+
+
+def upsert_contacts(host: CrmHost, tenant: str, contacts: Sequence[Contact], origin: Origin) -> list[str]:
+    """Write `contacts` with the host's bulk method if it has one, else one `upsert_contact` each."""
+    if not contacts:
+        return []
+    bulk = getattr(host, "upsert_contacts", None)
+    if callable(bulk):
+        return _ids(bulk(tenant, list(contacts), origin), len(contacts), "upsert_contacts")
+    return [host.upsert_contact(tenant, contact, origin) for contact in contacts]
+
+
+def upsert_invoices(host: CrmHost, tenant: str, invoices: Sequence[Invoice], origin: Origin) -> list[str]:
+    """Write `invoices` with the host's bulk method if it has one, else one `upsert_invoice` each."""
+    if not invoices:
+        return []
+    bulk = getattr(host, "upsert_invoices", None)
+    if callable(bulk):
+        return _ids(bulk(tenant, list(invoices), origin), len(invoices), "upsert_invoices")
+    return [host.upsert_invoice(tenant, invoice, origin) for invoice in invoices]
+
+
+def can_find_contacts_in_bulk(host: CrmHost) -> bool:
+    return callable(getattr(host, "find_contacts_by_email", None))
+
+
+def find_contacts_by_email(host: CrmHost, tenant: str, emails: Sequence[str]) -> dict[str, Contact | None]:
+    """The contact for each e-mail (None: nobody), in one host call when the host can."""
+    wanted = list(dict.fromkeys(emails))
+    if not wanted:
+        return {}
+    bulk = getattr(host, "find_contacts_by_email", None)
+    if not callable(bulk):
+        return {email: host.find_contact_by_email(tenant, email) for email in wanted}
+    found = bulk(tenant, wanted)
+    if not isinstance(found, Mapping):
+        raise HostContractError("find_contacts_by_email must return a mapping of e-mail to Contact")
+    answer: dict[str, Contact | None] = {}
+    for email in wanted:
+        contact = found.get(email)
+        if contact is not None and not isinstance(contact, Contact):
+            raise HostContractError("find_contacts_by_email must map each e-mail to a Contact")
+        answer[email] = contact
+    return answer

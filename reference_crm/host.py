@@ -2,12 +2,15 @@
 
 Reads map the CRM's rows to the plugin's frozen dataclasses; writes coming from QuickBooks are
 stored with origin QBO and published with origin QBO, so the plugin recognises them as its own and
-never pushes them back. Each method runs in its own transaction and publishes after it commits.
+never pushes them back. Each method runs in its own transaction and publishes after it commits;
+the bulk methods (`upsert_contacts`, `upsert_invoices`) write a whole import page in one
+transaction and publish its events together.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 
 from flask import has_request_context, session
@@ -109,6 +112,23 @@ class ReferenceHost:
             ).first()
             return contacts.to_plugin_contact(row) if row else None
 
+    def find_contacts_by_email(self, tenant: str, emails: Sequence[str]) -> dict[str, Contact]:
+        """`find_contact_by_email` for many e-mails, with one query per 500 of them."""
+        keys = {email: key for email in emails if (key := contacts.email_key(email)) is not None}
+        wanted = sorted(set(keys.values()))
+        oldest: dict[str, Contact] = {}
+        with db_session(self.engine) as db:
+            for start in range(0, len(wanted), contacts.IN_CHUNK):
+                rows = db.exec(
+                    select(ContactRow)
+                    .where(ContactRow.location_id == tenant, col(ContactRow.email_key).in_(wanted[start:start + contacts.IN_CHUNK]))
+                    .order_by(col(ContactRow.created_at), col(ContactRow.id))
+                )
+                for row in rows:
+                    if row.email_key is not None and row.email_key not in oldest:
+                        oldest[row.email_key] = contacts.to_plugin_contact(row)
+        return {email: oldest[key] for email, key in keys.items() if key in oldest}
+
     # -- writes from QuickBooks ----------------------------------------------------------------
     def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:
         """Update the tenant's contact with this id, or create one (with the id the plugin proposed
@@ -127,12 +147,26 @@ class ReferenceHost:
             state.commit(db, tenant, [event])
             return row.id
 
+    def upsert_contacts(self, tenant: str, records: Sequence[Contact], origin: Origin) -> list[str]:
+        """`upsert_contact` for many contacts in one transaction; the ids in the same order."""
+        with db_session(self.engine) as db:
+            written = contacts.upsert_from_plugin(db, tenant, list(records), origin)
+            self.state.commit(db, tenant, [event for _id, event in written])
+            return [contact_id for contact_id, _event in written]
+
+    def upsert_invoices(self, tenant: str, records: Sequence[Invoice], origin: Origin) -> list[str]:
+        """`upsert_invoice` for many invoices in one transaction; the ids in the same order."""
+        with db_session(self.engine) as db:
+            written = invoices.upsert_many_from_qbo(db, tenant, list(records), origin)
+            self.state.commit(db, tenant, [event for _id, event in written])
+            return [invoice_id for invoice_id, _event in written]
+
     def upsert_invoice(self, tenant: str, invoice: Invoice, origin: Origin) -> str:
         state = self.state
         with db_session(self.engine) as db:
-            row, event = invoices.upsert_from_qbo(db, tenant, invoice, origin)
+            invoice_id, event = invoices.upsert_from_qbo(db, tenant, invoice, origin)
             state.commit(db, tenant, [event])
-            return row.id
+            return invoice_id
 
     def update_invoice_status(self, tenant: str, invoice_id: str, status: InvoiceStatus, amount_paid: Decimal) -> None:
         state = self.state

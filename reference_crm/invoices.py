@@ -8,11 +8,12 @@ change after that. Each change bumps the invoice's version, which names its even
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from crm_qbo_plugin import EventType, HostEvent, Invoice, InvoiceStatus, LineItem, Origin, Tax
@@ -22,6 +23,7 @@ from reference_crm.models import ContactRow, InvoiceLineRow, InvoiceRow, Locatio
 from reference_crm.money import LineAmounts, cents, invoice_totals
 
 ZERO = Decimal("0.00")
+IN_CHUNK = 500  # ids per IN (...) query
 OPEN = {InvoiceStatus.SENT, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID}
 EVENT_FOR_STATUS = {InvoiceStatus.VOID: EventType.INVOICE_VOIDED, InvoiceStatus.DELETED: EventType.INVOICE_DELETED}
 
@@ -163,45 +165,95 @@ def set_status_from_qbo(db: Session, row: InvoiceRow, status: InvoiceStatus, amo
     return _bump(db, row, EVENT_FOR_STATUS.get(status, EventType.INVOICE_UPDATED), Origin.QBO)
 
 
-def upsert_from_qbo(db: Session, location_id: str, invoice: Invoice, origin: Origin = Origin.QBO) -> tuple[InvoiceRow, HostEvent]:
-    """Create or replace an invoice that QuickBooks owns; its totals are QuickBooks' own."""
-    _check_contact(db, location_id, invoice.contact_id)
-    now = utcnow()
-    found = db.get(InvoiceRow, invoice.id) if invoice.id else None
-    if found is not None and found.location_id == location_id:
-        row = found
-    else:  # new: the id the plugin proposed, unless another location has it
-        row = InvoiceRow(id=invoice.id if invoice.id and found is None else new_id("inv"), location_id=location_id, contact_id=invoice.contact_id,
-                         currency=invoice.currency, issue_date=invoice.issue_date, origin=origin.value,
-                         created_at=now, updated_at=now, version=0)
-    row.contact_id = invoice.contact_id
-    row.number = invoice.number[:40] if invoice.number else None
-    row.status = invoice.status.value
-    row.currency = invoice.currency.upper()
-    row.issue_date = invoice.issue_date
-    row.due_date = invoice.due_date
-    row.billing_email = invoice.billing_email
-    row.sent_at = invoice.sent_at
-    row.taxes = [{"id": t.id, "name": t.name, "rate_percent": str(t.rate_percent)} for t in invoice.taxes]
-    db.add(row)
+def upsert_from_qbo(db: Session, location_id: str, invoice: Invoice, origin: Origin = Origin.QBO) -> tuple[str, HostEvent]:
+    """Create or replace an invoice that QuickBooks owns; its totals are QuickBooks' own. Returns
+    the invoice's id and its event."""
+    return upsert_many_from_qbo(db, location_id, [invoice], origin)[0]
+
+
+def upsert_many_from_qbo(db: Session, location_id: str, records: Sequence[Invoice],
+                         origin: Origin = Origin.QBO) -> list[tuple[str, HostEvent]]:
+    """`upsert_from_qbo` for many invoices, in order, with a few statements in all: the contacts
+    and the invoices already there are read with IN queries, new invoices and all lines are inserted
+    with one executemany each (no ORM objects for them), replaced lines deleted with one statement.
+    Nothing is written if any invoice names a contact the location does not have."""
+    contact_ids = sorted({invoice.contact_id for invoice in records})
+    owners = dict(_in_chunks(db, contact_ids, lambda chunk: select(ContactRow.id, ContactRow.location_id)
+                             .where(col(ContactRow.id).in_(chunk))))
+    for contact_id in contact_ids:
+        if owners.get(contact_id) != location_id:
+            raise Invalid({"contact_id": [f"no contact {contact_id} in this location"]})
+    wanted = sorted({invoice.id for invoice in records if invoice.id})
+    found: dict[str, InvoiceRow] = {
+        row.id: row for row in _in_chunks(db, wanted, lambda chunk: select(InvoiceRow).where(col(InvoiceRow.id).in_(chunk)))
+    }
+    ours = {row_id: row for row_id, row in found.items() if row.location_id == location_id}
+    created: dict[str, dict[str, Any]] = {}  # id -> column values of an invoice new in this batch
+    lines: dict[str, list[dict[str, Any]]] = {}
+    written: list[tuple[str, HostEvent]] = []
+    for invoice in records:
+        values, new_lines = _qbo_values(invoice)
+        now = utcnow()
+        row = ours.get(invoice.id) if invoice.id else None
+        if row is not None:
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.version += 1
+            row.updated_at = now
+            invoice_id, version = row.id, row.version
+        elif invoice.id and invoice.id in created:  # named twice in the batch: the later values win
+            invoice_id = invoice.id
+            version = created[invoice_id]["version"] + 1
+            created[invoice_id].update(values, version=version, updated_at=now)
+        else:  # new: the id the plugin proposed, unless another location has it
+            invoice_id = invoice.id if invoice.id and invoice.id not in found else new_id("inv")
+            version = 1
+            created[invoice_id] = {**values, "id": invoice_id, "location_id": location_id, "origin": origin.value,
+                                   "version": version, "created_at": now, "updated_at": now}
+        lines[invoice_id] = [{**line, "invoice_id": invoice_id} for line in new_lines]
+        kind = EVENT_FOR_STATUS.get(invoice.status, EventType.INVOICE_UPDATED)
+        written.append((invoice_id, HostEvent(type=kind, subject_id=invoice_id, key=f"invoice:{invoice_id}:v{version}",
+                                              origin=origin, occurred_at=now)))
     db.flush()
-    db.exec(delete(InvoiceLineRow).where(col(InvoiceLineRow.invoice_id) == row.id))
-    for position, line in enumerate(invoice.lines, start=1):
-        db.add(InvoiceLineRow(
-            invoice_id=row.id, position=position, name=line.name[:200], description=line.description[:4000],
-            sku=line.sku, quantity=_fit(line.quantity, 4), unit_price=_fit(line.unit_price, 3),
-            discount=cents(line.discount), amount=cents(line.quantity * line.unit_price), tax_ids=list(line.tax_ids),
-        ))
-    row.subtotal = sum((cents(line.quantity * line.unit_price) for line in invoice.lines), ZERO)
-    row.invoice_discount = cents(invoice.discount_total)
-    row.discount_total = sum((cents(line.discount) for line in invoice.lines), row.invoice_discount)
-    row.total = cents(invoice.total)
-    row.tax_total = row.total - row.subtotal + row.discount_total
-    row.amount_paid = cents(invoice.amount_paid)
-    kind = EVENT_FOR_STATUS.get(invoice.status, EventType.INVOICE_UPDATED)
-    event = _bump(db, row, kind, origin)
-    assert event is not None
-    return row, event
+    if created:
+        db.execute(sa.insert(InvoiceRow.__table__), list(created.values()))  # type: ignore[attr-defined]
+    replaced = sorted(ours)
+    for start in range(0, len(replaced), IN_CHUNK):
+        db.exec(delete(InvoiceLineRow).where(col(InvoiceLineRow.invoice_id).in_(replaced[start:start + IN_CHUNK])))
+    new_lines = [line for invoice_lines_ in lines.values() for line in invoice_lines_]
+    if new_lines:
+        db.execute(sa.insert(InvoiceLineRow.__table__), new_lines)  # type: ignore[attr-defined]
+    return written
+
+
+def _in_chunks(db: Session, values: list[str], query: Callable[[list[str]], Any]) -> list[Any]:
+    found: list[Any] = []
+    for start in range(0, len(values), IN_CHUNK):
+        found.extend(db.exec(query(values[start:start + IN_CHUNK])))
+    return found
+
+
+def _qbo_values(invoice: Invoice) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """QuickBooks' values of an invoice as column values, and its lines' (without invoice_id)."""
+    subtotal = sum((cents(line.quantity * line.unit_price) for line in invoice.lines), ZERO)
+    invoice_discount = cents(invoice.discount_total)
+    discount_total = sum((cents(line.discount) for line in invoice.lines), invoice_discount)
+    total = cents(invoice.total)
+    values = {
+        "contact_id": invoice.contact_id, "number": invoice.number[:40] if invoice.number else None,
+        "status": invoice.status.value, "currency": invoice.currency.upper(), "issue_date": invoice.issue_date,
+        "due_date": invoice.due_date, "billing_email": invoice.billing_email, "sent_at": invoice.sent_at,
+        "taxes": [{"id": t.id, "name": t.name, "rate_percent": str(t.rate_percent)} for t in invoice.taxes],
+        "subtotal": subtotal, "invoice_discount": invoice_discount, "discount_total": discount_total,
+        "total": total, "tax_total": total - subtotal + discount_total, "amount_paid": cents(invoice.amount_paid),
+    }
+    lines = [
+        {"position": position, "name": line.name[:200], "description": line.description[:4000], "sku": line.sku,
+         "quantity": _fit(line.quantity, 4), "unit_price": _fit(line.unit_price, 3), "discount": cents(line.discount),
+         "amount": cents(line.quantity * line.unit_price), "tax_ids": list(line.tax_ids)}
+        for position, line in enumerate(invoice.lines, start=1)
+    ]
+    return values, lines
 
 
 def to_plugin_invoice(row: InvoiceRow, lines: Sequence[InvoiceLineRow]) -> Invoice:

@@ -33,6 +33,13 @@ class CrmState:
         """Commit `db`, then publish `events` (None entries, for "nothing changed", are dropped)."""
         pending = [event for event in events if event is not None]
         db.commit()
+        if len(pending) > 1:  # many changes (a bulk write): one transaction in the plugin too
+            try:
+                self.plugin.publish_many(tenant, pending)
+            except Exception:
+                log.exception("crm.publish_failed", extra={"event_key": pending[0].key, "events": len(pending),
+                                                           "tenant": tenant})
+            return
         for event in pending:
             try:
                 self.plugin.publish(tenant, event)

@@ -13,12 +13,18 @@ Who owns what: a contact follows QBO's latest change; an invoice imported from Q
 rewritten whole; an invoice the CRM pushed only takes QBO's payment state (amount paid, status,
 void, delete) — its other fields stay the CRM's, and a total that differs only by rounding is
 stored and flagged once, never written back (no ping-pong).
+
+An import page runs with `defer_host_writes`: the plugin proposes the CRM ids of new records, so it
+can decide the whole page (links included) before the host writes anything, then hand the page's
+contacts and invoices to the host in one bulk call each (`write_host`), contacts first because an
+invoice may name a contact made in the same page. A host that answers another id than the proposed
+one gets its own id in the link (and in the invoices that name that contact).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property
@@ -28,7 +34,17 @@ from sqlalchemy.engine import Connection as DbConnection
 from sqlmodel import select
 
 from crm_qbo_plugin.automations import hooks
-from crm_qbo_plugin.host import CrmHost, InvoiceStatus, Origin
+from crm_qbo_plugin.host import (
+    Contact,
+    CrmHost,
+    Invoice,
+    InvoiceStatus,
+    Origin,
+    can_find_contacts_in_bulk,
+    find_contacts_by_email,
+    upsert_contacts,
+    upsert_invoices,
+)
 from crm_qbo_plugin.inbound.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.mapping.contact import (
     contact_from_customer,
@@ -106,10 +122,20 @@ def _customer_ref(body: Mapping[str, Any]) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-class Applier:
-    """Applies entity bodies for one tenant. Link changes wait in `book` until `flush(conn)`."""
+@dataclass
+class _PendingWrite:
+    """A host upsert waiting for `write_host`; `link` is the new link holding the proposed id."""
 
-    def __init__(self, state: PluginState, target: Target, qbo: QboClient) -> None:
+    record: Contact | Invoice
+    link: LinkRow | None
+
+
+class Applier:
+    """Applies entity bodies for one tenant. Link changes wait in `book` until `flush(conn)`; with
+    `defer_host_writes`, contact and invoice upserts (and the hooks after them) wait for
+    `write_host()`, which must run before `flush`."""
+
+    def __init__(self, state: PluginState, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
         self.state = state
         self.host: CrmHost = state.host
         self.target = target
@@ -117,6 +143,11 @@ class Applier:
         self.book = LinkBook(state.engine, target.tenant)
         self.ledger = Ledger(state.engine, target.realm_id)
         self.host_writes = 0
+        self.defer_host_writes = defer_host_writes
+        self._contact_writes: list[_PendingWrite] = []
+        self._invoice_writes: list[_PendingWrite] = []
+        self._after_writes: list[Callable[[], None]] = []
+        self._emails: dict[str, Contact | None] = {}  # preloaded find_contact_by_email answers
 
     @property
     def tenant(self) -> str:
@@ -135,17 +166,80 @@ class Applier:
         return link.crm_id if link is not None else None
 
     def flush(self, conn: DbConnection) -> None:
+        if self._contact_writes or self._invoice_writes or self._after_writes:
+            raise RuntimeError("deferred host writes are pending: call write_host() before flush()")
         self.book.flush(conn)
 
     def preload(self, entity: str, bodies: Sequence[Mapping[str, Any]]) -> None:
-        """Read the links and ledger rows a page of bodies needs in a few queries."""
+        """Read the links and ledger rows a page of bodies needs in a few queries (and, from a host
+        that can find many contacts at once, the e-mail matches of its unlinked customers)."""
         ids = [_id(b) for b in bodies]
         if entity == "Customer":
             self.book.preload(CONTACT, ids)
+            if can_find_contacts_in_bulk(self.host):
+                emails = [e for b in bodies if self.book.by_qbo(CONTACT, _id(b)) is None and (e := customer_email(b))]
+                self._emails.update(find_contacts_by_email(self.host, self.tenant, emails))
         else:
             self.book.preload(INVOICE, ids)
             self.book.preload(CONTACT, [r for b in bodies if (r := _customer_ref(b))])
         self.ledger.preload(entity, ids)
+
+    # ------------------------------------------------------------------ host writes
+
+    def _upsert_contact(self, contact: Contact, new_link: LinkRow | None = None) -> None:
+        """Write `contact` now, or queue it; `new_link` (already in the book) takes the host's id."""
+        self.host_writes += 1
+        if self.defer_host_writes:
+            self._contact_writes.append(_PendingWrite(contact, new_link))
+            return
+        crm_id = self.host.upsert_contact(self.tenant, contact, Origin.QBO)
+        if new_link is not None and crm_id != new_link.crm_id:
+            self._relink(new_link, crm_id)
+
+    def _upsert_invoice(self, invoice: Invoice, new_link: LinkRow | None = None) -> None:
+        self.host_writes += 1
+        if self.defer_host_writes:
+            self._invoice_writes.append(_PendingWrite(invoice, new_link))
+            return
+        crm_id = self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
+        if new_link is not None and crm_id != new_link.crm_id:
+            self._relink(new_link, crm_id)
+
+    def _after_write(self, call: Callable[[], None]) -> None:
+        """Run `call` once the host holds what came before it (now, unless writes are deferred)."""
+        if self.defer_host_writes:
+            self._after_writes.append(call)
+        else:
+            call()
+
+    def _relink(self, link: LinkRow, crm_id: str) -> None:
+        """The host kept another id than the proposed one: the link names the host's."""
+        self.book.remove(link)
+        link.crm_id = crm_id
+        self.book.add(link)
+
+    def write_host(self) -> None:
+        """Hand the queued upserts to the host, one bulk call per kind, contacts first (an invoice
+        may name a contact created in the same batch), then run the hooks that waited for them."""
+        contacts, self._contact_writes = self._contact_writes, []
+        invoices, self._invoice_writes = self._invoice_writes, []
+        after, self._after_writes = self._after_writes, []
+        renamed: dict[str, str] = {}
+        ids = upsert_contacts(self.host, self.tenant, [p.record for p in contacts if isinstance(p.record, Contact)], Origin.QBO)
+        for pending, crm_id in zip(contacts, ids, strict=True):
+            if pending.link is not None and crm_id != pending.link.crm_id:
+                renamed[pending.link.crm_id] = crm_id
+                self._relink(pending.link, crm_id)
+        records = [
+            replace(p.record, contact_id=renamed.get(p.record.contact_id, p.record.contact_id))
+            for p in invoices if isinstance(p.record, Invoice)
+        ]
+        ids = upsert_invoices(self.host, self.tenant, records, Origin.QBO)
+        for pending, crm_id in zip(invoices, ids, strict=True):
+            if pending.link is not None and crm_id != pending.link.crm_id:
+                self._relink(pending.link, crm_id)
+        for call in after:
+            call()
 
     # ------------------------------------------------------------------ notices
 
@@ -208,8 +302,7 @@ class Applier:
             self._settle(link, "Customer", body)
             if current is not None and same_contact(current, contact):
                 return skipped("the contact already has these values")
-            self.host.upsert_contact(self.tenant, contact, Origin.QBO)
-            self.host_writes += 1
+            self._upsert_contact(contact)
             return applied("contact updated" if is_active(body) else "contact flagged inactive")
         if not is_active(body) and not for_invoice:
             return skipped("an inactive customer is not imported")
@@ -219,10 +312,14 @@ class Applier:
             self._customer_created(body, crm_id)
             return applied("linked to the contact with the same email")
         proposed = proposed_crm_id(CONTACT, self.target.realm_id, qbo_id)
-        crm_id = self.host.upsert_contact(self.tenant, contact_from_customer(body, proposed), Origin.QBO)
-        self.host_writes += 1
-        self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
-        self._customer_created(body, crm_id)
+        if self.defer_host_writes:  # the link holds the proposed id until the host answers
+            link = self.book.add(LinkRow(CONTACT, proposed, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+            self._upsert_contact(contact_from_customer(body, proposed), link)
+        else:  # the host first: a failed write leaves no link behind
+            crm_id = self.host.upsert_contact(self.tenant, contact_from_customer(body, proposed), Origin.QBO)
+            self.host_writes += 1
+            link = self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+        self._after_write(lambda: self._customer_created(body, link.crm_id))
         return applied("contact created")
 
     def _customer_created(self, body: Mapping[str, Any], contact_id: str) -> None:
@@ -233,7 +330,8 @@ class Applier:
         email = customer_email(body)
         if not email:
             return None
-        found = self.host.find_contact_by_email(self.tenant, email)
+        # A preloaded answer misses contacts created since, but those are all linked (refused below).
+        found = self._emails[email] if email in self._emails else self.host.find_contact_by_email(self.tenant, email)
         if found is None or self.book.by_crm(CONTACT, found.id) is not None:
             return None  # nobody, or a contact already linked to another QBO customer
         return found.id
@@ -273,8 +371,12 @@ class Applier:
         if self.connection is not None and link is not None and link.status != DELETED:
             # Every observation, even a replay: the claim makes it fire once, and a crash between
             # recording this version and firing is made good by the next observation.
-            hooks.after_invoice_applied(self.state, self.connection, body, self._linked_contact(_customer_ref(body)))
+            connection = self.connection
+            self._after_write(lambda: self._invoice_hook(connection, body))
         return outcome
+
+    def _invoice_hook(self, connection: Connection, body: Mapping[str, Any]) -> None:
+        hooks.after_invoice_applied(self.state, connection, body, self._linked_contact(_customer_ref(body)))
 
     def _apply_invoice(self, body: Mapping[str, Any]) -> Outcome:
         qbo_id = _id(body)
@@ -319,9 +421,12 @@ class Applier:
                 invoice, updated_at=None, sent_at=None
             ):
                 return skipped("the invoice already has these values")
-            self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
-            self.host_writes += 1
+            self._upsert_invoice(invoice)
             return applied("imported invoice updated")
+        if self.defer_host_writes:
+            new = self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))
+            self._upsert_invoice(invoice, new)
+            return applied("invoice imported")
         crm_id = self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
         self.host_writes += 1
         self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))

@@ -6,13 +6,23 @@ re-read) with a few batched queries per page. After each page its links, the che
 worker killed at any moment resumes after the last committed page. Records of the page that was
 in flight are written again idempotently: a contact is found by its email (or by the CRM id the
 import proposed for it), an invoice by the CRM id the import proposed.
+
+Each page's host writes go in one bulk call per kind (see `Applier.write_host`), before the
+transaction that commits the page's links and checkpoint. QBO is read on two background threads,
+each with its own client (a client is not shared between threads): the COUNTs of both phases at
+once, then the first page of each phase, then, while a page is applied, the next one. The COUNT
+says how many pages there are, so no query is made for an empty page past the end.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import Any
+import math
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import redis
 from sqlmodel import col, select
@@ -25,7 +35,8 @@ from crm_qbo_plugin.inbound.enqueue import enqueue_import
 from crm_qbo_plugin.inbound.realm_lock import holding
 from crm_qbo_plugin.inbound.runs import finish_run, save_counts, start_run
 from crm_qbo_plugin.jobs.leader import LeaderLock
-from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, gt
+from crm_qbo_plugin.qbo import Condition, QboClient, QboError, ReconnectRequired, gt
+from crm_qbo_plugin.qbo.query import page_statements
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, RunStatus, SyncRun
@@ -36,6 +47,8 @@ KIND = "import"
 PAGE_SIZE = 1000
 LOCK_WAIT_SECONDS = 60.0
 PHASES = (("Customer", "customers"), ("Invoice", "invoices"))
+READ_THREADS = 2  # the two COUNTs, then the two first pages, at once; far below QBO's 10 in flight
+T = TypeVar("T")
 
 
 def stream(entity: str) -> str:
@@ -91,9 +104,9 @@ def run_import(state: PluginState, tenant: str) -> SyncRun | None:
         phases = [p for p in PHASES if p[0] == "Customer" or target.import_invoices]
         errors: list[str] = []
         try:
-            with client_for(state, target.realm_id) as qbo:
-                for entity, key in phases:
-                    _import_entity(state, target, qbo, run, counts, entity, key, lock)
+            with client_for(state, target.realm_id) as qbo, _Reader(state, target.realm_id) as reader:
+                for phase in _plan(state, target, reader, run, counts, phases):
+                    _import_entity(state, target, qbo, run, counts, phase, lock)
         except ReconnectRequired:
             mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
             errors.append("QuickBooks needs to be reconnected; the import resumes after reconnecting")
@@ -123,21 +136,108 @@ def _stopped(state: PluginState, run: SyncRun, errors: list[str]) -> SyncRun:
         return row
 
 
-def _import_entity(state: PluginState, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
-                   entity: str, key: str, lock: LeaderLock) -> None:
-    last = cursors.load(state.engine, target.tenant, stream(entity)) or "0"
-    where = [gt("Id", last)]
-    if f"{key}_total" not in counts:
-        counts[f"{key}_total"] = qbo.count(entity, where)
+class _Reader:
+    """QBO reads for the import on background threads, each thread with its own client; the
+    per-realm limiter keeps them, with every other worker's calls, within QBO's limits. An error
+    met by a read is raised where its result is taken, as a read made in place would be."""
+
+    def __init__(self, state: PluginState, realm_id: str) -> None:
+        self._state, self._realm_id = state, realm_id
+        self._local = threading.local()
+        self._clients: list[QboClient] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="crm-qbo-import-read")
+
+    def _client(self) -> QboClient:
+        client: QboClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = client_for(self._state, self._realm_id)
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def submit(self, read: Callable[[QboClient], T]) -> Future[T]:
+        return self._pool.submit(lambda: read(self._client()))
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for client in self._clients:
+            client.close()
+
+
+class _Pages:
+    """Pages 1..`count` of a phase (ordered by Id, after its checkpoint), each asked for as soon as
+    the one before it is taken: one page ahead of the page being applied. Stops at a short page."""
+
+    def __init__(self, reader: _Reader, entity: str, where: list[Condition], count: int) -> None:
+        self._reader = reader
+        self._statements = page_statements(entity, where, order_by="Id", page_size=PAGE_SIZE)
+        self._left = count
+        self._next: Future[list[dict[str, Any]]] | None = None
+        self._ask()
+
+    def _ask(self) -> None:
+        self._next = None
+        if self._left > 0:
+            self._left -= 1
+            statement = next(self._statements)
+            self._next = self._reader.submit(lambda qbo: qbo.query(statement))
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        while self._next is not None:
+            page = self._next.result()
+            full = len(page) >= PAGE_SIZE
+            if full:
+                self._ask()
+            if page:
+                yield page
+            if not full:
+                return
+
+
+def _counter(entity: str, where: list[Condition]) -> Callable[[QboClient], int]:
+    return lambda qbo: qbo.count(entity, where)
+
+
+@dataclass
+class _Phase:
+    entity: str
+    key: str
+    pages: _Pages | None  # None: nothing left to import
+
+
+def _plan(state: PluginState, target: Target, reader: _Reader, run: SyncRun, counts: dict[str, Any],
+          phases: list[tuple[str, str]]) -> list[_Phase]:
+    """Each phase's checkpoint and size (COUNTs taken together, once per run, saved on the run),
+    and its first page asked for at once: the invoices' first page arrives while customers apply."""
+    wheres = {entity: [gt("Id", cursors.load(state.engine, target.tenant, stream(entity)) or "0")] for entity, _k in phases}
+    counting = {key: reader.submit(_counter(entity, wheres[entity])) for entity, key in phases
+                if f"{key}_total" not in counts}
+    for key, future in counting.items():
+        counts[f"{key}_total"] = future.result()
         counts[f"{key}_done"] = 0
+    if counting:
         with state.engine.begin() as conn:
             save_counts(conn, run, counts)
-    if counts[f"{key}_done"] >= counts[f"{key}_total"]:
+    plan: list[_Phase] = []
+    for entity, key in phases:
+        left = counts[f"{key}_total"] - counts[f"{key}_done"]
+        pages = _Pages(reader, entity, wheres[entity], math.ceil(left / PAGE_SIZE)) if left > 0 else None
+        plan.append(_Phase(entity, key, pages))
+    return plan
+
+
+def _import_entity(state: PluginState, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
+                   phase: _Phase, lock: LeaderLock) -> None:
+    if phase.pages is None:
         return
-    for page in qbo.query_pages(entity, where, order_by="Id", page_size=PAGE_SIZE):
+    for page in phase.pages:
         lock.try_acquire_or_renew()
-        _apply_page(state, target, qbo, run, counts, entity, key, page)
-        if counts[f"{key}_done"] >= counts[f"{key}_total"]:
+        _apply_page(state, target, qbo, run, counts, phase.entity, phase.key, page)
+        if counts[f"{phase.key}_done"] >= counts[f"{phase.key}_total"]:
             break  # the count said this was all: no query for an empty last page
 
 
@@ -146,13 +246,14 @@ def _apply_page(state: PluginState, target: Target, qbo: QboClient, run: SyncRun
     with holding(state.redis, target.realm_id, wait_seconds=LOCK_WAIT_SECONDS) as realm:
         if realm is None:
             raise _Busy("another worker held this company's changes for too long")
-        applier = Applier(state, target, qbo)
+        applier = Applier(state, target, qbo, defer_host_writes=True)
         applier.preload(entity, page)
         for body in page:
             if entity == "Customer":
                 applier.apply_customer(body, for_invoice=True)
             else:
                 applier.apply_invoice(body)
+        applier.write_host()  # the CRM holds the page before its links and checkpoint commit
         counts[f"{key}_done"] = counts[f"{key}_done"] + len(page)
         with state.engine.begin() as conn:
             applier.flush(conn)

@@ -19,6 +19,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL, not NORMAL: this store is what makes the plugin's promises durable. A host
+            # commits its change and then our outbox row, a webhook is answered 200 once its inbox
+            # row commits, a QBO write is followed by its write-ledger row. With NORMAL a power cut
+            # can drop the last commits while the CRM (or Intuit) already counts on them: a lost
+            # event, a lost notice QBO never redelivers, an echo mistaken for an edit. The cost is
+            # one fsync per commit; the import commits once per page, so that cost is small.
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
