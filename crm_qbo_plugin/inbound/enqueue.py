@@ -14,17 +14,27 @@ DRAIN_INBOX = "crm_qbo_plugin.jobs.inbound_tasks.drain_inbox"
 POLL_CDC = "crm_qbo_plugin.jobs.inbound_tasks.poll_cdc"
 RUN_IMPORT = "crm_qbo_plugin.jobs.inbound_tasks.run_import"
 DRAIN_FLAG_SECONDS = 60
+# A drain that starts within BURST_SECONDS of the realm's previous drain (a burst of notices) first
+# waits GATHER_SECONDS with its flag still set: the notices arriving meanwhile queue no job of their
+# own and are read and applied together (one query per entity, one host write, one commit).
+BURST_SECONDS = 2.0
+GATHER_SECONDS = 0.5
 
 
 def drain_flag(realm_id: str) -> str:
     return f"crm-qbo:inbound:drain-queued:{realm_id}"
 
 
+def burst_marker(realm_id: str) -> str:
+    return f"crm-qbo:inbound:drained-recently:{realm_id}"
+
+
 def request_drain(state: PluginState, realm_id: str) -> bool:
     """Queue one drain job for the realm unless one is queued and not yet started.
 
-    The job clears the flag when it starts, so a notice recorded after that queues a new job. If
-    Redis is unreachable the notices stay pending in the database; the next poll drains them.
+    One Redis round trip when a job is already queued (the usual case in a burst). The job clears
+    the flag when it starts draining, so a notice recorded after that queues a new job. If Redis is
+    unreachable the notices stay pending in the database; the next poll drains them.
     """
     try:
         if not state.redis.set(drain_flag(realm_id), "1", nx=True, ex=DRAIN_FLAG_SECONDS):
@@ -34,6 +44,15 @@ def request_drain(state: PluginState, realm_id: str) -> bool:
         log.warning("inbound drain not queued (%s); the next poll applies the notices", type(exc).__name__)
         return False
     return True
+
+
+def mark_drained(redis_client: redis.Redis, realm_id: str) -> None:
+    """Note that the realm was just drained: a drain starting soon after is part of a burst."""
+    redis_client.set(burst_marker(realm_id), "1", px=int(BURST_SECONDS * 1000))
+
+
+def in_burst(redis_client: redis.Redis, realm_id: str) -> bool:
+    return bool(redis_client.exists(burst_marker(realm_id)))
 
 
 def enqueue_poll(state: PluginState, tenant: str) -> None:

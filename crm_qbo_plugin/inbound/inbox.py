@@ -9,19 +9,26 @@ plugin does not know, is kept as a dead letter with the reason, and never blocks
 
 from __future__ import annotations
 
+import sqlite3
+import time
+import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as DbConnection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from crm_qbo_plugin.inbound.notices import Notice
 from crm_qbo_plugin.store.tables import Connection, InboxNotice, InboxStatus
-from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.store.types import UtcDateTime, utcnow
 
 INBOX = InboxNotice.__table__  # type: ignore[attr-defined]
 CONNECTIONS = Connection.__table__  # type: ignore[attr-defined]
@@ -51,19 +58,37 @@ def tenants_for(conn: DbConnection, realms: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(realms))
     if not wanted:
         return {}
-    rows = conn.execute(
-        sa.select(CONNECTIONS.c.realm_id, CONNECTIONS.c.tenant_id).where(CONNECTIONS.c.realm_id.in_(wanted))
-    )
+    rows = conn.execute(_TENANTS, {"realms": wanted})
     return {str(realm): str(tenant) for realm, tenant in rows}
 
 
-def _insert(conn: DbConnection) -> Any:
-    dialect = conn.dialect.name
+# Statements the webhook runs on every delivery, built once (values are bound parameters).
+_TENANTS = sa.select(CONNECTIONS.c.realm_id, CONNECTIONS.c.tenant_id).where(
+    CONNECTIONS.c.realm_id.in_(sa.bindparam("realms", expanding=True))
+)
+_TOUCH = (
+    CONNECTIONS.update()
+    .where(
+        CONNECTIONS.c.realm_id.in_(sa.bindparam("realms", expanding=True)),
+        sa.or_(CONNECTIONS.c.last_webhook_at.is_(None),
+               CONNECTIONS.c.last_webhook_at < sa.bindparam("before", type_=UtcDateTime())),
+    )
+    .values(last_webhook_at=sa.bindparam("now", type_=UtcDateTime()))
+)
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id, key``: built once, so its compiled form is
+    cached and reused by every webhook (rows are passed as parameters, never as literal VALUES)."""
     if dialect == "postgresql":
-        return postgresql.insert(INBOX)
-    if dialect == "sqlite":
-        return sqlite.insert(INBOX)
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+        insert: Any = postgresql.insert(INBOX)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(INBOX)
+    else:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    columns = [INBOX.c[name] for name in _KEY]
+    return insert.on_conflict_do_nothing(index_elements=columns).returning(INBOX.c.id, *columns)
 
 
 def record(conn: DbConnection, notices: Sequence[Notice], source: str, now: datetime | None = None,
@@ -95,11 +120,9 @@ def record(conn: DbConnection, notices: Sequence[Notice], source: str, now: date
             "event_id": notice.event_id, "data": dict(notice.data), "source": source, "status": status,
             "reason": reason, "deliveries": counts[notice.key], "created_at": now, "updated_at": now,
         })
-    columns = [INBOX.c[name] for name in _KEY]
+    statement = _insert(conn.dialect.name)
     for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        statement = _insert(conn).values(chunk).on_conflict_do_nothing(index_elements=columns)
-        returned = conn.execute(statement.returning(INBOX.c.id, *columns))
+        returned = conn.execute(statement, rows[start:start + _CHUNK])
         for row_id, realm, entity, entity_id, stamp in returned:
             result.new[(realm, entity, entity_id, stamp)] = int(row_id)
     by_key: dict[Key, dict[str, Any]] = {
@@ -122,11 +145,102 @@ def record(conn: DbConnection, notices: Sequence[Notice], source: str, now: date
     return result
 
 
+TOUCH_EVERY = timedelta(seconds=10)
+_ZERO = timedelta(0)
+
+
 def touch_webhook(conn: DbConnection, realms: Iterable[str], now: datetime) -> None:
-    """Connection.last_webhook_at = now for the connections holding these realms."""
+    """Connection.last_webhook_at = now for the connections holding these realms, to within
+    TOUCH_EVERY: in a burst the connection row is not rewritten by every delivery."""
     wanted = sorted(set(realms))
     if wanted:
-        conn.execute(CONNECTIONS.update().where(CONNECTIONS.c.realm_id.in_(wanted)).values(last_webhook_at=now))
+        conn.execute(_TOUCH, {"realms": wanted, "before": now - TOUCH_EVERY, "now": now})
+
+
+def store_webhook(engine: Engine, notices: Sequence[Notice], now: datetime) -> Recorded:
+    """Route, record and touch a webhook's notices in one transaction; committed when it returns.
+
+    ``last_webhook_at`` is written when this process has not written it for the realm within
+    TOUCH_EVERY: a burst does not rewrite the connection row (or run the statement) per delivery.
+    """
+    touched = _TOUCHED.setdefault(engine, {})
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            result, realms = _store_webhook(conn, notices, now, touched)
+        touched.update(dict.fromkeys(realms, now))
+        return result
+    with engine.connect() as conn, _fast_lock_waits(conn):
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                with conn.begin():
+                    result, realms = _store_webhook(conn, notices, now, touched)
+                touched.update(dict.fromkeys(realms, now))
+                return result
+            except OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(LOCK_POLL_SECONDS)
+
+
+# engine -> realm -> when this process last wrote the realm's last_webhook_at
+_TOUCHED: weakref.WeakKeyDictionary[Engine, dict[str, datetime]] = weakref.WeakKeyDictionary()
+
+
+def _store_webhook(conn: DbConnection, notices: Sequence[Notice], now: datetime,
+                   touched: dict[str, datetime]) -> tuple[Recorded, list[str]]:
+    tenants = tenants_for(conn, (n.realm_id for n in notices))
+    result = record(conn, notices, "webhook", now, tenants)
+    due = [realm for realm in tenants if (last := touched.get(realm)) is None or not _ZERO <= now - last < TOUCH_EVERY]
+    touch_webhook(conn, due, now)
+    return result, due
+
+
+# SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100… ms between tries,
+# so a webhook blocked by a worker's 5 ms commit could sleep 8 ms and one blocked for 30 ms, 33 ms;
+# under load it adds tens of ms to the answer. The webhook's write instead retries every millisecond
+# (with SQLite's handler off on its connection for that time, and no WAL checkpoint run by its
+# commit: the workers' commits run them). Retrying is safe: a refused statement wrote nothing.
+LOCK_WAIT_SECONDS = 10.0
+LOCK_POLL_SECONDS = 0.001
+
+
+@contextmanager
+def _fast_lock_waits(conn: DbConnection) -> Iterator[None]:
+    """SQLite's busy handler and autocheckpoint off on this connection while the block runs, then
+    restored (the settings are per connection: nothing else in the process sees them off)."""
+    pooled = conn.connection
+    raw = pooled.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        raise RuntimeError("fast lock waits need a sqlite3 connection")
+    saved = pooled.info.get(_SAVED_PRAGMAS)
+    if saved is None:  # read once per database connection
+        timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        checkpoint = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        saved = pooled.info[_SAVED_PRAGMAS] = (int(timeout), int(checkpoint))
+    raw.execute("PRAGMA busy_timeout = 0")
+    raw.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        try:
+            raw.execute(f"PRAGMA busy_timeout = {saved[0]:d}")
+            raw.execute(f"PRAGMA wal_autocheckpoint = {saved[1]:d}")
+        except sqlite3.Error:
+            conn.invalidate()  # never hand a connection with the handler off back to the pool
+            raise
+
+
+_SAVED_PRAGMAS = "crm_qbo_saved_lock_pragmas"
+
+
+def _busy(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "database is locked" in str(exc.orig)
 
 
 def pending_ids(conn: DbConnection, realm_id: str, limit: int = 200, after: int = 0) -> list[int]:

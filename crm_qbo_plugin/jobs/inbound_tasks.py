@@ -3,9 +3,11 @@ inside the host app's context, which the worker command pushes before it starts.
 
 from __future__ import annotations
 
+import time
+
 from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
-from crm_qbo_plugin.inbound.enqueue import drain_flag
+from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
 from crm_qbo_plugin.state import get_state
 
@@ -17,9 +19,11 @@ def _text_id(value: object, what: str) -> str:
 
 
 def drain_inbox(realm_id: str) -> str:
-    """Apply a realm's pending webhook notices in order."""
+    """Apply a realm's pending webhook notices in order (in a burst, after gathering them briefly)."""
     state = get_state()
     realm_id = _text_id(realm_id, "realm_id")
+    if in_burst(state.redis, realm_id):
+        time.sleep(GATHER_SECONDS)  # the flag is still set: the burst's next notices queue no job
     state.redis.delete(drain_flag(realm_id))  # from now on a new notice queues a new drain
     result = drain_realm(state, realm_id)
     return f"applied={result.applied} skipped={result.skipped} dead={result.dead} stopped={result.stopped}"
