@@ -1,12 +1,18 @@
 """Backlog drain: when many invoices of one tenant wait, one job sends up to 30 creates at once.
 
-A job for an `invoice.sent` row (first attempt) looks for other never-tried `invoice.sent` rows of
-the same tenant whose customer and items are linked already, claims them with the processor's own
-conditional claim (so no other worker pushes them), and sends them with its own row as ONE `/batch`
-call: one request instead of 30 against QBO's 500/minute. Each answer is recorded on its own row:
-a created invoice is linked (link + ledger, one transaction) and its row done; a per-item fault
-fails or retries that row alone. Rows that are not ready (a new customer or item to create, a
-retry, an update) stay on the single-row path, which creates what is missing.
+A job for an `invoice.sent` row (first attempt) whose invoice is a plain first create becomes the
+batch's leader. It first claims up to 29 other never-tried `invoice.sent` rows of the tenant in ONE
+conditional UPDATE (so two leaders never claim the same row and each gets a full batch), then makes
+them ready: their new contacts are linked or created (one e-mail query for them all, see
+customers.py), missing items created, and the leader sends them with its own row as ONE `/batch`
+call: one request instead of 30 against QBO's 500/minute. Each answer is recorded on its own row
+(links and ledger of the whole batch in one transaction): a created invoice is linked and its row
+done; a per-item fault fails or retries that row alone.
+
+A claimed row that cannot go in a batch (a contact without e-mail, one another worker is pushing,
+a foreign currency, a void…) is handed back untouched (attempts as before) with the reason in
+`last_error`: batches skip it and its own job takes the single path. A contact another worker is
+pushing is waited for a few seconds first, as that worker is usually creating it right now.
 
 Crash safety: every batched invoice's link is set pending before the call, so if the worker dies
 after QBO answered, the rows' next attempt looks for the invoice by its CRM marker before creating.
@@ -16,31 +22,44 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from redis.exceptions import LockError
+from redis.lock import Lock
 from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, Origin
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
 from crm_qbo_plugin.mapping.names import doc_number, valid_email
 from crm_qbo_plugin.outbound.context import Push
-from crm_qbo_plugin.outbound.customers import customers_by_email, link_new_customer
+from crm_qbo_plugin.outbound.customers import (
+    EMAILS_PER_QUERY,
+    absent_emails,
+    customers_by_email,
+    forget_absent,
+    link_new_customer,
+)
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
-from crm_qbo_plugin.outbound.invoices import push_invoice, record_with_total
-from crm_qbo_plugin.outbound.items import linked_item_ids
+from crm_qbo_plugin.outbound.invoices import push_invoice, write_with_total
+from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
 from crm_qbo_plugin.outbound.links import (
     CONTACT,
     INVOICE,
     PENDING,
     SYNCED,
+    get_link,
     links_for,
+    record_writes,
     set_status,
+    set_statuses,
 )
-from crm_qbo_plugin.outbound.processor import backoff, claim, finish
+from crm_qbo_plugin.outbound.processor import PROCESSING_LEASE, backoff, finish
 from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
@@ -49,7 +68,15 @@ from crm_qbo_plugin.store.types import utcnow
 log = logging.getLogger(__name__)
 
 BATCH_MIN = 3  # below this a batch saves too little to be worth it
-CANDIDATE_SCAN = 90
+CONTACT_WAIT_SECONDS = 5.0  # how long a leader waits for a contact another worker is pushing
+LOOKAHEAD_ROWS = 1000  # waiting rows scanned for the contacts an e-mail query also covers
+LOOKUP = "customer_step"  # the push lock kind that lets one leader of a tenant at a time make customers
+LOOKUP_WAIT_SECONDS = 10.0
+SINGLE_PATH = "left to the single path: "
+# How long a batch holds its members' rows and invoice locks: past the limiter's longest wait for
+# a batch slot (10 minutes) plus QBO's longest request, so no row is recovered and pushed again
+# by another worker while its batch may still be sent.
+BATCH_HOLD = max(PROCESSING_LEASE, timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,9 @@ class Ready:
     row: OutboxEvent
     invoice: Invoice
     body: dict[str, Any]
+
+
+Unfit = tuple[OutboxEvent, str]
 
 
 def push_invoice_or_batch(push: Push) -> None:
@@ -75,154 +105,367 @@ def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
     cutoff, since = push.conn.connected_at, push.sync_from()
     if (cutoff is not None and invoice.sent_at < cutoff) or (since is not None and invoice.issue_date < since):
         return None
-    if currency_problem(invoice.currency, push.company) is not None:
+    company = push.company
+    if currency_problem(invoice.currency, company) is not None:
         return None
-    if invoice.currency.upper() != push.company.home_currency:
+    if invoice.currency.upper() != company.home_currency:
         return None  # a foreign-currency customer may need creating: single path
     return invoice
 
 
-def _candidates(push: Push) -> list[OutboxEvent]:
-    """Never-tried `invoice.sent` rows of the tenant, oldest first (one indexed query)."""
+def _batch(push: Push) -> bool:
+    """Send the leader row with up to 29 claimed rows; False when there is no batch worth sending
+    (every claimed row is handed back then)."""
+    leader = _leader(push)
+    if leader is None:
+        return False
+    members = _claim(push, MAX_BATCH_ITEMS - 1)
+    if len(members) + 1 < BATCH_MIN:
+        _release(push, members)
+        return False
+    # The invoices' push locks, as the single path takes them: an update or a retry of one of
+    # them running elsewhere must not create it while the batch does.
+    token, held = push.try_lock_many(INVOICE, [push.row.subject_id, *(r.subject_id for r in members)],
+                                     int(BATCH_HOLD.total_seconds()))
+    try:
+        return _batch_locked(push, leader, members, set(held))
+    finally:
+        push.unlock_many(INVOICE, held, token)
+
+
+def _batch_locked(push: Push, leader: Invoice, members: list[OutboxEvent], held: set[str]) -> bool:
+    if push.row.subject_id not in held:
+        _release(push, members)
+        return False
+    busy = [r for r in members if r.subject_id not in held]
+    members = [r for r in members if r.subject_id in held]
+    for row in busy:
+        _release(push, [row], SINGLE_PATH + "another worker is pushing this invoice")
+    try:
+        ready, unfit = _prepare(push, leader, members)
+    except BaseException:
+        _release(push, members)
+        raise
+    for row, reason in unfit:
+        if row is not push.row:
+            _release(push, [row], SINGLE_PATH + reason if reason else None)
+    if not ready or ready[0].row is not push.row or len(ready) < BATCH_MIN:
+        _release(push, [m.row for m in ready if m.row is not push.row])
+        return False
+    _send(push, ready)
+    return True
+
+
+def _leader(push: Push) -> Invoice | None:
+    """The leader's invoice if it is a first create whose contact is linked or can be looked up
+    by e-mail (checked before claiming anything, so an unfit row never holds others)."""
+    if get_link(push.state, push.tenant, INVOICE, push.row.subject_id) is not None:
+        return None
+    invoice = eligible(push, push.host.get_invoice(push.tenant, push.row.subject_id))
+    if invoice is None:
+        return None
+    link = get_link(push.state, push.tenant, CONTACT, invoice.contact_id)
+    if link is not None:
+        return invoice if link.status == SYNCED and link.qbo_id else None
+    contact = push.host.get_contact(push.tenant, invoice.contact_id)
+    return invoice if contact is not None and valid_email(contact.email) else None
+
+
+def _waiting(push: Push) -> sa.Select[Any]:
+    """Never-tried `invoice.sent` rows of the tenant that no batch has handed back, oldest first."""
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    query = sa.select(table.c.id).where(
+        table.c.tenant_id == push.tenant,
+        table.c.status == OutboxStatus.PENDING.value,
+        table.c.event_type == EventType.INVOICE_SENT.value,
+        table.c.attempts == 0,
+        table.c.origin == Origin.CRM.value,
+        table.c.last_error.is_(None),
+        table.c.id != push.row.id,
+    )
+    if push.conn.connected_at is not None:
+        query = query.where(table.c.occurred_at >= push.conn.connected_at)
+    return query.order_by(table.c.id)
+
+
+def _claim(push: Push, limit: int) -> list[OutboxEvent]:
+    """Claim up to `limit` waiting rows in one transaction, as the processor's claim would (status
+    processing, a lease — `BATCH_HOLD` long —, one more attempt); returns them oldest first."""
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    pick = _waiting(push).limit(limit)
+    with push.state.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Lock the picked rows first, skipping those another leader is taking: a locking
+            # sub-select inside the UPDATE may be run again per row and take more than `limit`.
+            chosen = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+            where = table.c.id.in_(chosen)
+        else:
+            where = table.c.id.in_(pick)  # SQLite runs the sub-select once, under its write lock
+        ids = list(conn.execute(
+            table.update()
+            .where(where, table.c.status == OutboxStatus.PENDING.value, table.c.attempts == 0)
+            .values(status=OutboxStatus.PROCESSING.value, lease_until=now + BATCH_HOLD,
+                    attempts=table.c.attempts + 1, updated_at=now)
+            .returning(table.c.id)
+        ).scalars())
+    if not ids:
+        return []
     with session(push.state.engine) as db:
-        query = select(OutboxEvent).where(
-            OutboxEvent.tenant_id == push.tenant,
-            OutboxEvent.status == OutboxStatus.PENDING.value,
-            OutboxEvent.event_type == EventType.INVOICE_SENT.value,
-            OutboxEvent.attempts == 0,
-            OutboxEvent.origin == Origin.CRM.value,
-            OutboxEvent.id != push.row.id,
+        return list(db.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids)).order_by(col(OutboxEvent.id))).all())
+
+
+def _release(push: Push, rows: Sequence[OutboxEvent], reason: str | None = None) -> None:
+    """Hand claimed rows back untouched (pending, the attempt given back, due now); `reason` keeps
+    them out of later batches."""
+    if not rows:
+        return
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    with push.state.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.id.in_([r.id for r in rows]), table.c.status == OutboxStatus.PROCESSING.value)
+            .values(status=OutboxStatus.PENDING.value, attempts=table.c.attempts - 1, lease_until=now,
+                    last_error=reason, updated_at=now)
         )
-        if push.conn.connected_at is not None:
-            query = query.where(col(OutboxEvent.occurred_at) >= push.conn.connected_at)
-        return list(db.exec(query.order_by(col(OutboxEvent.id)).limit(CANDIDATE_SCAN)).all())
 
 
-def _gather(push: Push, rows: list[OutboxEvent]) -> list[tuple[OutboxEvent, Invoice]]:
-    """Up to 30 rows (the leader first) whose invoices are first creates fit for a batch. Links
-    are read for all rows in one query; the host is asked only until the batch is full."""
-    linked = links_for(push.state, push.tenant, INVOICE, [r.subject_id for r in rows])
-    chosen: list[tuple[OutboxEvent, Invoice]] = []
-    for row in rows:
-        if row.subject_id in linked:
+def _finish_many(push: Push, rows: Sequence[OutboxEvent], status: OutboxStatus, error: str | None = None,
+                 retry_at: datetime | None = None) -> None:
+    """The processor's `finish` for many rows at once."""
+    if not rows:
+        return
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    with push.state.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.id.in_([r.id for r in rows]))
+            .values(status=status.value, last_error=error, lease_until=retry_at, updated_at=utcnow())
+        )
+
+
+def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
+    """Create bodies for the rows whose customer and items are (made) linked; the others with why."""
+    unfit: list[Unfit] = []
+    linked = links_for(push.state, push.tenant, INVOICE, [push.row.subject_id, *(r.subject_id for r in members)])
+    if push.row.subject_id in linked:  # pushed by someone else since we looked (now under its lock)
+        return [], [(r, "") for r in members]  # handed back as they were
+    chosen: list[tuple[OutboxEvent, Invoice]] = [(push.row, leader)]
+    taken = {leader.id}
+    for row in members:
+        if row.subject_id in linked or row.subject_id in taken:
+            unfit.append((row, "the invoice is linked already or has another row in the batch"))
             continue
         invoice = eligible(push, push.host.get_invoice(push.tenant, row.subject_id))
-        if invoice is not None:
-            chosen.append((row, invoice))
-        elif row is push.row:
-            return []
-        if len(chosen) >= MAX_BATCH_ITEMS:
-            break
-    return chosen
+        if invoice is None:
+            unfit.append((row, "not a first create in the home currency"))
+            continue
+        taken.add(invoice.id)
+        chosen.append((row, invoice))
+    customers, contact_trouble = _customers(push, chosen)
+    items, item_trouble = _items(push, chosen)
+    ready: list[Ready] = []
+    for row, invoice in chosen:
+        wanted = line_keys(invoice.lines)
+        reason = contact_trouble.get(invoice.contact_id) or next(
+            (item_trouble[k] for k in wanted if k in item_trouble), None)
+        customer = customers.get(invoice.contact_id)
+        if reason is None and (customer is None or any(k not in items for k in wanted)):
+            reason = "its customer or products are not linked"
+        if reason is None and customer is not None:
+            try:
+                ready.append(Ready(row, invoice, invoice_body(push.tenant, invoice, push.company, customer,
+                                                              {k: items[k] for k in wanted})))
+                continue
+            except MappingError as exc:
+                reason = str(exc)
+        unfit.append((row, reason or "not ready"))
+    return ready, unfit
 
 
-def _customers(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> dict[str, str]:
-    """{contact id: QBO customer id} for the chosen invoices' contacts. Contacts never linked and
-    with an e-mail are linked or created here, found with one e-mail query for them all (a crash
-    after a create is healed by the e-mail lookup of the row's next attempt, and by the row's own
-    requestid); a contact another worker is pushing right now is left to the single path."""
+def _customers(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> tuple[dict[str, str], dict[str, str]]:
+    """({contact id: QBO customer id}, {contact id: why its invoices go the single path}).
+
+    New contacts with an e-mail are linked or created here, under their push locks. One leader
+    of the tenant at a time does this step (its e-mail query also covers the contacts waiting
+    next, so a leader that waited finds its e-mails answered), and no batch creates a customer
+    while another's query runs. Contacts whose lock another worker holds (usually creating them
+    right now) are waited for afterwards, one by one."""
     contact_ids = list(dict.fromkeys(invoice.contact_id for _row, invoice in chosen))
     links = links_for(push.state, push.tenant, CONTACT, contact_ids)
     ids = {c: link.qbo_id for c, link in links.items() if link.qbo_id and link.status == SYNCED}
+    trouble = {c: f"its contact's QuickBooks link is {link.status}" for c, link in links.items() if c not in ids}
     new = [c for c in contact_ids if c not in links]
     if not new:
-        return ids
+        return ids, trouble
     row_of: dict[str, OutboxEvent] = {}
     for row, invoice in chosen:
         row_of.setdefault(invoice.contact_id, row)
-    locks = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
+    held: dict[str, Lock] = {}
+    gate = push.wait_lock(LOOKUP, "customers", LOOKUP_WAIT_SECONDS)
     try:
-        fresh = links_for(push.state, push.tenant, CONTACT, list(locks))  # linked while we locked
-        contacts = [contact for c in locks if c not in fresh
-                    if (contact := push.host.get_contact(push.tenant, c)) is not None and valid_email(contact.email)]
-        if not contacts:
-            return ids
-        found = customers_by_email(push, contacts)
-        for contact in contacts:
-            member = replace(push, row=row_of[contact.id], txn_date=None, doc_number=None)
+        if gate is not None:
+            held = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
             try:
-                ids[contact.id] = link_new_customer(member, contact, found)
-            except (QboError, PushFailed) as exc:
-                if isinstance(exc, QboError) and exc.retryable:
-                    raise
-                log.info("customer for a batched invoice left to the single path (%s)", type(exc).__name__)
+                _link_contacts(push, list(held), row_of, ids, trouble, look_ahead=True)
+            finally:
+                _unlock(held.values())
     finally:
-        for lock in locks.values():
-            with suppress(LockError):
-                lock.release()
-    return ids
-
-
-def _ready(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> list[Ready]:
-    """Create bodies for the chosen rows whose customer and items are linked (no QBO write)."""
-    customers = _customers(push, chosen)
-    keys = {key: None for _row, invoice in chosen for key in line_keys(invoice.lines)}
-    items = linked_item_ids(push, list(keys))
-    ready: list[Ready] = []
-    for row, invoice in chosen:
-        customer = customers.get(invoice.contact_id)
-        wanted = line_keys(invoice.lines)
-        if customer is None or any(key not in items for key in wanted):
-            if row is push.row:
-                return []
+        if gate is not None:
+            _unlock([gate])
+    for c in new:
+        if c in held:
+            continue
+        lock = push.wait_lock(CONTACT, c, CONTACT_WAIT_SECONDS)
+        if lock is None:
+            trouble[c] = "another worker is pushing its contact"
             continue
         try:
-            body = invoice_body(push.tenant, invoice, push.company, customer, {k: items[k] for k in wanted})
-        except MappingError:
-            if row is push.row:
-                return []
+            _link_contacts(push, [c], row_of, ids, trouble, look_ahead=False)
+        finally:
+            _unlock([lock])
+    return ids, trouble
+
+
+def _unlock(locks: Iterable[Lock]) -> None:
+    for lock in locks:
+        with suppress(LockError):  # expired while we worked: nothing to release
+            lock.release()
+
+
+def _link_contacts(push: Push, contact_ids: list[str], row_of: dict[str, OutboxEvent], ids: dict[str, str],
+                   trouble: dict[str, str], *, look_ahead: bool) -> None:
+    """Link or create the customers of `contact_ids` (their locks are held). Each create uses the
+    requestids of the first row naming the contact, so that row's own retry replays it."""
+    if not contact_ids:
+        return
+    fresh = links_for(push.state, push.tenant, CONTACT, contact_ids)  # linked while we locked
+    todo: list[Contact] = []
+    for c in contact_ids:
+        link = fresh.get(c)
+        if link is not None:
+            if link.qbo_id and link.status == SYNCED:
+                ids[c] = link.qbo_id
+            else:
+                trouble[c] = f"its contact's QuickBooks link is {link.status}"
             continue
-        ready.append(Ready(row, invoice, body))
-    return ready
+        contact = push.host.get_contact(push.tenant, c)
+        if contact is None or not valid_email(contact.email):
+            trouble[c] = "its contact has no e-mail to find its QuickBooks customer by"
+            continue
+        todo.append(contact)
+    if not todo:
+        return
+    absent = absent_emails(push, _emails(todo))
+    ask = [c for c in todo if str(valid_email(c.email)).casefold() not in absent]
+    found = customers_by_email(push, ask, _ahead(push, {c.id for c in todo}) if look_ahead else ()) if ask else []
+    for contact in todo:
+        email = str(valid_email(contact.email))
+        rows = found
+        if email.casefold() in absent and not forget_absent(push, email):
+            rows = customers_by_email(push, [contact])  # the note ran out meanwhile: ask now
+        member = replace(push, row=row_of[contact.id], txn_date=None, doc_number=None)
+        try:
+            ids[contact.id] = link_new_customer(member, contact, rows)
+        except (QboError, PushFailed) as exc:
+            if isinstance(exc, QboError) and exc.retryable:
+                raise
+            log.info("customer for a batched invoice left to the single path (%s)", type(exc).__name__)
+            trouble[contact.id] = f"its customer could not be made ({type(exc).__name__})"
 
 
-def _batch(push: Push) -> bool:
-    """Send the leader row with up to 29 ready rows; False when there is no batch worth sending."""
-    chosen = _gather(push, [push.row, *_candidates(push)])
-    if len(chosen) < BATCH_MIN:
-        return False
-    ready = _ready(push, chosen)
-    if len(ready) < BATCH_MIN:
-        return False
-    leader, rest = ready[0], ready[1:]
+def _emails(contacts: Sequence[Contact]) -> list[str]:
+    return [e for c in contacts if (e := valid_email(c.email))]
+
+
+def _ahead(push: Push, skip: set[str]) -> list[Contact]:
+    """Unlinked contacts of the invoices waiting next whose e-mails no recent query covered (up to
+    one query's worth), so the e-mail query made now covers the next batches' new contacts too.
+
+    Rows are read galloping: the step doubles while the same contact comes back and falls to one
+    when another appears, so a run of one contact's invoices costs a few reads, not one each. A
+    contact missed in a skipped stretch is only looked up later, by its own batch."""
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    with push.state.engine.connect() as conn:
+        subjects: list[str] = [str(subject) for _id, subject in conn.execute(
+            _waiting(push).add_columns(table.c.subject_id).limit(LOOKAHEAD_ROWS)).all()]
+    ahead: list[Contact] = []
+    seen = set(skip)
+    pending: list[str] = []
+    index, step, last = 0, 1, None
+    while index < len(subjects) and len(ahead) < EMAILS_PER_QUERY:
+        invoice = push.host.get_invoice(push.tenant, subjects[index])
+        contact_id = invoice.contact_id if invoice is not None else None
+        step = step * 2 if contact_id is not None and contact_id == last else 1
+        last = contact_id
+        if contact_id is not None and contact_id not in seen:
+            seen.add(contact_id)
+            pending.append(contact_id)
+        index += step
+        if len(pending) >= EMAILS_PER_QUERY - len(ahead) or (pending and index >= len(subjects)):
+            ahead.extend(_unnoted(push, pending))
+            pending = []
+    return ahead
+
+
+def _unnoted(push: Push, contact_ids: list[str]) -> list[Contact]:
+    """The unlinked ones of `contact_ids` whose e-mails are not noted absent already."""
+    linked = links_for(push.state, push.tenant, CONTACT, contact_ids)
+    contacts = [contact for c in contact_ids if c not in linked
+                if (contact := push.host.get_contact(push.tenant, c)) is not None and valid_email(contact.email)]
+    noted = absent_emails(push, _emails(contacts))
+    return [c for c in contacts if str(valid_email(c.email)).casefold() not in noted]
+
+
+def _items(push: Push, chosen: list[tuple[OutboxEvent, Invoice]]) -> tuple[dict[str, str], dict[str, str]]:
+    """({item key: QBO Item id}, {item key: why its invoices go the single path}): linked items,
+    and the missing ones found or created as the single path would (under the leader's row)."""
+    keys = {key: None for _row, invoice in chosen for key in line_keys(invoice.lines)}
+    items = linked_item_ids(push, list(keys))
+    trouble: dict[str, str] = {}
+    for _row, invoice in chosen:
+        missing = [k for k in line_keys(invoice.lines) if k not in items and k not in trouble]
+        if not missing:
+            continue
+        try:
+            items.update(ensure_items(push, invoice.lines))
+        except (QboError, PushFailed) as exc:
+            if isinstance(exc, QboError) and exc.retryable:
+                raise
+            trouble.update({k: f"its product could not be made ({type(exc).__name__})" for k in missing})
+    return items, trouble
+
+
+def _send(push: Push, members: list[Ready]) -> None:
+    """One `/batch` call for the members (the leader first), each answer recorded on its row."""
+    leader, claimed = members[0], members[1:]
     now = utcnow()
-    claimed: list[Ready] = []
-    for candidate in rest:
-        assert candidate.row.id is not None
-        row = claim(push.state, candidate.row.id, now)
-        if row is not None:
-            claimed.append(Ready(row, candidate.invoice, candidate.body))
-    if len(claimed) + 1 < BATCH_MIN:
-        for ready_row in claimed:  # hand them back untouched for their own jobs
-            finish(push.state, ready_row.row, OutboxStatus.PENDING, None, now)
-        return False
-    members = [leader, *claimed]
-    for member in members:
-        set_status(push.state, push.tenant, INVOICE, member.invoice.id, PENDING, None)
+    set_statuses(push.state, push.tenant, INVOICE, [m.invoice.id for m in members], PENDING)
     digest = hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
-    items = [BatchItem.create("Invoice", m.body) for m in members]
     try:
-        results = push.qbo.batch(items, request_id=digest)
-    except QboError as exc:
-        for member in claimed:  # the sweeper picks them up again right away
-            finish(push.state, member.row, OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
+        results = push.qbo.batch([BatchItem.create("Invoice", m.body) for m in members], request_id=digest)
+    except Exception as exc:
+        # QBO may have made them: their next attempt looks for each invoice by its marker first.
+        _finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
         raise
     log.info("batched %d invoice creates for one realm", len(members))
     leader_error: QboError | None = None
+    created, failed = [], []
     for member, result in zip(members, results, strict=True):
         if result.ok and result.entity is not None:
-            record_with_total(push, INVOICE, member.invoice.id, "Invoice", result.entity, member.invoice.total)
-            if member is not leader:
-                finish(push.state, member.row, OutboxStatus.DONE)
-            continue
-        error = result.error or QboError("no answer for this invoice in the batch")
-        if member is leader:
-            leader_error = error
-            continue
+            created.append((member, result.entity))
+        elif member is leader:
+            leader_error = result.error or QboError("no answer for this invoice in the batch")
+        else:
+            failed.append((member, result.error or QboError("no answer for this invoice in the batch")))
+    record_writes(push.state, push.tenant, push.realm, INVOICE, "Invoice",
+                  [write_with_total(m.invoice.id, entity, m.invoice.total) for m, entity in created])
+    _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
+    for member, error in failed:
         _record_item_failure(push, member, error)
     if leader_error is not None:
         raise leader_error
-    return True
 
 
 def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
@@ -235,4 +478,4 @@ def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
     finish(push.state, member.row, OutboxStatus.FAILED, f"{type(failure).__name__}: {failure}")
 
 
-__all__ = ["BATCH_MIN", "push_invoice_or_batch"]
+__all__ = ["BATCH_MIN", "eligible", "push_invoice_or_batch"]

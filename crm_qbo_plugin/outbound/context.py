@@ -9,7 +9,8 @@ QBO record was deleted and must be created anew) changes the id, so the deleted 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,21 @@ from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 LOCK_SECONDS = 300
 LOCK_WAIT_SECONDS = 30
+
+_LOCK_MANY = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  taken[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+end
+return taken
+"""
+
+_UNLOCK_MANY = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
 
 
 def company_of(conn: Connection) -> Company:
@@ -84,19 +100,41 @@ class Push:
         except ValueError:
             return None
 
-    def _lock_key(self, kind: str, crm_id: str) -> str:
+    def lock_key(self, kind: str, crm_id: str) -> str:
         return f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}"
 
     def try_lock(self, kind: str, crm_id: str) -> Lock | None:
         """The record's push lock if it is free right now (release it when done), else None."""
-        lock = self.state.redis.lock(self._lock_key(kind, crm_id), timeout=LOCK_SECONDS)
+        lock = self.state.redis.lock(self.lock_key(kind, crm_id), timeout=LOCK_SECONDS)
         return lock if lock.acquire(blocking=False) else None
+
+    def try_lock_many(self, kind: str, crm_ids: Sequence[str], seconds: int = LOCK_SECONDS) -> tuple[str, list[str]]:
+        """Take the push locks of those of `crm_ids` that are free right now, for `seconds`, in one
+        round trip (the same keys and values `lock` uses); returns the token for `unlock_many` and
+        the ids now held."""
+        token = uuid.uuid4().hex
+        ids = list(dict.fromkeys(crm_ids))
+        if not ids:
+            return token, []
+        taken = self.state.redis.register_script(_LOCK_MANY)(
+            keys=[self.lock_key(kind, c) for c in ids], args=[token, seconds * 1000])
+        return token, [c for c, ok in zip(ids, taken, strict=True) if int(ok)]
+
+    def unlock_many(self, kind: str, crm_ids: Sequence[str], token: str) -> None:
+        """Release the locks `try_lock_many` took (those that expired meanwhile are left alone)."""
+        if crm_ids:
+            self.state.redis.register_script(_UNLOCK_MANY)(keys=[self.lock_key(kind, c) for c in crm_ids], args=[token])
+
+    def wait_lock(self, kind: str, crm_id: str, seconds: float) -> Lock | None:
+        """The record's push lock, waiting up to `seconds` for its holder (release it when done)."""
+        lock = self.state.redis.lock(self.lock_key(kind, crm_id), timeout=LOCK_SECONDS, blocking_timeout=seconds)
+        return lock if lock.acquire() else None
 
     @contextmanager
     def lock(self, kind: str, crm_id: str) -> Iterator[None]:
         """Serialise pushes of one record across workers (two rows for one new contact must not
         create two customers)."""
-        lock = self.state.redis.lock(self._lock_key(kind, crm_id), timeout=LOCK_SECONDS,
+        lock = self.state.redis.lock(self.lock_key(kind, crm_id), timeout=LOCK_SECONDS,
                                      blocking_timeout=LOCK_WAIT_SECONDS)
         if not lock.acquire():
             raise RetryLater(f"another worker is pushing this {kind.replace('_', ' ')}")

@@ -2,14 +2,22 @@
 
 A contact becomes a customer when it has billable activity: `ensure_customer` is called by the
 invoice and payment pushes. Contact events only update customers that are linked already.
+
+A batch of invoice pushes looks up its new contacts' e-mails in one query, and that query also
+covers the contacts of the invoices waiting next (up to 100 e-mails): the e-mails no QBO customer
+has are noted in Redis for a short while (as hashes, never the addresses), so the next batches
+create those customers without asking again. A note is used once: it is deleted before the create
+it allowed, so a create whose answer was lost is found by e-mail on the next attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from crm_qbo_plugin.host import Contact
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.host import Contact, Origin
 from crm_qbo_plugin.mapping.customer import customer_fields, display_name_candidates
 from crm_qbo_plugin.mapping.names import valid_email
 from crm_qbo_plugin.mapping.owned import owned_hash
@@ -19,6 +27,7 @@ from crm_qbo_plugin.outbound.links import (
     CONTACT,
     DELETED,
     IGNORED,
+    SYNCED,
     get_link,
     link_by_qbo_id,
     record_write,
@@ -35,6 +44,7 @@ from crm_qbo_plugin.qbo import (
 )
 
 EMAILS_PER_QUERY = 100
+ABSENT_NOTE_SECONDS = 120  # how long "no QBO customer has this e-mail" is trusted
 
 
 def ensure_customer(push: Push, contact_id: str, currency: str | None = None) -> str:
@@ -88,13 +98,67 @@ def _pick_by_email(push: Push, contact: Contact, rows: Iterable[dict[str, Any]])
     return None
 
 
-def customers_by_email(push: Push, contacts: Sequence[Contact]) -> list[dict[str, Any]]:
-    """QBO's customers carrying any of the contacts' e-mails: one query per 100 contacts."""
+def customers_by_email(push: Push, contacts: Sequence[Contact], ahead: Sequence[Contact] = ()) -> list[dict[str, Any]]:
+    """QBO's customers carrying any of the contacts' e-mails: one query per 100 e-mails. E-mails
+    of `ahead` (contacts about to be pushed) fill the last query's spare room; those found on no
+    customer are noted (`absent_emails`), so their own push need not ask again."""
     emails = sorted({e for c in contacts if (e := valid_email(c.email))})
+    room = -len(emails) % EMAILS_PER_QUERY if emails else EMAILS_PER_QUERY
+    asked = {e.casefold() for e in emails}
+    extra: dict[str, Contact] = {}
+    for contact in ahead:
+        email = valid_email(contact.email)
+        if email and email.casefold() not in asked and len(extra) < room:
+            asked.add(email.casefold())
+            extra[email] = contact
+    wanted = emails + list(extra)
     rows: list[dict[str, Any]] = []
-    for start in range(0, len(emails), EMAILS_PER_QUERY):
-        rows.extend(push.qbo.query(build_select("Customer", [in_("PrimaryEmailAddr", emails[start:start + EMAILS_PER_QUERY])])))
+    for start in range(0, len(wanted), EMAILS_PER_QUERY):
+        rows.extend(push.qbo.query(build_select("Customer", [in_("PrimaryEmailAddr", wanted[start:start + EMAILS_PER_QUERY])])))
+    found = {str((r.get("PrimaryEmailAddr") or {}).get("Address", "")).casefold() for r in rows}
+    note_absent(push, [(e, c.id) for e, c in extra.items() if e.casefold() not in found])
     return rows
+
+
+def _absent_key(push: Push, email: str) -> str:
+    digest = hashlib.sha256(f"{push.tenant}|{push.realm}|{email.casefold()}".encode()).hexdigest()[:40]
+    return f"crm-qbo:push:{push.tenant}:absent-email:{digest}"
+
+
+# Set each note unless its contact's push lock is held: a worker holding it may be creating the
+# customer right now, after our query, and the note would then be wrong.
+_NOTE = """
+local n = #KEYS / 2
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 0 then
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+  end
+end
+return n
+"""
+
+
+def note_absent(push: Push, found_on_none: Sequence[tuple[str, str]]) -> None:
+    """Remember for a short while that no QBO customer carries these e-mails ((e-mail, contact id)
+    pairs; a contact being pushed right now is skipped)."""
+    if not found_on_none:
+        return
+    keys = [_absent_key(push, email) for email, _c in found_on_none]
+    keys += [push.lock_key(CONTACT, contact_id) for _e, contact_id in found_on_none]
+    push.state.redis.register_script(_NOTE)(keys=keys, args=[ABSENT_NOTE_SECONDS])
+
+
+def absent_emails(push: Push, emails: Sequence[str]) -> set[str]:
+    """Which of `emails` a recent lookup found on no QBO customer (case-insensitive)."""
+    if not emails:
+        return set()
+    values = push.state.redis.mget([_absent_key(push, e) for e in emails])
+    return {e.casefold() for e, value in zip(emails, values, strict=True) if value is not None}
+
+
+def forget_absent(push: Push, email: str | None) -> bool:
+    """Use up the note for `email` (before creating its customer); True if there was one."""
+    return bool(email) and bool(push.state.redis.delete(_absent_key(push, str(email))))
 
 
 def link_new_customer(push: Push, contact: Contact, found: Iterable[dict[str, Any]]) -> str:
@@ -127,6 +191,7 @@ def _adopt(push: Push, contact: Contact, row: dict[str, Any]) -> str:
 
 def _create(push: Push, contact: Contact, currency: str | None, generation: int) -> str:
     names = display_name_candidates(push.tenant, contact)
+    forget_absent(push, valid_email(contact.email))  # if this answer is lost, the retry must ask QBO
     for index, name in enumerate(names):
         try:
             answer = push.qbo.create("Customer", customer_fields(contact, name, currency),
@@ -140,14 +205,23 @@ def _create(push: Push, contact: Contact, currency: str | None, generation: int)
 
 
 def push_contact(push: Push) -> None:
-    """contact.created / contact.updated: a sparse update of our fields on a linked customer."""
+    """contact.created / contact.updated: a sparse update of our fields on a linked customer.
+
+    The link is read under the contact's push lock: a worker making the customer right now holds
+    it, so this waits and then updates the new customer, instead of finding no link and skipping
+    an edit the create read too early to carry."""
     contact_id = push.row.subject_id
-    link = get_link(push.state, push.tenant, CONTACT, contact_id)
-    if link is not None and link.status == IGNORED:
-        raise Skip("ignored on the QuickBooks card")
-    if link is None or not link.qbo_id or link.status == DELETED:
-        raise Skip("no billable activity yet (no payment or sent invoice): not a QuickBooks customer")
     with push.lock(CONTACT, contact_id):
+        link = get_link(push.state, push.tenant, CONTACT, contact_id)
+        if link is not None and link.status == IGNORED:
+            raise Skip("ignored on the QuickBooks card")
+        if link is None or not link.qbo_id or link.status == DELETED:
+            raise Skip("no billable activity yet (no payment or sent invoice): not a QuickBooks customer")
+        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
+                and link.status == SYNCED:
+            # Our push made (or adopted) the customer from the contact as it was then, which is
+            # after it was created; later edits come as contact.updated events.
+            raise Skip("its QuickBooks customer was made from this contact's details")
         contact = push.host.get_contact(push.tenant, contact_id)
         if contact is None:
             raise Skip("the contact is no longer in the CRM")

@@ -9,6 +9,7 @@ link being saved, the push first looks for it by the CRM marker in PrivateNote.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +30,10 @@ from crm_qbo_plugin.outbound.links import (
     INVOICE,
     PENDING,
     SYNCED,
+    Write,
     get_link,
     record_write,
+    record_writes,
     set_status,
 )
 from crm_qbo_plugin.outbound.processor import Skip
@@ -193,12 +196,15 @@ def _delete(push: Push, link: Link | None) -> None:
 def record_with_total(push: Push, kind: str, crm_id: str, entity: str, answer: dict[str, Any],
                       crm_total: Decimal) -> Link:
     """Record the write; a QBO total that differs from the CRM's is kept on the link, both figures."""
+    return record_writes(push.state, push.tenant, push.realm, kind, entity, [write_with_total(crm_id, answer, crm_total)])[0]
+
+
+def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal) -> Write:
+    """The write to record for `answer`: synced, or conflict when QBO's total is not the CRM's."""
     qbo_total = cents(to_decimal(answer.get("TotalAmt", 0)))
     expected = cents(crm_total)
     if qbo_total == expected:
-        return record_write(push.state, push.tenant, push.realm, kind, crm_id, entity, answer, status=SYNCED,
-                            detail={})
+        return Write(crm_id, answer, SYNCED, None, {})
     message = (f"QuickBooks computed a total of {qbo_total} but the CRM total is {expected}; "
                "check the taxes and discounts mapped on the QuickBooks card")
-    return record_write(push.state, push.tenant, push.realm, kind, crm_id, entity, answer, status=CONFLICT,
-                        error=message, detail={"crm_total": str(expected), "qbo_total": str(qbo_total)})
+    return Write(crm_id, answer, CONFLICT, message, {"crm_total": str(expected), "qbo_total": str(qbo_total)})

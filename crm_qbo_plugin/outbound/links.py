@@ -7,7 +7,8 @@ echo are committed in ONE transaction, so neither exists without the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import select
@@ -76,32 +77,79 @@ def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: 
         return link
 
 
+@dataclass(frozen=True)
+class Write:
+    """One successful QBO write to remember: the CRM record, QBO's answer, the status to show."""
+
+    crm_id: str
+    response: Mapping[str, Any]
+    status: str = SYNCED
+    error: str | None = None
+    detail: Mapping[str, Any] | None = field(default=None)
+
+
+def set_statuses(state: PluginState, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
+                 error: str | None = None) -> None:
+    """`set_status` for many records of one kind, in one transaction (a batch's members)."""
+    if not crm_ids:
+        return
+    now = utcnow()
+    with session(state.engine) as db:
+        rows = db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind,
+                                          Link.crm_id.in_(list(crm_ids)))).all()  # type: ignore[attr-defined]
+        by_crm = {row.crm_id: row for row in rows}
+        for crm_id in dict.fromkeys(crm_ids):
+            link = by_crm.get(crm_id) or Link(tenant_id=tenant, kind=kind, crm_id=crm_id, origin=Origin.CRM.value)
+            link.status = status
+            link.last_error = error
+            link.updated_at = now
+            db.add(link)
+        db.commit()
+
+
 def record_write(state: PluginState, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
                  response: Mapping[str, Any], *, status: str = SYNCED, error: str | None = None,
                  detail: Mapping[str, Any] | None = None) -> Link:
     """Remember a successful write: link + write-ledger row, one transaction."""
-    qbo_id = str(response["Id"])
-    sync_token = str(response.get("SyncToken", ""))
-    digest = owned_hash(entity, response)
+    return record_writes(state, tenant, realm_id, kind, entity, [Write(crm_id, response, status, error, detail)])[0]
+
+
+def record_writes(state: PluginState, tenant: str, realm_id: str, kind: str, entity: str,
+                  writes: Sequence[Write]) -> list[Link]:
+    """`record_write` for many records of one kind (a batch's answers): links and write-ledger rows
+    of them all in ONE transaction, read with one query each. Returns the links in order."""
+    if not writes:
+        return []
+    now = utcnow()
+    qbo_ids = [str(w.response["Id"]) for w in writes]
     with session(state.engine) as db:
-        link = db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()
-        if link is None:
-            link = Link(tenant_id=tenant, kind=kind, crm_id=crm_id, origin=Origin.CRM.value)
-        link.qbo_id = qbo_id
-        link.sync_token = sync_token
-        link.owned_hash = digest
-        link.status = status
-        link.last_error = error
-        if detail is not None:
-            link.detail = dict(detail)
-        link.updated_at = utcnow()
-        db.add(link)
-        if sync_token:
-            seen = db.exec(select(WriteLedger).where(
-                WriteLedger.realm_id == realm_id, WriteLedger.entity == entity,
-                WriteLedger.entity_id == qbo_id, WriteLedger.sync_token == sync_token)).first()
-            if seen is None:  # a replayed answer was recorded already
+        rows = db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind,
+                                          Link.crm_id.in_([w.crm_id for w in writes]))).all()  # type: ignore[attr-defined]
+        by_crm = {row.crm_id: row for row in rows}
+        seen = {(row.entity_id, row.sync_token) for row in db.exec(select(WriteLedger).where(
+            WriteLedger.realm_id == realm_id, WriteLedger.entity == entity,
+            WriteLedger.entity_id.in_(qbo_ids))).all()}  # type: ignore[attr-defined]
+        links: list[Link] = []
+        for write, qbo_id in zip(writes, qbo_ids, strict=True):
+            sync_token = str(write.response.get("SyncToken", ""))
+            digest = owned_hash(entity, write.response)
+            link = by_crm.get(write.crm_id)
+            if link is None:
+                link = by_crm[write.crm_id] = Link(tenant_id=tenant, kind=kind, crm_id=write.crm_id,
+                                                   origin=Origin.CRM.value)
+            link.qbo_id = qbo_id
+            link.sync_token = sync_token
+            link.owned_hash = digest
+            link.status = write.status
+            link.last_error = write.error
+            if write.detail is not None:
+                link.detail = dict(write.detail)
+            link.updated_at = now
+            db.add(link)
+            links.append(link)
+            if sync_token and (qbo_id, sync_token) not in seen:  # a replayed answer was recorded already
+                seen.add((qbo_id, sync_token))
                 db.add(WriteLedger(realm_id=realm_id, entity=entity, entity_id=qbo_id,
                                    sync_token=sync_token, owned_hash=digest))
         db.commit()
-        return link
+        return links
