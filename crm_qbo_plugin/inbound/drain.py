@@ -212,13 +212,8 @@ def apply_batch(state: PluginState, target: Target, qbo: QboClient, notice_ids: 
                 outcomes.append((notice.id, applier.apply_notice(
                     notice.entity, notice.entity_id, notice.operation, notice.data or {})))
         applier.write_host()
-    except ReconnectRequired:
-        mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
-        return "needs reconnect"
-    except (ThrottledError, TransientError) as exc:
-        log.info("inbound drain paused for realm (%s)", type(exc).__name__)
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-        return type(exc).__name__
+    except (ReconnectRequired, ThrottledError, TransientError) as exc:
+        return _paused(state, target, result, exc)
     except BATCH_ERRORS as exc:
         log.info("a notice of the batch failed (%s); applying the batch one notice at a time", type(exc).__name__)
         raise _OneByOne from exc
@@ -229,6 +224,16 @@ def apply_batch(state: PluginState, target: Target, qbo: QboClient, notice_ids: 
     for _notice_id, outcome in outcomes:
         _count(result, outcome)
     return None
+
+
+def _paused(state: PluginState, target: Target, result: DrainResult, exc: Exception) -> str:
+    """Why draining stops here (the notices stay pending): QBO wants a reconnect, or is busy."""
+    if isinstance(exc, ReconnectRequired):
+        mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+        return "needs reconnect"
+    log.info("inbound drain paused for realm (%s)", type(exc).__name__)
+    result.errors.append(f"{type(exc).__name__}: {exc}")
+    return type(exc).__name__
 
 
 def _count(result: DrainResult, outcome: Outcome) -> None:
@@ -286,13 +291,8 @@ def apply_one(state: PluginState, target: Target, qbo: QboClient, notice_id: int
             outcome = applier.apply_body(notice.entity, body)
         else:
             outcome = applier.apply_notice(notice.entity, notice.entity_id, notice.operation, notice.data or {})
-    except ReconnectRequired:
-        mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
-        return "needs reconnect"
-    except (ThrottledError, TransientError) as exc:
-        log.info("inbound drain paused for realm (%s)", type(exc).__name__)
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-        return type(exc).__name__
+    except (ReconnectRequired, ThrottledError, TransientError) as exc:
+        return _paused(state, target, result, exc)
     except NOTICE_ERRORS as exc:
         log.warning("inbound notice %s dead-lettered (%s)", notice_id, type(exc).__name__)
         outcome = Outcome(InboxStatus.DEAD, f"{type(exc).__name__}: {exc}"[:500])
