@@ -248,10 +248,15 @@ class Stack:
             if time.monotonic() > deadline:
                 raise BenchError("the workers did not register with rq within 120 s")
             time.sleep(0.05)
-        time.sleep(0.2)
+        time.sleep(WORKER_SETTLE_S)
         for proc in procs:
             proc.mark()
         return procs
+
+
+# start_workers waits this long after the last worker registered; a workload whose jobs are queued
+# already adds it to its wall time, as its workers may have begun in it.
+WORKER_SETTLE_S = 0.2
 
 
 def _redis_answers(url: str) -> bool:
