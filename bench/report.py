@@ -261,6 +261,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
               "batches of 30 at 40/min, new customers as single creates within 500/min.",
               "- Throttled mode: the sandbox's minute lasts 60/speed real seconds; the plugin's limiter windows and "
               "429 cool-down are scaled the same (bench/hostapp.py), latency is not.",
+              "- Memory: the run ends with W1 at 100,000 customers + 100,000 invoices (× scale) in the zero mode, "
+              "without peers, for the peak-RSS target (`--no-big` skips it).",
               "- W4 pushes the issue's 10,000 invoices (× scale) in the throttled mode (QBO's limits) and 1,000 "
               "(× scale) in the others, where the peers' one-request-per-invoice runs would dominate the run.",
               "- tap-quickbooks: qbo_sandbox rejects `Metadata.LastUpdatedTime` (QBO accepts it), so the shim "
