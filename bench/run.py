@@ -249,6 +249,13 @@ def sandbox_speed() -> dict[str, Any]:
     return {"lines": done.stdout.strip().splitlines(), "ok": done.returncode == 0}
 
 
+def save(results: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    tmp.replace(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="crm-qbo-plugin benchmarks")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.05 for a smoke run)")
@@ -279,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             mode_started = time.perf_counter()
             results["modes"][mode.name] = run_mode(st, mode, sizes, workloads, with_peers, args.big)
             results["modes"][mode.name]["mode_wall_s"] = round(time.perf_counter() - mode_started, 1)
+        save(results, Path(args.out).with_suffix(".partial.json"))  # a later failure keeps what was measured
     if not args.big and not args.no_big and "W1" in workloads:
         # W1's memory figure: the 100,000 + 100,000 import (× scale), one mode, no peers.
         big_sizes = sizes_for(args.scale, True, args.push)
@@ -289,10 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"]["mode_wall_s"] = round(time.perf_counter() - mode_started, 1)
     results["total_wall_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
-    tmp.replace(out)
+    save(results, out)
     write_report(results, Path(args.report))
     log(f"done in {results['total_wall_s']:.0f} s: {out} and {args.report}")
     return 0

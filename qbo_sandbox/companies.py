@@ -102,6 +102,9 @@ class Company:
     tombstones: dict[str, dict[str, datetime]] = field(default_factory=dict)
     name_index: dict[str, dict[str, str]] = field(default_factory=dict)
     doc_numbers: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # the highest numeric DocNumber an entity has had: auto-numbering counts up from it without a
+    # scan of every number (QBO does not reuse a number freed by a delete either)
+    top_doc_numbers: dict[str, int] = field(default_factory=dict)
     customer_txns: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     opening_balances: dict[str, Decimal] = field(default_factory=dict)
     #: (TxnType, TxnId) of an invoice/credit memo -> {payment Id: amount applied}
@@ -201,11 +204,12 @@ class Company:
                     del index[old.casefold()]
         if new:
             index.setdefault(new.casefold(), set()).add(entity_id)
+            if new.isdigit() and len(new) < 12:
+                self.top_doc_numbers[entity] = max(self.top_doc_numbers.get(entity, 1000), int(new))
 
     def next_doc_number(self, entity: str) -> str:
         index = self.doc_numbers.get(entity, {})
-        numeric = [int(n) for n in index if n.isdigit() and len(n) < 12]
-        candidate = max(numeric, default=1000) + 1
+        candidate = self.top_doc_numbers.get(entity, 1000) + 1
         while str(candidate) in index:
             candidate += 1
         return str(candidate)
