@@ -166,7 +166,7 @@ def _targets(modes: dict[str, Any]) -> list[str]:
                       default=None)
         if fastest:
             lines.append(f"- At least twice as fast as the fastest peer (realistic): plugin {plugin['wall_s']:.2f} s, "
-                         f"fastest peer {fastest:.2f} s ({fastest / plugin['wall_s']:.2f}× the plugin's speed).")
+                         f"fastest peer {fastest:.2f} s (the plugin runs at {fastest / plugin['wall_s']:.2f}× the peer's speed).")
     throttled = modes.get("throttled", {}).get("workloads", {}).get("W4")
     if throttled:
         plugin, floor = throttled["plugin"], throttled["floor"]
