@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import redis
 import requests
 from cryptography.fernet import Fernet
+
+from reference_crm.demo import free_port, redis_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = "bench.hostapp:create_app"
@@ -37,12 +37,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 class BenchError(RuntimeError):
     """The benchmark could not run a step; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- /proc readings ---------------------------------------------------------------------------------
@@ -259,16 +253,6 @@ class Stack:
 WORKER_SETTLE_S = 0.2
 
 
-def _redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 @contextmanager
 def stack(workdir: Path | None = None, keep: bool = False, database_url: str | None = None,
           redis_url: str | None = None) -> Iterator[Stack]:
@@ -319,7 +303,7 @@ def _start_redis(result: Stack, folder: Path) -> None:
     result.procs.remove(result.redis_proc)
     result.redis_url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
-    while not _redis_answers(result.redis_url):
+    while not redis_answers(result.redis_url):
         if time.monotonic() > deadline:
             raise BenchError("redis-server did not start")
         time.sleep(0.05)

@@ -216,7 +216,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the demo, the benchmarks and the test harness use it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -233,26 +234,27 @@ def _fresh_data_dir(data_dir: Path) -> None:
 def _redis(demo: Demo, environ: Mapping[str, str]) -> str:
     """CRM_QBO_REDIS_URL if given, else a Redis already on 127.0.0.1:6379, else our own."""
     for url in (environ.get("CRM_QBO_REDIS_URL"), "redis://127.0.0.1:6379/0"):
-        if url and _redis_answers(url):
+        if url and redis_answers(url):
             return url
         if url and url == environ.get("CRM_QBO_REDIS_URL"):
             raise DemoError(f"CRM_QBO_REDIS_URL is set but Redis does not answer there ({url})")
     binary = shutil.which("redis-server") or _install_redis(demo)
-    port = _free_port()
+    port = free_port()
     workdir = demo.data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     demo.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                          "--dir", str(workdir), "--daemonize", "no"], os.environ)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
-    while not _redis_answers(url):
+    while not redis_answers(url):
         if time.monotonic() > deadline or demo.children[-1].process.poll() is not None:
             raise DemoError(f"redis-server did not start; see {demo.data_dir / 'logs' / 'redis.log'}")
         time.sleep(0.05)
     return url
 
 
-def _redis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
+    """Whether a Redis answers PING at `url` within half a second."""
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         return bool(client.ping())

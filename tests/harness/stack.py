@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from reference_crm.demo import free_port, redis_answers
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_PATH = "reference_crm.app:create_app"
 CLIENT_ID = "soak-plugin-app"
@@ -41,22 +42,6 @@ WEBHOOK_PATH = "/integrations/quickbooks/webhooks"
 
 class HarnessError(RuntimeError):
     """A process did not start or a step could not run; the message says which."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 @dataclass
