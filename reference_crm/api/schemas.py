@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from crm_qbo_plugin import PaymentSource
 
@@ -52,12 +52,24 @@ class DecimalText(fields.Decimal):
         super().__init__(as_string=True, metadata={"type": "string", "format": "decimal", "example": "12.50"}, **kwargs)
 
 
+class Input(Schema):
+    """A request body: text may not hold NUL characters (PostgreSQL cannot store them)."""
+
+    @pre_load
+    def _no_nul(self, data: Any, **_kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            bad = sorted(k for k, v in data.items() if isinstance(v, str) and "\x00" in v)
+            if bad:
+                raise ValidationError({k: ["must not contain NUL characters"] for k in bad})
+        return data
+
+
 def _text(maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(max=maximum), **kwargs)
 
 
 # -- locations and tax rates ----------------------------------------------------------------------
-class TaxRateIn(Schema):
+class TaxRateIn(Input):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     rate_percent = Amount(4, required=True, validate=validate.Range(max=100),
                          metadata={"maximum": 100})  # a number in the OpenAPI document, not "100"
@@ -69,14 +81,14 @@ class TaxRateOut(Schema):
     rate_percent = DecimalText()
 
 
-class UserIn(Schema):
+class UserIn(Input):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = _text(200, load_default="")
     password = fields.String(load_default=None, validate=validate.Length(min=10, max=200),
                              metadata={"description": "Leave out to have one generated (returned once)."})
 
 
-class LocationIn(Schema):
+class LocationIn(Input):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     currency = fields.String(load_default="USD", validate=CURRENCY)
     user = fields.Nested(UserIn, required=True)
@@ -104,7 +116,7 @@ class LocationInfoOut(Schema):
 
 
 # -- contacts -------------------------------------------------------------------------------------
-class ContactIn(Schema):
+class ContactIn(Input):
     first_name = _text(100, load_default="")
     last_name = _text(100, load_default="")
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
@@ -139,7 +151,7 @@ class ContactOut(Schema):
 
 
 # -- invoices -------------------------------------------------------------------------------------
-class LineIn(Schema):
+class LineIn(Input):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = _text(4000, load_default="")
     sku = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
@@ -150,7 +162,7 @@ class LineIn(Schema):
                           validate=validate.Length(max=5))
 
 
-class InvoiceIn(Schema):
+class InvoiceIn(Input):
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
     issue_date = fields.Date(load_default=None)
     due_date = fields.Date(load_default=None, allow_none=True)
@@ -205,14 +217,14 @@ class InvoiceOut(Schema):
 
 
 # -- payments -------------------------------------------------------------------------------------
-class PaymentLineIn(Schema):
+class PaymentLineIn(Input):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     sku = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     quantity = Amount(4, required=True, minimum=Decimal("0"), exclusive_minimum=True)
     unit_price = Amount(3, required=True)
 
 
-class PaymentIn(Schema):
+class PaymentIn(Input):
     source = fields.String(required=True, validate=validate.OneOf([s.value for s in PaymentSource]))
     amount = Amount(2, required=True, minimum=Decimal("0"), exclusive_minimum=True)
     currency = fields.String(load_default=None, validate=CURRENCY)
