@@ -1,4 +1,4 @@
-"""QBO's physical floors (shared/reference/perf-peers.md §6) for the benchmark's sizes and modes.
+"""QBO's physical floors (docs/reference/perf-peers.md §6) for the benchmark's sizes and modes.
 
 Limits: 500 requests per realm per minute, 10 in flight, 40 batches per minute, 30 items per
 batch, 1000 rows per query page. A "minute" is the sandbox's: with the clock sped up S times a

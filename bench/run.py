@@ -256,6 +256,15 @@ def save(results: dict[str, Any], out: Path) -> None:
     tmp.replace(out)
 
 
+def repo_relative(args: dict[str, Any]) -> dict[str, Any]:
+    """The run's arguments with paths inside the repository named from its root (results name no machine's paths)."""
+    def rel(value: Any) -> Any:
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).resolve().is_relative_to(ROOT):
+            return str(Path(value).resolve().relative_to(ROOT))
+        return value
+    return {key: rel(value) for key, value in args.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="crm-qbo-plugin benchmarks")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.05 for a smoke run)")
@@ -277,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     peer_versions = peers.ensure_venvs(log) if with_peers else {}
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-        "versions": versions(peer_versions), "args": vars(args), "sizes": sizes.__dict__,
+        "versions": versions(peer_versions), "args": repo_relative(vars(args)), "sizes": sizes.__dict__,
         "sandbox_speed": sandbox_speed(), "modes": {},
     }
     log("sandbox speed: " + " | ".join(results["sandbox_speed"]["lines"]))

@@ -1,7 +1,7 @@
 """QBO's error bodies: the ``Fault`` envelope, the odd lowercase 401 body and the XML 429 body.
 
 Every rejection in the sandbox is a :class:`QBOError`; the message and detail strings are the
-ones QBO sends (from ``shared/qbo-samples`` and the reference notes) so clients that match on
+ones QBO sends (from ``tests/fixtures/qbo-samples`` and the reference notes) so clients that match on
 them behave as they would against Intuit.
 """
 

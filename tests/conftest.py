@@ -16,14 +16,12 @@ import redis
 
 from tests.support.redis_server import redis_server
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "qbo-samples"
-if not SAMPLES.is_dir():  # a checkout beside ../shared is the normal layout; allow an override
-    SAMPLES = Path(os.environ.get("CRM_QBO_SAMPLES", "../shared/qbo-samples")).resolve()
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "qbo-samples"
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """The real QBO payloads in ../shared/qbo-samples."""
+    """The real QBO payloads, kept in the repository under tests/fixtures/qbo-samples."""
     assert SAMPLES.is_dir(), f"QBO samples not found at {SAMPLES}"
     return SAMPLES
 

@@ -1,4 +1,4 @@
-"""Every request in shared/qbo-samples is accepted, and every answer has the sample's keys.
+"""Every request in tests/fixtures/qbo-samples is accepted, and every answer has the sample's keys.
 
 Read/query samples are round-tripped: the sample entity itself is created (ids of referenced
 objects mapped to ones made here), read back, and compared key by key, recursively; lists are
@@ -376,7 +376,7 @@ def test_throttle_sample(make_company: Any, samples_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(
-    p.name for p in (Path(__file__).resolve().parents[3] / "shared" / "qbo-samples").glob("*request*.json")))
+    p.name for p in (Path(__file__).resolve().parents[1] / "fixtures" / "qbo-samples").glob("*request*.json")))
 def test_every_request_file_is_covered(name: str) -> None:
     """A new request sample must be added to the tests above."""
     covered = {

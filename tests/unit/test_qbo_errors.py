@@ -1,4 +1,4 @@
-"""Fault parsing and classification, from the real fault samples in shared/qbo-samples."""
+"""Fault parsing and classification, from the real fault samples in tests/fixtures/qbo-samples."""
 
 from __future__ import annotations
 
