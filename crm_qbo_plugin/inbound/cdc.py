@@ -36,6 +36,7 @@ from crm_qbo_plugin.inbound.runs import finish_run, start_run
 from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, in_, parse_timestamp
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, InboxStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
@@ -235,7 +236,7 @@ def enqueue_polls(state: PluginState) -> int:
 
     polled = 0
     for conn in connections:
-        if (conn.settings or {}).get("auto_sync", True):
+        if card_settings(conn).auto_sync:
             enqueue_poll(state, conn.tenant_id)
             polled += 1
         if import_unfinished(state, conn.tenant_id):
