@@ -48,7 +48,6 @@ CDC_CAP = 1000
 OVERLAP = timedelta(minutes=2)
 CDC_LOOKBACK = timedelta(days=29)  # QBO's limit is 30 days; keep a day for clock differences
 MIN_WINDOW = timedelta(seconds=1)
-POLL_INTERVAL_SECONDS = 300
 CURSOR = "cdc"
 LOCK_WAIT_SECONDS = 30.0
 

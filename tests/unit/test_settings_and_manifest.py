@@ -44,6 +44,10 @@ def test_environment_is_the_fallback_for_app_config():
         ("CRM_QBO_ENVIRONMENT", "staging", "CRM_QBO_ENVIRONMENT: must be 'sandbox', 'production' or a discovery-document URL"),
         ("CRM_QBO_CLIENT_SECRET", None, "CRM_QBO_CLIENT_SECRET: missing"),
         ("CRM_QBO_HOST_SECRETS", "crm=short", "CRM_QBO_HOST_SECRETS: each entry must be host_id=secret"),
+        ("CRM_QBO_POLL_SECONDS", "5 minutes", "CRM_QBO_POLL_SECONDS: Not a valid integer. — give the seconds between CDC polls"),
+        ("CRM_QBO_POLL_SECONDS", "300.5", "CRM_QBO_POLL_SECONDS: Not a valid integer."),
+        ("CRM_QBO_POLL_SECONDS", "10", "CRM_QBO_POLL_SECONDS: Must be greater than or equal to 30 and less than or equal to 86400."),
+        ("CRM_QBO_POLL_SECONDS", "86401", "CRM_QBO_POLL_SECONDS: Must be greater than or equal to 30"),
     ],
 )
 def test_bad_settings_stop_start_up_naming_the_setting(name, value, message):
@@ -54,6 +58,12 @@ def test_bad_settings_stop_start_up_naming_the_setting(name, value, message):
         QuickBooksPlugin(app, FakeHost())
     assert message in str(info.value)
     assert "crm_qbo" not in app.extensions
+
+
+def test_the_poll_interval_defaults_to_five_minutes_and_can_be_set():
+    assert load_settings(GOOD, environ={}).poll_seconds == 300
+    assert load_settings(GOOD, environ={"CRM_QBO_POLL_SECONDS": "900"}).poll_seconds == 900
+    assert load_settings({**GOOD, "CRM_QBO_POLL_SECONDS": 60}, environ={"CRM_QBO_POLL_SECONDS": "900"}).poll_seconds == 60
 
 
 def test_a_discovery_url_environment_needs_an_api_base():
