@@ -153,3 +153,19 @@ def test_a_settings_json_that_is_not_an_object_reads_as_the_defaults(card):
     assert (shown.status_code, shown.json["auto_sync"], shown.json["sync_from"]) == (200, True, None)
     assert patch(card, {"auto_sync": False}).status_code == 200
     assert stored(card) == {"auto_sync": False}
+
+
+def test_the_card_page_shows_the_stored_toggles_before_reconnecting(card):
+    store_raw(card, {"review_request": True, "import_invoices": "perhaps"})
+    with session(get_state(card.app).engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == card.location["id"])).one()
+        row.status = "needs_reconnect"
+        db.add(row)
+        db.commit()
+    page = card.client.get(P + "/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    boxes = {m.group(1): "checked" in m.group(0) for m in re.finditer(r'<input type="checkbox"[^>]*id="([\w-]+)"[^>]*>', html)}
+    assert boxes == {"import-invoices": False, "review-request-pre": True}
+    store_raw(card, ["not", "an", "object"])
+    assert card.client.get(P + "/").status_code == 200
