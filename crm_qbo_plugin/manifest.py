@@ -6,7 +6,9 @@ typo in a release is caught by the first test run instead of by a customer's plu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,27 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from crm_qbo_plugin.events import EventType
 
 MANIFEST_PATH = Path(__file__).with_name("plugin.yaml")
-SETTING_TYPES = {"boolean": bool, "string": str, "integer": int}
+
+
+def _iso(parse: Callable[[str], object]) -> Callable[[Any], bool]:
+    def ok(value: Any) -> bool:
+        try:
+            parse(value)
+        except (TypeError, ValueError):
+            return False
+        return isinstance(value, str)
+    return ok
+
+
+# Each setting type, and what a default of that type must look like (JSON as the store keeps it).
+SETTING_TYPES: dict[str, Callable[[Any], bool]] = {
+    "boolean": lambda v: isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "date": _iso(date.fromisoformat),  # YYYY-MM-DD
+    "datetime": _iso(datetime.fromisoformat),  # ISO 8601
+    "mapping": lambda v: isinstance(v, dict) and all(isinstance(x, str) for item in v.items() for x in item),
+}
 _ID = validate.Regexp(r"^[a-z][a-z0-9_-]*$", error="must be lowercase letters, digits, '-' or '_'")
 
 
@@ -38,14 +60,14 @@ class _SettingSchema(Schema):
     default = fields.Raw(required=True, allow_none=True)
     label = fields.String(required=True, validate=validate.Length(min=1))
     help = fields.String(load_default="")
+    read_only = fields.Boolean(load_default=False)  # set by the plugin, never by the card
 
     @validates_schema
     def _default_matches_type(self, data: dict[str, Any], **_: Any) -> None:
         default, kind = data.get("default"), data.get("type")
         if default is None or kind not in SETTING_TYPES:
             return
-        expected = SETTING_TYPES[kind]
-        if not isinstance(default, expected) or (expected is int and isinstance(default, bool)):
+        if not SETTING_TYPES[kind](default):
             raise ValidationError(f"must be a {kind}", field_name="default")
 
 
@@ -90,6 +112,7 @@ class SettingSpec:
     default: Any
     label: str
     help: str
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

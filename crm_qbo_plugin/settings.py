@@ -29,6 +29,7 @@ HOWTO: dict[str, str] = {
     "WEBHOOK_VERIFIER_TOKEN": "copy the Verifier Token from your app's Webhooks page at developer.intuit.com",
     "SECRET_KEYS": "give one or more comma-separated Fernet keys (make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
     "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP, or leave it unset",
+    "POLL_SECONDS": "give the seconds between CDC polls of each company as a whole number from 30 to 86400, or leave it unset for 300",
 }
 
 QBO_API_BASES = {
@@ -56,6 +57,8 @@ class _SettingsSchema(Schema):
     WEBHOOK_VERIFIER_TOKEN = fields.String(required=True, validate=validate.Length(min=1))
     SECRET_KEYS = fields.String(required=True)
     HOST_SECRETS = fields.String(load_default="")
+    # The CDC safety net: how often each connected company is polled (QuickBooks' CDC looks back 30 days).
+    POLL_SECONDS = fields.Integer(load_default=300, validate=validate.Range(min=30, max=86400))
 
     @validates("DATABASE_URL")
     def _database_url(self, value: str, **_: Any) -> None:
@@ -106,6 +109,7 @@ class _SettingsSchema(Schema):
             webhook_verifier_token=data["WEBHOOK_VERIFIER_TOKEN"],
             secret_keys=tuple(k.strip() for k in data["SECRET_KEYS"].split(",") if k.strip()),
             host_secrets=_parse_host_secrets(data["HOST_SECRETS"]),
+            poll_seconds=data["POLL_SECONDS"],
         )
 
 
@@ -135,6 +139,7 @@ class Settings:
     webhook_verifier_token: str
     secret_keys: tuple[str, ...]
     host_secrets: Mapping[str, str]
+    poll_seconds: int = 300
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ from crm_qbo_plugin.automations.policy import first_invoice, paid_in_full
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.qbo import eq, parse_timestamp
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import AutomationRun, Connection
 
@@ -41,11 +42,11 @@ def _since_connect(conn: Connection, body: Mapping[str, Any], field: str = "Last
 
 
 def _settled_while_on(conn: Connection, invoice: Mapping[str, Any]) -> bool:
-    since = conn.settings.get("review_request_since")
-    if not since:
+    since = card_settings(conn).review_request_since
+    if since is None:
         return True  # on from the start (set before connecting)
     updated = _stamp(invoice, "LastUpdatedTime")
-    return updated is not None and updated >= datetime.fromisoformat(str(since))
+    return updated is not None and updated >= since
 
 
 def _claimed(state: PluginState, tenant: str, trigger: str, subject_id: str) -> bool:
@@ -63,7 +64,7 @@ def after_invoice_applied(state: PluginState, conn: Connection, invoice: Mapping
     if fire_once(state, conn.tenant_id, "invoice_paid_in_full", f"invoice:{invoice.get('Id')}", contact_id, _summary(invoice)):
         fired.append("invoice_paid_in_full")
     realm = conn.realm_id
-    wanted = bool(conn.settings.get("review_request")) and _settled_while_on(conn, invoice)
+    wanted = card_settings(conn).review_request and _settled_while_on(conn, invoice)
     if realm and wanted and not _claimed(state, conn.tenant_id, "review_request", contact_id):  # no query once done
         customer = str((invoice.get("CustomerRef") or {}).get("value") or "")
         with client_for(state, realm) as qbo:

@@ -24,6 +24,7 @@ from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import stored_with
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import (
     Connection,
@@ -142,7 +143,7 @@ def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Toke
         row.realm_id = row.pinned_realm_id = realm_id
         row.status = ConnectionStatus.CONNECTED.value
         row.last_error = None
-        row.settings = {**row.settings, "import_invoices": import_invoices}
+        row.settings = stored_with(row.settings, {"import_invoices": import_invoices})
         row.company_name, row.country, row.home_currency = facts.name, facts.country, facts.home_currency
         row.multicurrency, row.custom_txn_numbers, row.tax_model = facts.multicurrency, facts.custom_txn_numbers, facts.tax_model
         write_tokens(row, tokens, state.cipher)

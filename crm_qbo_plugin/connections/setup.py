@@ -4,7 +4,6 @@ whether setup is complete (revenue account chosen, taxes confirmed, currencies c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import select
@@ -13,6 +12,7 @@ from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import CardSettings, card_settings, stored_with
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -44,11 +44,10 @@ class Setup:
 
 def setup_of(conn: Connection | None, profile: LocationProfile | None) -> Setup:
     """US companies get taxes folded into prices (nothing to map); others map every CRM tax."""
-    settings = conn.settings if conn else {}
+    settings = card_settings(conn)
     crm_currency = profile.currency if profile else None
     mapping_needed = conn is not None and conn.country not in (None, "US") and bool(profile and profile.taxes)
-    mapping = settings.get("tax_mapping") or {}
-    mapped = not mapping_needed or all(tax.id in mapping for tax in (profile.taxes if profile else ()))
+    mapped = not mapping_needed or all(tax.id in settings.tax_mapping for tax in (profile.taxes if profile else ()))
     currency_ok: bool | None = None
     message = None
     if conn is not None and conn.home_currency and crm_currency:
@@ -57,7 +56,7 @@ def setup_of(conn: Connection | None, profile: LocationProfile | None) -> Setup:
             message = (f"This location sells in {crm_currency.upper()} but the QuickBooks company's home currency is "
                        f"{conn.home_currency} and multicurrency is off: turn on multicurrency in QuickBooks "
                        f"(Settings → Advanced → Currency) or change the location's currency.")
-    return Setup(bool(settings.get("revenue_account_id")), bool(settings.get("taxes_confirmed")), currency_ok, message,
+    return Setup(bool(settings.revenue_account_id), settings.taxes_confirmed, currency_ok, message,
                  taxes_mapped=mapped, tax_mapping_needed=mapping_needed)
 
 
@@ -84,8 +83,9 @@ def _realm(conn: Connection) -> str:
     return conn.realm_id
 
 
-def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Validate `changes` (already schema-checked) against QuickBooks and store them."""
+def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) -> CardSettings:
+    """Validate `changes` (already schema-checked, typed) against QuickBooks and store them, all or
+    nothing; returns the settings now stored."""
     with session(state.engine) as db:
         conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
     connected = conn is not None and conn.status == ConnectionStatus.CONNECTED.value
@@ -118,19 +118,18 @@ def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) ->
         row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
-        merged = dict(row.settings)
-        for key, value in changes.items():
-            merged[key] = value.isoformat() if isinstance(value, date | datetime) else value
-        if changes.get("review_request") and not row.settings.get("review_request"):
+        current = card_settings(row)
+        updates = dict(changes)
+        if changes.get("review_request") and not current.review_request:
             # Switching it on never fires for invoices settled while it was off.
-            merged["review_request_since"] = now.isoformat()
-        if "tax_mapping" in changes and changes["tax_mapping"] != row.settings.get("tax_mapping"):
-            merged["taxes_confirmed"] = bool(changes.get("taxes_confirmed", False))  # re-confirm after a change
-        row.settings = merged
+            updates["review_request_since"] = now
+        if "tax_mapping" in changes and changes["tax_mapping"] != current.tax_mapping:
+            updates["taxes_confirmed"] = bool(changes.get("taxes_confirmed", False))  # re-confirm after a change
+        row.settings = stored_with(row.settings, updates)
         row.updated_at = now
         db.add(row)
         db.commit()
-        return dict(row.settings)
+        return card_settings(row)
 
 
 def _digits(value: str, field: str) -> str:

@@ -62,6 +62,7 @@ from crm_qbo_plugin.mapping.imported_invoice import (
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, InboxStatus
 
@@ -89,7 +90,7 @@ class Target:
         return cls(
             tenant=connection.tenant_id,
             realm_id=connection.realm_id,
-            import_invoices=bool((connection.settings or {}).get("import_invoices")),
+            import_invoices=card_settings(connection).import_invoices,
             home_currency=connection.home_currency or "USD",
         )
 

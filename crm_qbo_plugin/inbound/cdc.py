@@ -36,6 +36,7 @@ from crm_qbo_plugin.inbound.runs import finish_run, start_run
 from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, in_, parse_timestamp
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, InboxStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
@@ -47,7 +48,6 @@ CDC_CAP = 1000
 OVERLAP = timedelta(minutes=2)
 CDC_LOOKBACK = timedelta(days=29)  # QBO's limit is 30 days; keep a day for clock differences
 MIN_WINDOW = timedelta(seconds=1)
-POLL_INTERVAL_SECONDS = 300
 CURSOR = "cdc"
 LOCK_WAIT_SECONDS = 30.0
 
@@ -235,7 +235,7 @@ def enqueue_polls(state: PluginState) -> int:
 
     polled = 0
     for conn in connections:
-        if (conn.settings or {}).get("auto_sync", True):
+        if card_settings(conn).auto_sync:
             enqueue_poll(state, conn.tenant_id)
             polled += 1
         if import_unfinished(state, conn.tenant_id):

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -15,7 +16,7 @@ from sqlmodel import select
 
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
-from crm_qbo_plugin.inbound.cdc import POLL_INTERVAL_SECONDS, enqueue_polls
+from crm_qbo_plugin.inbound.cdc import enqueue_polls
 from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
 from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
@@ -31,6 +32,9 @@ class ScheduledJob:
     name: str
     every_seconds: float
     run: Callable[[], object]
+    # Also run as soon as this scheduler leads (at start, or on taking over from a dead leader),
+    # instead of a whole interval later.
+    run_at_start: bool = False
 
 
 class LeaderScheduler:
@@ -57,7 +61,16 @@ class LeaderScheduler:
             leading = False
         if leading != self._leader:
             log.info("scheduler %s leader", "became" if leading else "is no longer")
+        became_leader = leading and not self._leader
         self._leader = leading
+        if became_leader and self._scheduler.running:
+            self._run_start_jobs_now()
+
+    def _run_start_jobs_now(self) -> None:
+        now = datetime.now(UTC)
+        for job in self._jobs:
+            if job.run_at_start:
+                self._scheduler.modify_job(job.name, next_run_time=now)
 
     def _guarded(self, job: ScheduledJob) -> Callable[[], None]:
         def run() -> None:
@@ -74,9 +87,11 @@ class LeaderScheduler:
         self._beat()
         self._scheduler.add_job(self._beat, "interval", seconds=self.heartbeat, id="leader-heartbeat",
                                 max_instances=1, coalesce=True)
+        now = datetime.now(UTC)
         for job in self._jobs:
+            first = {"next_run_time": now} if job.run_at_start else {}  # else one interval from now
             self._scheduler.add_job(self._guarded(job), "interval", seconds=job.every_seconds, id=job.name,
-                                    max_instances=1, coalesce=True)
+                                    max_instances=1, coalesce=True, **first)
         self._scheduler.start()
 
     def stop(self, release: bool = True) -> None:
@@ -115,7 +130,8 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
     return [
         ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
         ScheduledJob("token-keepalive", 6 * 3600, in_app(lambda: refresh_idle_connections(get_state()))),
-        ScheduledJob("cdc-poll", POLL_INTERVAL_SECONDS, in_app(lambda: enqueue_polls(get_state()))),
+        ScheduledJob("cdc-poll", get_state(app).settings.poll_seconds, in_app(lambda: enqueue_polls(get_state())),
+                     run_at_start=True),
         ScheduledJob("automation-claims", 60, in_app(lambda: complete_unfinished(get_state()))),
         ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda: enqueue_for_connected(get_state(), CHECK_OVERDUE))),
     ]

@@ -102,7 +102,7 @@ def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
         return None
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
         return None
-    cutoff, since = push.conn.connected_at, push.sync_from()
+    cutoff, since = push.conn.connected_at, push.settings.sync_from
     if (cutoff is not None and invoice.sent_at < cutoff) or (since is not None and invoice.issue_date < since):
         return None
     company = push.company

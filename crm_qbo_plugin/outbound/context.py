@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from redis.exceptions import LockError
 from redis.lock import Lock
@@ -23,6 +24,7 @@ from crm_qbo_plugin.mapping.invoice import Company
 from crm_qbo_plugin.outbound.processor import RetryLater
 from crm_qbo_plugin.qbo import QboClient
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import CardSettings, card_settings
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 LOCK_SECONDS = 300
@@ -45,14 +47,12 @@ return 0
 
 
 def company_of(conn: Connection) -> Company:
-    settings = conn.settings or {}
-    mapping = settings.get("tax_mapping") or {}
     return Company(
         us=(conn.country or "US").upper() == "US",
         home_currency=(conn.home_currency or "USD").upper(),
         multicurrency=bool(conn.multicurrency),
         custom_txn_numbers=bool(conn.custom_txn_numbers),
-        tax_mapping={str(k): str(v) for k, v in mapping.items()} if isinstance(mapping, dict) else {},
+        tax_mapping=dict(card_settings(conn).tax_mapping),
     )
 
 
@@ -91,14 +91,9 @@ class Push:
         suffix = f":{purpose}" + (f":g{generation}" if generation else "")
         return self.row.request_id[: 50 - len(suffix)] + suffix
 
-    def sync_from(self) -> date | None:
-        value = (self.conn.settings or {}).get("sync_from")
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(str(value)[:10])
-        except ValueError:
-            return None
+    @cached_property
+    def settings(self) -> CardSettings:
+        return card_settings(self.conn)
 
     def lock_key(self, kind: str, crm_id: str) -> str:
         return f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}"

@@ -111,7 +111,7 @@ def check_eligible(push: Push, invoice: Invoice) -> None:
         set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,
                    detail={"reason": "before_connection"})
         raise Skip(reason)
-    since = push.sync_from()
+    since = push.settings.sync_from
     if since is not None and invoice.issue_date < since:
         reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
         set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,

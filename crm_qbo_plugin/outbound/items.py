@@ -33,7 +33,7 @@ MAX_SKU = 100
 
 
 def revenue_account(push: Push) -> str:
-    account = (push.conn.settings or {}).get("revenue_account_id")
+    account = push.settings.revenue_account_id
     if not account:
         raise PushFailed("choose the revenue account on the QuickBooks card")
     return str(account)

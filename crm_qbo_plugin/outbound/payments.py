@@ -77,7 +77,7 @@ def _check_eligible(push: Push, payment: Payment, kind: str) -> None:
         reason = "taken before QuickBooks was connected (no retroactive sync); it is never pushed"
         set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_connection"})
         raise Skip(reason)
-    since = push.sync_from()
+    since = push.settings.sync_from
     if since is not None and payment.paid_at.date() < since:
         reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
         set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_sync_from"})

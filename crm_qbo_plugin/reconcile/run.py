@@ -13,6 +13,7 @@ from crm_qbo_plugin.connections.lifecycle import get_connection
 from crm_qbo_plugin.qbo import in_
 from crm_qbo_plugin.reconcile.compare import Result, Sides, compare
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 
@@ -51,6 +52,6 @@ def reconcile(state: PluginState, tenant: str) -> Report:
         qbo_invoices = _by_id(qbo.query_all("Invoice"))
         receipts = _by_id(qbo.query_all("SalesReceipt"))
         qbo_payments = _by_id(qbo.query_all("Payment"))
-    sides = Sides(conn.connected_at, bool(conn.settings.get("import_invoices")), contacts, invoices, payments, links,
+    sides = Sides(conn.connected_at, card_settings(conn).import_invoices, contacts, invoices, payments, links,
                   customers, qbo_invoices, receipts, qbo_payments)
     return Report(tenant, conn.company_name or conn.realm_id, compare(sides))

@@ -26,6 +26,7 @@ from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
 from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus
 from crm_qbo_plugin.web import api_schemas as s
@@ -113,17 +114,14 @@ def status() -> Response:
 def get_settings() -> Response:
     user = require_user()
     state = get_state()
-    conn = get_connection(state, user.tenant)
-    settings = {**state.manifest.defaults(), **(conn.settings if conn else {})}
-    return jsonify(s.SettingsSchema().dump({k: v for k, v in settings.items() if k in s.SettingsSchema().fields}))
+    return jsonify(s.SettingsSchema().dump(card_settings(get_connection(state, user.tenant))))
 
 
 @bp.patch("/settings")
 def patch_settings() -> Response:
     user = require_user()
     changes = _load(s.SettingsSchema(), request.get_json(silent=True))
-    stored = update_settings(get_state(), user.tenant, changes)
-    return jsonify(s.SettingsSchema().dump({k: v for k, v in stored.items() if k in s.SettingsSchema().fields}))
+    return jsonify(s.SettingsSchema().dump(update_settings(get_state(), user.tenant, changes)))
 
 
 @bp.get("/accounts")

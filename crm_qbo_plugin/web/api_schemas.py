@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from crm_qbo_plugin.store.card_settings import CardSettingsSchema
+
 KINDS = ("contact", "invoice", "sales_receipt", "payment", "item")
 RECORD_STATUSES = ("pending", "synced", "failed", "conflict", "ignored", "deleted")
 
@@ -47,20 +49,13 @@ class StatusSchema(Schema):
     crm_taxes = fields.List(fields.Nested(CrmTaxSchema))
 
 
-class SettingsSchema(Schema):
-    """Per-location settings. Unknown keys are refused, so a typo never silently does nothing."""
+class SettingsSchema(CardSettingsSchema):
+    """Per-location settings. Unknown keys are refused, so a typo never silently does nothing; a bad
+    value is refused naming the field, and nothing of the request is stored."""
 
     class Meta:
         unknown = RAISE
-
-    import_invoices = fields.Boolean()
-    review_request = fields.Boolean()
-    auto_sync = fields.Boolean()
-    revenue_account_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
-    taxes_confirmed = fields.Boolean()
-    tax_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
-                              values=fields.String(validate=validate.Length(min=1, max=32)))
-    sync_from = fields.Date(allow_none=True)
+        dump_only = ("review_request_since",)
 
 
 class AccountSchema(Schema):

@@ -17,7 +17,8 @@ from crm_qbo_plugin.connections.lifecycle import (
     unlink,
 )
 from crm_qbo_plugin.qbo import QboError
-from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.state import PluginState, get_state
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce
 
 bp = Blueprint("crm_qbo_connect", __name__, template_folder="templates")
@@ -27,12 +28,13 @@ bp = Blueprint("crm_qbo_connect", __name__, template_folder="templates")
 def card() -> str:
     user = require_user()
     state = get_state()
-    return render_template(
-        "crm_qbo/card.html",
-        connection=get_connection(state, user.tenant),
-        manifest=state.manifest,
-        qbo_csrf=csrf_token(),
-    )
+    return _card(state, user.tenant)
+
+
+def _card(state: PluginState, tenant: str, refusal: ConnectRefused | None = None) -> str:
+    connection = get_connection(state, tenant)
+    return render_template("crm_qbo/card.html", connection=connection, settings=card_settings(connection),
+                           manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal)
 
 
 @bp.post("/connect")
@@ -54,16 +56,10 @@ def callback() -> Response | tuple[str, int]:
     try:
         connection = complete_connect(state, user, session_nonce(), request.args.to_dict())
     except ConnectRefused as exc:
-        return render_template(
-            "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
-            qbo_csrf=csrf_token(), refusal=exc,
-        ), 400
+        return _card(state, user.tenant, exc), 400
     except QboError as exc:
         refusal = ConnectRefused("intuit_error", f"QuickBooks did not complete the connection ({exc.code or 'error'}). Try again.")
-        return render_template(
-            "crm_qbo/card.html", connection=get_connection(state, user.tenant), manifest=state.manifest,
-            qbo_csrf=csrf_token(), refusal=refusal,
-        ), 502
+        return _card(state, user.tenant, refusal), 502
     flash(f"Connected to {connection.company_name or 'QuickBooks'}.")
     return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)
 

@@ -13,11 +13,16 @@ import redis
 from sqlmodel import select
 
 from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
+from crm_qbo_plugin.inbound.enqueue import POLL_CDC
 from crm_qbo_plugin.jobs.leader import LeaderLock
-from crm_qbo_plugin.jobs.scheduler import LeaderScheduler, ScheduledJob
+from crm_qbo_plugin.jobs.scheduler import LeaderScheduler, ScheduledJob, plugin_jobs
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent
+from reference_crm.app import create_app
+from tests.support.connected import connect_directly
+from tests.support.reference_crm_app import close, crm_config, new_location
+from tests.support.sandbox_qbo import create_company, plugin_overrides, register_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +64,49 @@ def test_a_second_scheduler_stays_idle_and_takes_over_when_the_first_dies(redis_
         assert "first" not in ticks[handover:]
     finally:
         second.stop()
+
+
+def test_a_scheduler_that_takes_over_runs_its_start_jobs_at_once(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    ticks: list[str] = []
+    first = LeaderScheduler(conn, [ScheduledJob("poll", 3600, lambda: ticks.append("first"), run_at_start=True)],
+                            lock_ttl=1.0, heartbeat=0.2)
+    second = LeaderScheduler(conn, [ScheduledJob("poll", 3600, lambda: ticks.append("second"), run_at_start=True)],
+                             lock_ttl=1.0, heartbeat=0.2)
+    first.start()
+    second.start()
+    try:
+        assert wait_for(lambda: ticks == ["first"])
+        first.stop(release=False)  # a crash: the lock is left to expire
+        assert wait_for(lambda: "second" in ticks, timeout=10)
+        assert ticks == ["first", "second"] and second.is_leader
+    finally:
+        second.stop()
+
+
+def test_the_scheduler_polls_each_connected_company_as_soon_as_it_starts(plugin_config, sandbox_url):
+    """Not a whole CRM_QBO_POLL_SECONDS after start: a restart must not leave an hour without the safety net."""
+    register_app(sandbox_url)
+    app = create_app(crm_config({**plugin_config, **plugin_overrides(sandbox_url), "CRM_QBO_POLL_SECONDS": "3600"}))
+    try:
+        client = app.test_client()
+        north, south, quiet, offline = (new_location(client, name)["id"] for name in ("North", "South", "Quiet", "Offline"))
+        for location in (north, south, quiet):
+            connect_directly(app, location, sandbox_url, create_company(sandbox_url, name=f"{location} Books"),
+                             auto_sync=location != quiet)
+        jobs = plugin_jobs(app)
+        assert {job.name: job.every_seconds for job in jobs}["cdc-poll"] == 3600
+        state = get_state(app)
+        service = LeaderScheduler(state.redis, jobs)
+        service.start()
+        try:
+            assert wait_for(lambda: service.runs["cdc-poll"] == 1, timeout=20)
+        finally:
+            service.stop()
+        polled = sorted(job.args[0] for job in state.queue.jobs if job.func_name == POLL_CDC)
+        assert polled == sorted([north, south])  # not the one with auto-sync off, nor the unconnected one
+    finally:
+        close(app)
 
 
 def _env(plugin_config: dict) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from flask import Flask
 from crm_qbo_plugin import QuickBooksPlugin
 from crm_qbo_plugin.manifest import MANIFEST_PATH, ManifestError, load_manifest
 from crm_qbo_plugin.settings import SettingsError, load_settings
+from crm_qbo_plugin.store.card_settings import CardSettings
+from crm_qbo_plugin.web.api_schemas import SettingsSchema
 from tests.support.fake_host import FakeHost
 from tests.support.plugin_app import plugin_settings
 
@@ -44,6 +47,10 @@ def test_environment_is_the_fallback_for_app_config():
         ("CRM_QBO_ENVIRONMENT", "staging", "CRM_QBO_ENVIRONMENT: must be 'sandbox', 'production' or a discovery-document URL"),
         ("CRM_QBO_CLIENT_SECRET", None, "CRM_QBO_CLIENT_SECRET: missing"),
         ("CRM_QBO_HOST_SECRETS", "crm=short", "CRM_QBO_HOST_SECRETS: each entry must be host_id=secret"),
+        ("CRM_QBO_POLL_SECONDS", "5 minutes", "CRM_QBO_POLL_SECONDS: Not a valid integer. — give the seconds between CDC polls"),
+        ("CRM_QBO_POLL_SECONDS", "300.5", "CRM_QBO_POLL_SECONDS: Not a valid integer."),
+        ("CRM_QBO_POLL_SECONDS", "10", "CRM_QBO_POLL_SECONDS: Must be greater than or equal to 30 and less than or equal to 86400."),
+        ("CRM_QBO_POLL_SECONDS", "86401", "CRM_QBO_POLL_SECONDS: Must be greater than or equal to 30"),
     ],
 )
 def test_bad_settings_stop_start_up_naming_the_setting(name, value, message):
@@ -54,6 +61,12 @@ def test_bad_settings_stop_start_up_naming_the_setting(name, value, message):
         QuickBooksPlugin(app, FakeHost())
     assert message in str(info.value)
     assert "crm_qbo" not in app.extensions
+
+
+def test_the_poll_interval_defaults_to_five_minutes_and_can_be_set():
+    assert load_settings(GOOD, environ={}).poll_seconds == 300
+    assert load_settings(GOOD, environ={"CRM_QBO_POLL_SECONDS": "900"}).poll_seconds == 900
+    assert load_settings({**GOOD, "CRM_QBO_POLL_SECONDS": 60}, environ={"CRM_QBO_POLL_SECONDS": "900"}).poll_seconds == 60
 
 
 def test_a_discovery_url_environment_needs_an_api_base():
@@ -93,6 +106,9 @@ def _write(tmp_path: Path, mutate) -> Path:
         (lambda d: d.update(version="one"), "version:"),
         (lambda d: d["settings"][2].update(type="colour"), "settings.2.type: Must be one of"),
         (lambda d: d["settings"][0].update(default="yes"), "settings.0.default: must be a boolean"),
+        (lambda d: d["settings"][5].update(default={"vat": 20}), "settings.5.default: must be a mapping"),
+        (lambda d: d["settings"][6].update(default="1st of May"), "settings.6.default: must be a date"),
+        (lambda d: d["settings"][7].update(read_only="sometimes"), "settings.7.read_only: Not a valid boolean."),
         (lambda d: d["consumes"].append("invoice.exploded"), "consumes.7: Must be one of"),
         (lambda d: d["provides_triggers"].append(dict(d["provides_triggers"][0])), "provides_triggers.5.id: duplicate id"),
         (lambda d: d.update(surprise=True), "surprise: Unknown field."),
@@ -102,3 +118,10 @@ def test_an_invalid_manifest_fails_with_the_field_named(tmp_path, mutate, field)
     with pytest.raises(ManifestError) as info:
         load_manifest(_write(tmp_path, mutate))
     assert field in str(info.value)
+
+
+def test_the_manifest_declares_every_card_setting_the_code_reads_with_its_default():
+    manifest = load_manifest()
+    assert manifest.defaults() == asdict(CardSettings())
+    assert {spec.key for spec in manifest.settings if spec.read_only} == {"review_request_since"}
+    assert {spec.key for spec in manifest.settings if not spec.read_only} == set(SettingsSchema().load_fields)
