@@ -32,10 +32,10 @@ test-postgres: install
 test: lint test-sqlite test-postgres
 
 demo: install
-	$(BIN)/crm-qbo demo
+	$(BIN)/crm-demo
 
 sandbox: install
-	$(BIN)/crm-qbo sandbox --port 8765
+	$(BIN)/qbo-sandbox --port 8765
 
 # Benchmarks against the sandbox, with the peers (bench/peers/ venvs), then the 100,000 + 100,000
 # import for memory; writes bench/RESULTS.md and bench/results/latest.json.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from typing import Any
 
@@ -164,23 +163,6 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     app = _load_app(ctx)
     click.echo(f"serving on http://{host}:{port}")
     waitress.serve(app, host=host, port=port, threads=threads)
-
-
-@plugin_cli.command("sandbox", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def sandbox(args: tuple[str, ...]) -> None:
-    """Run qbo_sandbox, the local QuickBooks Online emulator (see qbo_sandbox/README.md)."""
-    from qbo_sandbox.__main__ import main as sandbox_main
-
-    sys.exit(sandbox_main(list(args)))
-
-
-@plugin_cli.command("demo")
-def demo() -> None:
-    """Run the demo: sandbox QBO, reference CRM, worker and scheduler."""
-    from reference_crm.demo import run_demo
-
-    sys.exit(run_demo())
 
 
 @click.group("crm-qbo", context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,6 +1,6 @@
 """``python -m qbo_sandbox --port N``: serve the sandbox until interrupted.
 
-``main(argv)`` is also what the plugin's ``crm-qbo sandbox`` command calls.
+``main(argv)`` is also the ``qbo-sandbox`` console script.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``crm-qbo demo``: the whole product on loopback — Redis, the QuickBooks sandbox, the reference
+"""``crm-demo`` (``python -m reference_crm``, ``make demo``): the whole product on loopback — Redis, the QuickBooks sandbox, the reference
 CRM with the plugin (waitress), one worker and the scheduler — with a seeded sandbox company and a
 CRM location to sign in to. Ctrl-C (SIGINT) or SIGTERM stops everything it started.
 

@@ -7,15 +7,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Shipped inside the package (package data), so a wheel installed anywhere can create its tables.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 VERSION_TABLE = "qbo_alembic_version"
 
 
 def alembic_config(database_url: str) -> Config:
     if not (MIGRATIONS_DIR / "env.py").is_file():
         raise RuntimeError(
-            f"migrations not found at {MIGRATIONS_DIR}: install the plugin from its source checkout "
-            "(pip install -e .) so `crm-qbo db upgrade` can find them"
+            f"migrations not found at {MIGRATIONS_DIR}: the installed crm-qbo-plugin is incomplete; "
+            "reinstall it (pip install --force-reinstall crm-qbo-plugin)"
         )
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -1,4 +1,4 @@
-"""A newcomer's journey through `crm-qbo demo` in a real browser (Debian's Chromium): sign in,
+"""A newcomer's journey through the demo (`crm-demo`) in a real browser (Debian's Chromium): sign in,
 connect through the sandbox's consent page with "Import invoices" on, watch the import bring in the
 company's customers, finish setup, send an invoice and find it in QuickBooks, add a customer in
 QuickBooks and find it in the CRM, flip a toggle and see it persist, disconnect. Every process is

@@ -1,4 +1,4 @@
-"""`crm-qbo demo` end to end: it starts everything, prints where to sign in, the CRM and the
+"""The demo (`crm-demo`) end to end: it starts everything, prints where to sign in, the CRM and the
 QuickBooks card answer, the sandbox's consent page is one click away, and SIGINT stops every
 process it started."""
 
@@ -26,7 +26,7 @@ def test_the_demo_runs_everything_and_stops_everything(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))}
     env.update(REFERENCE_CRM_DEMO_PORT=str(port), REFERENCE_CRM_DEMO_SANDBOX_PORT=str(sandbox_port),
                REFERENCE_CRM_DEMO_DIR=str(tmp_path / ".demo"), PYTHONUNBUFFERED="1")
-    demo = subprocess.Popen([sys.executable, "-m", "crm_qbo_plugin", "demo"], env=env, cwd=tmp_path,
+    demo = subprocess.Popen([sys.executable, "-m", "reference_crm"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=read_lines, args=(demo.stdout, lines), daemon=True).start()

@@ -1,4 +1,4 @@
-"""Run `crm-qbo demo` as a newcomer would, on free ports, and read what it prints."""
+"""Run the demo (`crm-demo`) as a newcomer would, on free ports, and read what it prints."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def running_demo(workdir: Path) -> Iterator[RunningDemo]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))}
     env.update(REFERENCE_CRM_DEMO_PORT=str(port), REFERENCE_CRM_DEMO_SANDBOX_PORT=str(sandbox_port),
                REFERENCE_CRM_DEMO_DIR=str(workdir / ".demo"), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "crm_qbo_plugin", "demo"], env=env, cwd=workdir,
+    process = subprocess.Popen([sys.executable, "-m", "reference_crm"], env=env, cwd=workdir,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
