@@ -6,10 +6,10 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
 .PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push soak clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml qbo_sandbox/pyproject.toml reference_crm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./qbo_sandbox -e ./reference_crm
 	touch $@
 
 install: $(BIN)/.installed system-deps

@@ -98,6 +98,8 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_ships_the_plugin_with_its_migrations_and_types(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")} == {
+        "crm_qbo_plugin"}  # the reference CRM and the sandbox are distributions of their own
     assert "crm_qbo_plugin/py.typed" in names
     assert "crm_qbo_plugin/plugin.yaml" in names
     assert "crm_qbo_plugin/migrations/env.py" in names
@@ -133,3 +135,20 @@ def test_installed_wheel_creates_its_tables_and_mounts_in_a_host(
     assert (result["status"], result["connection"], result["spec"], result["created"]) == (200, "disconnected", 200, True)
     assert "demo" not in result["commands"] and "sandbox" not in result["commands"]
     assert {"db", "worker", "scheduler"} <= set(result["commands"])
+
+
+@pytest.mark.parametrize(("project", "expected"), [
+    ("qbo_sandbox", {"qbo_sandbox/__main__.py", "qbo_sandbox/templates/consent.html"}),
+    ("reference_crm", {"reference_crm/demo.py", "reference_crm/api/routes.py", "reference_crm/templates/base.html",
+                       "reference_crm/templates/crm_qbo/layout.html", "reference_crm/static/style.css"}),
+])
+def test_the_sandbox_and_the_reference_crm_build_as_their_own_wheels(
+        project: str, expected: set[str], tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=NOT_SOURCES, symlinks=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(source / project)], check=True)
+    [built] = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(built).namelist())
+    assert expected <= names
+    assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")} == {project}
