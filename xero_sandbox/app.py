@@ -204,6 +204,8 @@ def validation(messages: list[str], elements: list[dict[str, Any]] | None = None
 def _handle(sandbox: Sandbox, rest: str) -> _Answer:
     segments = [s for s in rest.split("/") if s]
     name = segments[0].lower() if segments else ""
+    if name == "organisations":  # pyxero's path; Xero answers it like /Organisation
+        name = segments[0] = "organisation"
     spec = COLLECTIONS.get(name)
     endpoint = f"{name or 'root'}.{request.method.lower()}"
     try:

@@ -65,7 +65,8 @@ class XeroPython:
         from xero_python.api_client.oauth2 import OAuth2Token
         from xero_python.identity import IdentityApi
 
-        self.store: dict[str, Any] = {"token": token}
+        # an app's stored token carries scope as a list (what oauthlib and XP's refresh keep)
+        self.store: dict[str, Any] = {"token": dict(token, scope=token["scope"].split())}
         self.client = ApiClient(Configuration(oauth2_token=OAuth2Token(
             client_id=CLIENT_ID, client_secret=CLIENT_SECRET)), pool_threads=1)
         self.client.oauth2_token_getter(lambda: self.store["token"])

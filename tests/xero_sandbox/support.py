@@ -41,7 +41,8 @@ def connect(base_url: str, scope: list[str] | None = None, client_id: str = CLIE
     return dict(response.json())
 
 
-def approve(authorize_url: str, tenant_id: str, decision: str = "allow") -> dict[str, str]:
+def approve(authorize_url: str, tenant_id: str, decision: str = "allow",
+            redirect_uri: str = REDIRECT_URI) -> dict[str, str]:
     """Open the consent page, pick the organisation and allow; the redirect's query params."""
     parsed = urllib.parse.urlsplit(authorize_url)
     params = dict(urllib.parse.parse_qsl(parsed.query))
@@ -53,7 +54,7 @@ def approve(authorize_url: str, tenant_id: str, decision: str = "allow") -> dict
                            allow_redirects=False, timeout=10)
     assert answer.status_code == 302, answer.text
     location = answer.headers["Location"]
-    assert location.startswith(REDIRECT_URI)
+    assert location.startswith(redirect_uri)
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
 
 
