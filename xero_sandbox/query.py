@@ -186,6 +186,8 @@ class _Parser:
             raise QueryError(f"expected a comparison after {ident!r}")
         op = self.take()[1]
         right = self.literal()
+        if isinstance(right, str):
+            right = right.lower()
 
         def check(record: dict[str, Any]) -> bool:
             left = _normal(transform(resolve(record, path)), right)
