@@ -56,7 +56,7 @@ def test_reference_data(xp, tenant_id):
     assert [(a.code, a.type.value, a.status) for a in accounts] == [("090", "BANK", "ACTIVE")]
     rates = {r.tax_type: r.effective_rate for r in xp.accounting.get_tax_rates(tenant_id).tax_rates}
     assert rates["OUTPUT2"] == Decimal("15") and rates["NONE"] == Decimal("0")
-    assert [c.code for c in xp.accounting.get_currencies(tenant_id).currencies] == ["NZD"]
+    assert [c.code.value for c in xp.accounting.get_currencies(tenant_id).currencies] == ["NZD"]
 
 
 def test_contacts_unique_active_names_archive_and_restore(xp, tenant_id):
