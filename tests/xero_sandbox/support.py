@@ -58,8 +58,8 @@ def approve(authorize_url: str, tenant_id: str, decision: str = "allow",
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
 
 
-def control(base_url: str, method: str, path: str, **body: Any) -> Any:
-    response = requests.request(method, f"{base_url}/_sandbox/{path}", json=body or None,
+def control(base_url: str, verb: str, endpoint: str, **body: Any) -> Any:
+    response = requests.request(verb, f"{base_url}/_sandbox/{endpoint}", json=body or None,
                                 timeout=10)
     assert response.status_code < 300, response.text
     return response.json()
