@@ -106,19 +106,12 @@ class Accounting:
     # ------------------------------------------------------------------ contacts
 
     def _active_name_taken(self, name: str, except_id: str | None) -> bool:
-        key = name.strip().lower()
-        for cid, rec in self.org.contacts.items():
-            data = rec.data
-            if cid != except_id and data["ContactStatus"] == "ACTIVE" \
-                    and data["Name"].strip().lower() == key:
-                return True
-        return False
+        return any(r.data["ContactID"] != except_id and r.data["ContactStatus"] == "ACTIVE"
+                   for r in self.org.contacts_named(name))
 
     def _find_contact_by_number(self, number: str) -> Record | None:
-        for rec in self.org.contacts.values():
-            if rec.data.get("ContactNumber") == number:
-                return rec
-        return None
+        cid = self.org.contact_numbers.get(number)
+        return self.org.contacts.get(cid) if cid else None
 
     def save_contact(self, element: dict[str, Any], create_only: bool) -> dict[str, Any]:
         existing: Record | None = None
@@ -184,6 +177,7 @@ class Accounting:
             raise ElementError(*errors)
         data["ContactStatus"] = status
         self._stamp(data)
+        self.org.index_contact(existing.data if existing else None, data)
         self.org.contacts[data["ContactID"]] = Record(data, self.now)
         self.notify("CONTACT", "UPDATE" if existing else "CREATE", data["ContactID"], self.now)
         return data
@@ -266,8 +260,8 @@ class Accounting:
         gid = guid(key)
         if gid is not None and gid in self.org.invoices:
             return self.org.invoices[gid]
-        for rec in self.org.invoices.values():
-            if rec.data.get("InvoiceNumber") == key and rec.data["Status"] != "DELETED":
+        for rec in self.org.invoices_numbered(key):
+            if rec.data["Status"] != "DELETED":
                 return rec
         return None
 
@@ -287,7 +281,7 @@ class Accounting:
                                    "found.")
         if found is None and element.get("Name"):
             key = str(element["Name"]).strip().lower()
-            matches = [r for r in self.org.contacts.values() if r.data["Name"].lower() == key]
+            matches = self.org.contacts_named(key)
             found = next((r for r in matches if r.data["ContactStatus"] == "ACTIVE"),
                          matches[0] if matches else None)
             if found is None:
@@ -446,6 +440,7 @@ class Accounting:
         self._stamp_invoice(data)
         if kind == "ACCREC" and not contact.get("IsCustomer"):
             contact["IsCustomer"] = True  # Xero does not move UpdatedDateUTC for this
+        self.org.index_invoice(None, data)
         self.org.invoices[data["InvoiceID"]] = Record(data, self.now)
         self.notify("INVOICE", "CREATE", data["InvoiceID"], self.now)
         return data
@@ -483,20 +478,17 @@ class Accounting:
             data["SentToContact"] = boolean(element["SentToContact"])
         number = data.get("InvoiceNumber")
         if number and data["Type"] == "ACCREC" and any(
-                r.data.get("InvoiceNumber") == number and r.data["InvoiceID"] != data["InvoiceID"]
-                and r.data["Status"] != "DELETED" and r.data["Type"] == "ACCREC"
-                for r in self.org.invoices.values()):
+                r.data["InvoiceID"] != data["InvoiceID"] and r.data["Status"] != "DELETED"
+                and r.data["Type"] == "ACCREC" for r in self.org.invoices_numbered(number)):
             errors.append("Invoice # must be unique.")
 
     def _number(self, data: dict[str, Any]) -> None:
         if data.get("InvoiceNumber") or data["Type"] != "ACCREC":
             return
-        taken = {r.data.get("InvoiceNumber") for r in self.org.invoices.values()
-                 if r.data["Status"] != "DELETED"}
         while True:
             candidate = f"INV-{self.org.next_invoice_number:04d}"
             self.org.next_invoice_number += 1
-            if candidate not in taken:
+            if all(r.data["Status"] == "DELETED" for r in self.org.invoices_numbered(candidate)):
                 data["InvoiceNumber"] = candidate
                 return
 
@@ -578,6 +570,7 @@ class Accounting:
             data["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
         self._totals(data)
         self._stamp_invoice(data)
+        self.org.index_invoice(old, data)
         existing.data, existing.updated = data, self.now
         self.notify("INVOICE", "UPDATE", data["InvoiceID"], self.now)
         return data

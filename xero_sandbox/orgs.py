@@ -101,6 +101,33 @@ class Org:
     payments: dict[str, Record] = field(default_factory=dict)
     next_invoice_number: int = 1
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # indexes so a write never scans every record (seeding 100,000 stays linear)
+    contact_names: dict[str, set[str]] = field(default_factory=dict)  # lower name -> ids
+    contact_numbers: dict[str, str] = field(default_factory=dict)  # ContactNumber -> id
+    invoice_numbers: dict[str, set[str]] = field(default_factory=dict)  # InvoiceNumber -> ids
+
+    def index_contact(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        cid = new["ContactID"]
+        if old is not None:
+            self.contact_names.get(old["Name"].strip().lower(), set()).discard(cid)
+            if old.get("ContactNumber") and self.contact_numbers.get(old["ContactNumber"]) == cid:
+                del self.contact_numbers[old["ContactNumber"]]
+        self.contact_names.setdefault(new["Name"].strip().lower(), set()).add(cid)
+        if new.get("ContactNumber"):
+            self.contact_numbers[new["ContactNumber"]] = cid
+
+    def contacts_named(self, name: str) -> list[Record]:
+        return [self.contacts[cid] for cid in sorted(self.contact_names.get(name.strip().lower(), ()))]
+
+    def index_invoice(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        iid = new["InvoiceID"]
+        if old is not None and old.get("InvoiceNumber"):
+            self.invoice_numbers.get(old["InvoiceNumber"], set()).discard(iid)
+        if new.get("InvoiceNumber"):
+            self.invoice_numbers.setdefault(new["InvoiceNumber"], set()).add(iid)
+
+    def invoices_numbered(self, number: str) -> list[Record]:
+        return [self.invoices[iid] for iid in sorted(self.invoice_numbers.get(number, ()))]
 
     def organisation(self) -> dict[str, Any]:
         return {
