@@ -19,6 +19,7 @@ from xero_sandbox.timefmt import date_string, iso_utc, ms_json, ms_json_date, pa
 
 Notify = Callable[[str, str, str, datetime], None]  # (category, event, resource id, when)
 CENT = Decimal("0.01")
+MAX_NUMBER = Decimal(10) ** 12  # keeps every product and rounding inside Decimal's precision
 
 INVOICE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
@@ -65,8 +66,8 @@ def dec(value: Any, name: str) -> Decimal:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise ElementError(f"{name} must be a number") from None
-    if not number.is_finite():
-        raise ElementError(f"{name} must be a number")
+    if not number.is_finite() or abs(number) >= MAX_NUMBER:
+        raise ElementError(f"{name} must be a number below 1,000,000,000,000")
     return number
 
 

@@ -288,12 +288,14 @@ def _elements(raw: bytes, name: str) -> list[dict[str, Any]]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise XMLBodyError(f"The request body is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get(name), list):
-        return [e for e in data[name] if isinstance(e, dict)]
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list):
-        return [e for e in data if isinstance(e, dict)]
-    raise XMLBodyError("The request body must be a JSON object")
+        elements = data[name]
+    elif isinstance(data, dict):
+        elements = [data]
+    else:
+        elements = data if isinstance(data, list) else [data]
+    if not all(isinstance(e, dict) for e in elements):
+        raise XMLBodyError(f"Each of the {name} must be an object")
+    return elements
 
 
 def _dispatch(sandbox: Sandbox, token: AccessToken, org: Org, segments: list[str], spec: Any,
