@@ -60,3 +60,16 @@ def test_cli_refuses_network_binding_without_control_token(capsys):
     assert "without --control-token" in capsys.readouterr().err
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.168.1.10")
+
+
+def test_package_imports_neither_the_plugin_nor_the_qbo_sandbox():
+    import ast
+    from pathlib import Path
+
+    import xero_sandbox
+
+    for path in Path(xero_sandbox.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0] in ("crm_qbo_plugin", "qbo_sandbox")], path
