@@ -218,3 +218,15 @@ def test_revocation_removes_connections_and_tokens(xp, sdk_urls, tenant_id):
     assert refused.value.status == 401
     fresh = XeroPython(sdk_urls, connect(sdk_urls, tenant_ids=[tenant_id]))
     assert [c.tenant_id for c in fresh.identity.get_connections()] == [tenant_id]
+
+
+def test_client_credentials_grant_with_xero_python(xp, sdk_urls, tenant_id):
+    token = xp.client.get_client_credentials_token()
+    assert "refresh_token" not in token and token["expires_in"] == 1800
+    assert xp.store["token"]["access_token"] == token["access_token"]  # saved by the SDK
+    assert xp.accounting.get_organisations(tenant_id).organisations[0].name == "Acme Ltd"
+    # an app connected to nothing cannot use it
+    register_app(sdk_urls, client_id="LONELY", client_secret="s")
+    answer = requests.post(f"{sdk_urls}/connect/token", auth=("LONELY", "s"), timeout=10,
+                           data={"grant_type": "client_credentials"})
+    assert (answer.status_code, answer.json()) == (400, {"error": "unauthorized_client"})
