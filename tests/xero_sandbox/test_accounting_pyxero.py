@@ -40,6 +40,8 @@ def test_contacts_put_save_filter_and_archive(px):
                                 "contacts."]
     saved = px.contacts.save({"ContactID": contact["ContactID"], "FirstName": "Ann"})
     assert (saved[0]["FirstName"], saved[0]["Name"]) == ("Ann", "Acme Corp")
+    by_number = px.contacts.save({"ContactNumber": "CRM-7", "LastName": "Lee"})  # POST matches it
+    assert (by_number[0]["ContactID"], by_number[0]["LastName"]) == (contact["ContactID"], "Lee")
     assert [c["ContactID"] for c in px.contacts.filter(Name="Acme Corp")] == [contact["ContactID"]]
     assert [c["Name"] for c in px.contacts.filter(Name__contains="acme")] == ["Acme Corp"]
     px.contacts.save({"ContactID": contact["ContactID"], "ContactStatus": "ARCHIVED"})

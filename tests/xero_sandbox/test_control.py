@@ -25,6 +25,17 @@ def test_organisations_with_country_currency_and_tax_rates(xero_url):
     assert len(control(xero_url, "GET", "organisations")["organisations"]) == 1
 
 
+def test_tokens_expire_on_demand(xero_url):
+    tenant = create_org(xero_url)
+    register_app(xero_url)
+    token = connect(xero_url)
+    headers = {"Authorization": f"Bearer {token['access_token']}", "xero-tenant-id": tenant}
+    assert requests.get(f"{xero_url}/api.xro/2.0/Items", headers=headers, timeout=10).status_code == 200
+    assert control(xero_url, "POST", "tokens/expire", client_id=CLIENT_ID) == {"expired": 1}
+    expired = requests.get(f"{xero_url}/api.xro/2.0/Items", headers=headers, timeout=10)
+    assert expired.status_code == 401 and expired.json()["Detail"].startswith("TokenExpired: ")
+
+
 def test_reset_forgets_everything(xero_url):
     create_org(xero_url)
     register_app(xero_url)

@@ -134,20 +134,30 @@ def test_refresh_tokens_expire_after_60_days(xp, sdk_urls):
     assert (late.status_code, late.json()) == (400, {"error": "invalid_grant"})
 
 
-def test_refresh_with_pyxero_uses_basic_auth_and_rotates(px, sdk_urls, tenant_id):
+def test_refresh_with_pyxero_uses_basic_auth_rotates_and_has_the_grace_period(px, sdk_urls,
+                                                                                tenant_id):
+    from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
+
     cred = px.contacts.credentials
-    old = cred.token["refresh_token"]
+    first = dict(cred.token)
     new = cred.refresh()
-    assert new["refresh_token"] != old and set(new) - {"expires_at"} == TOKEN_KEYS
-    cred.tenant_id = tenant_id
+    assert new["refresh_token"] != first["refresh_token"] and set(new) - {"expires_at"} == TOKEN_KEYS
     assert px.organisations.all()[0]["Name"] == "Acme Ltd"
+    cred.token = dict(first)  # the rotated token was lost: the previous one works for 30 minutes
+    assert cred.refresh()["refresh_token"] not in (first["refresh_token"], new["refresh_token"])
+    control(sdk_urls, "POST", "clock", advance_seconds=1801)
+    cred.token = dict(first)
+    with pytest.raises(InvalidGrantError):
+        cred.refresh()
 
 
 def test_expired_access_token_gets_xeros_401_body(xp, px, sdk_urls, tenant_id):
     from xero.exceptions import XeroUnauthorized
     from xero_python.exceptions import HTTPStatusException
 
-    control(sdk_urls, "POST", "clock", advance_seconds=1801)
+    control(sdk_urls, "POST", "clock", advance_seconds=1795)
+    assert xp.accounting.get_contacts(tenant_id).contacts == []  # 30 minutes not yet up
+    control(sdk_urls, "POST", "clock", advance_seconds=6)
     with pytest.raises(HTTPStatusException) as refused:
         xp.accounting.get_contacts(tenant_id)
     assert refused.value.status == 401

@@ -80,7 +80,7 @@ def test_day_and_app_minute_limits(xp, px, tenant_id):
 
 def test_five_in_flight_per_organisation(xp, tenant_id):
     url = _url(xp)
-    control(url, "POST", "latency", latency_ms=800)
+    control(url, "POST", "latency", latency_ms=1500)  # long enough that all 7 overlap
     access = xp.store["token"]["access_token"]
     statuses: list[tuple[int, str | None]] = []
     barrier = threading.Barrier(7)
