@@ -147,6 +147,10 @@ def test_invoice_statuses_payments_and_refusals(xp, tenant_id):
     paid = xp.accounting.get_invoice(tenant_id, "INV-0001").invoices[0]
     assert (paid.status, paid.amount_due, paid.fully_paid_on_date, len(paid.payments)) == (
         "PAID", Decimal("0"), date(2026, 3, 9), 2)
+    on_invoice = xp.accounting.get_payments(
+        tenant_id, where=f'Invoice.InvoiceID==Guid("{draft.invoice_id}")', order="Amount").payments
+    assert [(p.amount, p.date) for p in on_invoice] == [
+        (Decimal("100"), date(2026, 3, 5)), (Decimal("157"), date(2026, 3, 9))]
 
     deleted = xp.accounting.delete_payment(tenant_id, rest.payment_id,
                                            PaymentDelete(status="DELETED")).payments[0]
