@@ -6,10 +6,11 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
 .PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push soak clean
 
-$(BIN)/.installed: pyproject.toml qbo_sandbox/pyproject.toml reference_crm/pyproject.toml
+$(BIN)/.installed: pyproject.toml qbo_sandbox/pyproject.toml xero_sandbox/pyproject.toml reference_crm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' -e ./qbo_sandbox -e ./reference_crm
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e ./qbo_sandbox -e ./xero_sandbox -e ./reference_crm
 	touch $@
 
 install: $(BIN)/.installed system-deps
@@ -32,10 +33,10 @@ test-postgres: install
 test: lint test-sqlite test-postgres
 
 demo: install
-	$(BIN)/crm-demo
+	$(BIN)/python -m reference_crm
 
 sandbox: install
-	$(BIN)/qbo-sandbox --port 8765
+	$(BIN)/python -m qbo_sandbox --port 8765
 
 # Benchmarks against the sandbox, with the peers (bench/peers/ venvs), then the 100,000 + 100,000
 # import for memory; writes bench/RESULTS.md and bench/results/latest.json.

@@ -139,6 +139,7 @@ def test_installed_wheel_creates_its_tables_and_mounts_in_a_host(
 
 @pytest.mark.parametrize(("project", "expected"), [
     ("qbo_sandbox", {"qbo_sandbox/__main__.py", "qbo_sandbox/templates/consent.html"}),
+    ("xero_sandbox", {"xero_sandbox/__main__.py", "xero_sandbox/templates/authorize.html"}),
     ("reference_crm", {"reference_crm/demo.py", "reference_crm/api/routes.py", "reference_crm/templates/base.html",
                        "reference_crm/templates/crm_qbo/layout.html", "reference_crm/static/style.css"}),
 ])
