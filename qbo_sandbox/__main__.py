@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from werkzeug.serving import make_server
 
 from qbo_sandbox.app import create_app, get_sandbox
 from qbo_sandbox.clock import Clock
+from qbo_sandbox.control import MIN_TOKEN_LENGTH, TOKEN_ENV, TOKEN_HEADER, is_loopback
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -25,6 +27,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clock-speed", type=float, default=1.0,
                         help="sandbox time runs this many times faster than real time")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--control-token", default=os.environ.get(TOKEN_ENV) or None,
+                        help=f"require this token in {TOKEN_HEADER} on /_sandbox/ (default ${TOKEN_ENV}); "
+                             "needed to bind a non-loopback address")
     return parser.parse_args(argv)
 
 
@@ -33,8 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.clock_speed <= 0:
         print("--clock-speed must be positive", file=sys.stderr)
         return 2
+    if args.control_token is not None and len(args.control_token) < MIN_TOKEN_LENGTH:
+        print(f"--control-token must be at least {MIN_TOKEN_LENGTH} characters", file=sys.stderr)
+        return 2
+    if args.control_token is None and not is_loopback(args.host):
+        print(f"refusing to bind {args.host}: the control API hands out secrets and tokens. Bind 127.0.0.1, "
+              f"or set --control-token (or ${TOKEN_ENV})", file=sys.stderr)
+        return 2
     app = create_app(Clock(speed=args.clock_speed), latency_ms=args.latency_ms,
-                     webhook_autostart=True)
+                     webhook_autostart=True, control_token=args.control_token)
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(args.host, args.port, app, threaded=True)

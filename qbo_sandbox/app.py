@@ -93,9 +93,11 @@ def create_app(
     latency_ms: float = 0.0,
     clock_speed: float | None = None,
     webhook_autostart: bool = False,
+    control_token: str | None = None,
 ) -> Flask:
-    """A fresh sandbox. No background thread runs unless ``webhook_autostart`` is true."""
-    from qbo_sandbox.control import make_control_blueprint
+    """A fresh sandbox. No background thread runs unless ``webhook_autostart`` is true. With a
+    ``control_token``, ``/_sandbox/`` requests must carry it (``X-Sandbox-Token``)."""
+    from qbo_sandbox.control import control_guard, make_control_blueprint
 
     clock = clock or Clock()
     if clock_speed is not None:
@@ -114,6 +116,8 @@ def create_app(
     )
     app = Flask("qbo_sandbox")
     app.extensions["qbo_sandbox"] = sandbox
+    if control_token:
+        app.before_request(control_guard(control_token))
     app.register_blueprint(oauth.blueprint)
     app.register_blueprint(sandbox.webhooks.blueprint)
     app.register_blueprint(make_control_blueprint(sandbox))

@@ -2,11 +2,18 @@
 
 Apps, tokens and webhook delivery are served by the OAuth and webhook blueprints.
 Everything answers JSON; errors are ``{"error": "..."}`` with HTTP 400/404.
+
+The control API hands out app secrets and tokens for any company: with a control token set, every
+``/_sandbox/`` request must carry it in ``X-Sandbox-Token`` (401 otherwise). A sandbox bound beyond
+loopback must have one (see ``__main__``); on loopback it is optional.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +25,36 @@ from qbo_sandbox.timefmt import envelope_time
 
 if TYPE_CHECKING:
     from qbo_sandbox.app import Sandbox
+
+
+TOKEN_HEADER = "X-Sandbox-Token"
+TOKEN_ENV = "QBO_SANDBOX_CONTROL_TOKEN"
+MIN_TOKEN_LENGTH = 16
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses; any other name or address may be reachable."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def control_guard(token: str) -> Callable[[], Response | None]:
+    """A before_request hook refusing ``/_sandbox/`` requests without the control token."""
+    expected = token.encode()
+
+    def _guard() -> Response | None:
+        if not request.path.startswith("/_sandbox/"):
+            return None
+        sent = request.headers.get(TOKEN_HEADER, "").encode("utf-8", "surrogatepass")
+        if hmac.compare_digest(sent, expected):
+            return None
+        return _json({"error": f"the control API needs the sandbox's control token in {TOKEN_HEADER}"}, 401)
+
+    return _guard
 
 
 def _json(payload: Any, status: int = 200) -> Response:

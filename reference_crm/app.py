@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, Response
+from flask import request as http_request
+from flask.sessions import SecureCookieSessionInterface
 
 from crm_qbo_plugin import QuickBooksPlugin
 from reference_crm.api.routes import register_api
@@ -28,6 +30,30 @@ log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+# The CRM's pages load only its own files; nothing may frame them (click-jacking). Form posts and
+# redirects are not restricted (default-src does not cover them), so Connect still leads to Intuit.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+                           "frame-ancestors 'none'")
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The session cookie is marked Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or http_request.is_secure
+
+
+def _security_headers(response: Response) -> Response:
+    """Headers on every answer. The CSP is added beside any the plugin sent (browsers enforce both);
+    the others are left as the plugin set them."""
+    response.headers.add("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if http_request.endpoint != "static":  # pages and API answers are per user: never stored by caches
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Explicit paths: they do not depend on how the package was installed.
@@ -40,6 +66,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    app.session_interface = SessionCookies()
+    app.after_request(_security_headers)
     engine = make_engine(crm_config.database_url)
     create_tables(engine)
     plugin = QuickBooksPlugin()

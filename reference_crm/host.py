@@ -30,12 +30,11 @@ from crm_qbo_plugin import (
 from reference_crm import automation, contacts, invoices, payments
 from reference_crm.db import session as db_session
 from reference_crm.errors import NotFound
-from reference_crm.models import ContactRow, InvoiceRow, Location, PaymentRow, TaxRate, User
+from reference_crm.models import ContactRow, InvoiceRow, Location, PaymentRow, TaxRate
+from reference_crm.signin import SESSION_TOKEN, session_user
 from reference_crm.state import CrmState
 
 log = logging.getLogger(__name__)
-
-SESSION_USER = "crm_user_id"
 
 
 class ReferenceHost:
@@ -47,11 +46,11 @@ class ReferenceHost:
     def current_user(self) -> HostUser | None:
         if not has_request_context():
             return None
-        user_id = session.get(SESSION_USER)
-        if not user_id:
+        token = session.get(SESSION_TOKEN)
+        if not token:
             return None
         with db_session(self.engine) as db:
-            user = db.get(User, user_id)
+            user = session_user(db, token)
         if user is None:
             return None
         return HostUser(id=user.id, tenant=user.location_id, name=user.name or user.email)

@@ -195,3 +195,25 @@ class OutgoingMessageRow(CrmModel, table=True):
     body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     automation_id: int | None = Field(default=None, foreign_key="crm_automation_log.id")
     created_at: datetime = _when(nullable=False)
+
+
+class SignInSession(CrmModel, table=True):
+    """A signed-in browser, known server-side: signing out deletes the row, so an old cookie is dead.
+    Only the SHA-256 of the session token is stored; the token lives in the signed cookie."""
+
+    __tablename__ = "crm_signin_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="crm_user.id", index=True, max_length=64)
+    created_at: datetime = _when(nullable=False)
+
+
+class SignInFailures(CrmModel, table=True):
+    """Recent wrong passwords per account or per client address (keyed by a SHA-256, never the
+    address or e-mail itself), for the sign-in throttle."""
+
+    __tablename__ = "crm_signin_failures"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    last_failure_at: datetime = _when(nullable=False)

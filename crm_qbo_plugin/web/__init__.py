@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
 from crm_qbo_plugin.web.api import bp as api_bp
 from crm_qbo_plugin.web.connect import bp as connect_bp
@@ -11,8 +11,22 @@ from crm_qbo_plugin.web.openapi import bp as openapi_bp
 from crm_qbo_plugin.web.qbo_webhooks import bp as qbo_webhooks_bp
 
 
+def _security_headers(response: Response) -> Response:
+    """The card and its API are never framed (a framing page could click-jack Disconnect), never
+    sniffed, never leak the callback's code in a Referer, and per-user answers are never cached.
+    The CSP is added beside any policy the host sends: browsers enforce every one."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if not (request.endpoint or "").endswith(".static"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def make_blueprint() -> Blueprint:
     bp = Blueprint("crm_qbo", __name__, template_folder="templates", static_folder="static")
+    bp.after_request(_security_headers)
     bp.register_blueprint(host_events_bp)
     bp.register_blueprint(connect_bp)
     bp.register_blueprint(qbo_webhooks_bp)

@@ -36,16 +36,21 @@ def csrf_token() -> str:
     return str(token)
 
 
+def same_token(expected: object, sent: str) -> bool:
+    """Constant-time comparison as bytes (compare_digest refuses non-ASCII text with a TypeError)."""
+    return bool(expected) and hmac.compare_digest(str(expected).encode(), sent.encode("utf-8", "surrogatepass"))
+
+
 def check_csrf_header() -> None:
     """JSON API writes: the session's token in X-CSRF-Token (a cross-site page cannot set it)."""
     sent = request.headers.get("X-CSRF-Token", "")
     expected = session.get(CSRF_KEY)
-    if not expected or not hmac.compare_digest(str(expected), sent):
+    if not same_token(expected, sent):
         abort(403, description="Missing or stale X-CSRF-Token header; read it from any API response and retry.")
 
 
 def check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     expected = session.get(CSRF_KEY)
-    if not expected or not hmac.compare_digest(str(expected), sent):
+    if not same_token(expected, sent):
         abort(400, description="The form expired. Reload the page and try again.")

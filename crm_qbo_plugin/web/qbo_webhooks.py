@@ -50,6 +50,9 @@ def _answer(status: int, **body: object) -> tuple[Response, int]:
 @bp.post("/webhooks")
 def receive_webhook() -> tuple[Response, int]:
     state = get_state()
+    # This endpoint's own limit, whatever the host's MAX_CONTENT_LENGTH: a smaller host limit would
+    # refuse authentic deliveries, and Intuit would redeliver them forever.
+    request.max_content_length = MAX_BODY_BYTES + 1
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         return _answer(413, error=f"webhook bodies are limited to {MAX_BODY_BYTES} bytes")

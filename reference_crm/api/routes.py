@@ -51,6 +51,32 @@ def _require_location() -> None:
     g.location = location
 
 
+def _lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where a parsed JSON body holds a lone surrogate (JSON may escape "\\ud800", which is no
+    character and cannot be stored): a dotted path such as "lines.0.name", or None."""
+    if isinstance(value, str):
+        return (path or "_body") if any("\ud800" <= ch <= "\udfff" for ch in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = str(key).encode("utf-8", "backslashreplace").decode()  # a bad field name, shown escaped
+        here = f"{path}.{name}" if path else name
+        if name != str(key):
+            return here
+        found = _lone_surrogate_at(item, here)
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_lone_surrogates() -> None:
+    """A body with invalid Unicode is malformed: 400 naming the field, before any schema sees it."""
+    if request.is_json:
+        where = _lone_surrogate_at(request.get_json(silent=True))
+        if where is not None:
+            abort(400, message="the body is not valid Unicode",
+                  errors={"json": {where: ["must not contain lone surrogates (invalid Unicode)"]}})
+
+
 def location() -> Location:
     current: Location = g.location
     return current
@@ -70,6 +96,7 @@ def invoice_out(row: InvoiceRow) -> dict[str, Any]:
 # -- locations (admin) ----------------------------------------------------------------------------
 location_bp = Blueprint("crm_api_locations", __name__, url_prefix="/api/locations",
                         description="Create locations (needs the admin token).")
+location_bp.before_request(_refuse_lone_surrogates)
 
 
 @location_bp.route("")
@@ -96,6 +123,7 @@ class LocationCollection(MethodView):
 # -- the authenticated location -------------------------------------------------------------------
 crm_bp = Blueprint("crm_api", __name__, url_prefix="/api", description="A location's records.")
 crm_bp.before_request(_require_location)
+crm_bp.before_request(_refuse_lone_surrogates)
 
 
 @crm_bp.route("/location")

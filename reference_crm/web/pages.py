@@ -18,11 +18,10 @@ from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
 from crm_qbo_plugin import PaymentSource
-from reference_crm import automation, contacts, invoices, locations, payments
+from reference_crm import automation, contacts, invoices, locations, payments, signin
 from reference_crm.api import schemas
 from reference_crm.errors import Conflict, Invalid
-from reference_crm.host import SESSION_USER
-from reference_crm.models import Location, User
+from reference_crm.models import Location
 from reference_crm.state import crm_state
 from reference_crm.web.request import db
 
@@ -57,9 +56,9 @@ def plain_number(value: Any, places: int = 0) -> str:
 
 @bp.before_app_request
 def _load_user() -> None:
-    user_id = session.get(SESSION_USER)
-    if user_id:
-        user = db().get(User, user_id)
+    token = session.get(signin.SESSION_TOKEN)
+    if token:
+        user = signin.session_user(db(), token)
         if user is not None:
             g.user = user
             g.location = db().get(Location, user.location_id)
@@ -68,9 +67,9 @@ def _load_user() -> None:
 @bp.before_request
 def _guard() -> Response | None:
     if request.method == "POST":
-        sent = request.form.get("csrf_token", "")
+        sent = request.form.get("csrf_token", "").encode("utf-8", "surrogatepass")
         expected = session.get(CSRF_KEY)
-        if not expected or not hmac.compare_digest(str(expected), sent):
+        if not expected or not hmac.compare_digest(str(expected).encode(), sent):  # bytes: any text
             abort(400, description="The form expired. Reload the page and try again.")
     if request.endpoint not in OPEN_ENDPOINTS and g.get("user") is None:
         return redirect(url_for("crm.login", next=request.path))
@@ -112,18 +111,30 @@ def _form(*names: str) -> dict[str, str]:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | str | tuple[str, int]:
     if request.method == "POST":
-        user = locations.authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
+        email, address = request.form.get("email", ""), request.remote_addr or ""
+        wait = signin.retry_after(db(), email, address)
+        if wait > 0:
+            answer = Response(render_template("login.html", error=f"Too many sign-in attempts. Try again in "
+                                              f"{wait} second{'s' if wait != 1 else ''}."), 429)
+            answer.headers["Retry-After"] = str(wait)
+            return answer
+        user = locations.authenticate(db(), email, request.form.get("password", ""))
         if user is None:
+            signin.record_failure(db(), email, address)
             return render_template("login.html", error="Wrong e-mail or password."), 401
+        signin.clear_failures(db(), email)
+        token = signin.start_session(db(), user)
+        db().commit()
         session.clear()
-        session[SESSION_USER] = user.id
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("crm.contact_list"))
+        session[signin.SESSION_TOKEN] = token
+        return redirect(signin.safe_next(request.args.get("next", "")) or url_for("crm.contact_list"))
     return render_template("login.html", error=None)
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    signin.end_session(db(), session.get(signin.SESSION_TOKEN))
+    db().commit()
     session.clear()
     return redirect(url_for("crm.login"))
 

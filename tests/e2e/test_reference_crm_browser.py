@@ -34,6 +34,8 @@ def test_sign_in_invoice_a_new_contact_and_open_the_quickbooks_card(served_crm):
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
+        refused = []  # what the Content-Security-Policy blocked (an inline style or script would be)
+        page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
         try:
             page.goto(f"{url}/invoices")
             expect(page).to_have_url(f"{url}/login?next=/invoices")
@@ -88,3 +90,4 @@ def test_sign_in_invoice_a_new_contact_and_open_the_quickbooks_card(served_crm):
             browser.close()
 
     assert [row[1] for row in outbox(app)] == ["contact.created", "invoice.sent"]
+    assert refused == []

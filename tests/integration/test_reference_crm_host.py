@@ -22,8 +22,10 @@ from crm_qbo_plugin import (
     TriggerCall,
 )
 from crm_qbo_plugin.state import get_state
+from reference_crm import signin
 from reference_crm.app import create_app
-from reference_crm.host import SESSION_USER
+from reference_crm.db import session as crm_session
+from reference_crm.models import User
 from reference_crm.state import crm_state
 from tests.support.reference_crm_app import close, crm_config, new_location, outbox
 
@@ -223,11 +225,16 @@ def test_triggers_are_logged_once_per_key_and_review_requests_send_a_message(app
 def test_current_user_comes_from_the_signed_in_session(app, host, seeded):
     with crm_state(app).engine.connect() as conn:
         user_id = conn.execute(sa.text("SELECT id FROM crm_user")).scalar_one()
+    with crm_session(crm_state(app).engine) as db:
+        token = signin.start_session(db, db.get(User, user_id))
+        db.commit()
     with app.test_request_context("/"):
         assert host.current_user() is None
         from flask import session
 
-        session[SESSION_USER] = user_id
+        session[signin.SESSION_TOKEN] = "not-a-live-session"
+        assert host.current_user() is None
+        session[signin.SESSION_TOKEN] = token
         assert host.current_user() == HostUser(id=user_id, tenant=seeded["tenant"], name="owner@downtown.example.com")
     with app.app_context():
         assert host.current_user() is None  # a worker has no signed-in user
