@@ -145,6 +145,8 @@ class ContactOut(Schema):
     phone = fields.String()
     company = fields.String()
     origin = fields.String()
+    active = fields.Boolean(metadata={"description": "False while the customer is inactive in QuickBooks "
+                                                     "(QuickBooks' delete); set only by the QuickBooks plugin."})
     version = fields.Integer()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()

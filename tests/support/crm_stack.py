@@ -4,6 +4,7 @@ of what a CRM user does and what comes back from QuickBooks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from tests.support.reference_crm_app import close, crm_config, new_location
 from tests.support.sandbox_qbo import create_company, plugin_overrides, register_app
 
 WEBHOOK_PATH = "/integrations/quickbooks/webhooks"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "correct horse battery"  # what new_location gives the owner
 
 
 @dataclass
@@ -42,6 +45,18 @@ class CrmStack:
     def api(self, method: str, path: str, **kw: Any) -> Any:
         """A call to the CRM's JSON API with the location's key."""
         return self.client.open(path, method=method, headers=self.location["auth"], **kw)
+
+    def sign_in(self) -> tuple[FlaskClient, str]:
+        """A browser-like client signed in as the location's owner, and its CSRF token."""
+        web = self.app.test_client()
+        token = CSRF.search(web.get("/login").text)
+        assert token is not None
+        answer = web.post("/login", data={"email": self.location["login"]["email"], "password": PASSWORD,
+                                          "csrf_token": token.group(1)})
+        assert answer.status_code == 302, answer.text
+        page = CSRF.search(web.get("/contacts").text)
+        assert page is not None
+        return web, page.group(1)
 
     def work(self) -> None:
         """Run every queued job in-process until the queue is empty."""
