@@ -1,6 +1,6 @@
-"""CRM invoices → QBO invoices: created when sent, then every change pushed (sparse), voided,
-deleted. Imported invoices, invoices QBO deleted, and invoices sent before the connection are never
-pushed.
+"""CRM invoices → QBO invoices: created when sent, then every change pushed (sparse), voided — also
+when deleted in the CRM: QuickBooks keeps the voided invoice for the audit trail. Imported invoices,
+invoices QBO deleted, and invoices sent before the connection are never pushed.
 
 Crash safety: the invoice create carries a requestid derived from the outbox row's (QBO replays
 the first answer to a retry), and when an earlier attempt may have created the invoice without the
@@ -43,6 +43,7 @@ from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
 from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import Link
 
+VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"
 PUSHED = "pushed"  # Link.detail key: body_digest of the last body written to QBO
 IMPORTED = "imported from QuickBooks: QuickBooks owns it and CRM edits are not pushed"
 
@@ -183,21 +184,29 @@ def _void(push: Push, invoice: Invoice, link: Link) -> Link:
 
 
 def _delete(push: Push, link: Link | None) -> None:
+    """A sent invoice deleted in the CRM is voided in QuickBooks, never deleted: a delete there is
+    irreversible and accountants keep an audit trail (the voided invoice keeps its number, date
+    and customer, with amounts zero)."""
     if link is None or not link.qbo_id:
         reason = "deleted in the CRM before it reached QuickBooks"
         if link is not None:  # an earlier attempt left it "pending": it never will be pushed now
             set_status(push.state, push.tenant, INVOICE, link.crm_id, DELETED, reason)
         raise Skip(reason)
     crm_id = link.crm_id
+    if (link.detail or {}).get("voided"):
+        set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, VOIDED_ON_DELETE)
+        return
     try:
         try:
-            push.qbo.delete("Invoice", link.qbo_id, link.sync_token or "0", push.rid("del"))
+            answer = push.qbo.void("Invoice", link.qbo_id, link.sync_token or "0", push.rid("delvoid"))
         except StaleObjectError:
             fresh = push.qbo.read("Invoice", link.qbo_id)
-            push.qbo.delete("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("del2"))
+            answer = push.qbo.void("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("delvoid2"))
     except NotFoundError:
-        pass  # gone already: the outcome we wanted
-    set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, "deleted in the CRM, so deleted in QuickBooks")
+        set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, "deleted in the CRM; QuickBooks had deleted it already")
+        return
+    record_write(push.state, push.tenant, push.realm, INVOICE, crm_id, "Invoice", answer, status=DELETED,
+                 error=VOIDED_ON_DELETE, detail={**(link.detail or {}), "voided": True})
 
 
 def body_digest(body: Mapping[str, Any]) -> str:
