@@ -96,6 +96,7 @@ def create_app(
 ) -> Flask:
     """A fresh sandbox. No background thread runs unless ``webhook_autostart`` is true."""
     from qbo_sandbox.control import make_control_blueprint
+    from qbo_sandbox.home import make_home_blueprint
 
     clock = clock or Clock()
     if clock_speed is not None:
@@ -117,6 +118,7 @@ def create_app(
     app.register_blueprint(oauth.blueprint)
     app.register_blueprint(sandbox.webhooks.blueprint)
     app.register_blueprint(make_control_blueprint(sandbox))
+    app.register_blueprint(make_home_blueprint(sandbox))
 
     @app.before_request
     def _inject_fault() -> Response | None:
