@@ -176,6 +176,10 @@ class InvoiceIn(Input):
 class InvoicePatch(InvoiceIn):
     """InvoiceIn for PATCH (loaded with partial=True); lines, when given, replace all lines."""
 
+    number = fields.String(validate=validate.Regexp(r"^\s*\S.{0,39}$", error="give 1 to 40 characters"), metadata={
+        "description": "Renumber the invoice (new invoices are numbered by the location's sequence); "
+                       "a number another invoice of the location uses is refused."})
+
 
 class LineOut(Schema):
     name = fields.String()

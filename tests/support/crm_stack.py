@@ -82,14 +82,15 @@ class CrmStack:
 
 
 @contextmanager
-def crm_stack(plugin_config: dict[str, Any], sandbox_url: str, **settings: Any) -> Iterator[CrmStack]:
-    """A fresh location of the reference CRM connected to a new sandbox company (`settings` go on
-    the connection, e.g. review_request=True)."""
+def crm_stack(plugin_config: dict[str, Any], sandbox_url: str, company: dict[str, Any] | None = None,
+              **settings: Any) -> Iterator[CrmStack]:
+    """A fresh location of the reference CRM connected to a new sandbox company (`company` adds to
+    its spec; `settings` go on the connection, e.g. review_request=True)."""
     app = create_app(crm_config({**plugin_config, **plugin_overrides(sandbox_url)}))
     try:
         with serve_in_thread(app) as crm_url:
             register_app(sandbox_url, webhook_url=crm_url + WEBHOOK_PATH)
-            realm = create_company(sandbox_url, limits={"enabled": False})
+            realm = create_company(sandbox_url, limits={"enabled": False}, **(company or {}))
             client = app.test_client()
             location = new_location(client)
             connect_directly(app, location["id"], sandbox_url, realm, **{"revenue_account_id": "1", **settings})
