@@ -73,3 +73,23 @@ def test_a_crm_database_made_before_the_active_column_gets_it_at_start_up(plugin
         assert app.test_client().get(f"/api/contacts/{made['id']}", headers=auth).json["active"] is True
     finally:
         close(app)
+
+
+def test_the_bulk_upsert_stores_active_too(plugin_config):
+    from crm_qbo_plugin import Contact, Origin
+    from crm_qbo_plugin.state import get_state
+    from reference_crm.app import create_app
+    from tests.support.reference_crm_app import close, crm_config
+
+    app = create_app(crm_config(plugin_config))
+    try:
+        host = get_state(app).host
+        tenant = new_location(app.test_client())["id"]
+        with app.app_context():
+            ids = host.upsert_contacts(tenant, [Contact(id="qbo-1-c1", email=None, first_name="Gone", active=False),
+                                                Contact(id="qbo-1-c2", email=None, first_name="Here")], Origin.QBO)
+            assert [host.get_contact(tenant, i).active for i in ids] == [False, True]
+            host.upsert_contacts(tenant, [Contact(id="qbo-1-c1", email=None, first_name="Gone")], Origin.QBO)
+            assert host.get_contact(tenant, "qbo-1-c1").active is True
+    finally:
+        close(app)
