@@ -43,6 +43,19 @@ class InvoiceStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Contact:
+    """A CRM contact.
+
+    `active` is False when the contact's QuickBooks customer is inactive: QuickBooks never deletes
+    a customer, it makes it inactive (and appends " (deleted)" to its name, which the plugin strips).
+    The plugin sets it only on contacts it writes from QuickBooks (`upsert_contact(s)`, origin QBO),
+    and sets it back to True when QuickBooks reactivates the customer. A host must store it and show
+    it (the reference CRM: "Inactive in QuickBooks" on the contact page, `active` in its API) and
+    must keep the contact and its history: an inactive customer is not a reason to delete anything.
+    A host that cannot store it may ignore it, at the cost of its users not knowing. Reads
+    (`get_contact`, `find_contact_by_email`) should return the stored value; the plugin never pushes
+    it back to QuickBooks.
+    """
+
     id: str
     email: str | None
     first_name: str = ""
@@ -170,7 +183,8 @@ class CrmHost(Protocol):
 
         For a record first seen in QuickBooks the plugin proposes a stable id (`contact.id`, e.g.
         ``qbo-<realm>-c<Id>``): create it under that id when it is free, so an import re-run after a
-        crash updates the same record instead of making a second one; otherwise pick one and return it."""
+        crash updates the same record instead of making a second one; otherwise pick one and return it.
+        Store `contact.active` (see `Contact`): False means "inactive in QuickBooks", not "delete"."""
         ...
 
     def upsert_invoice(self, tenant: str, invoice: Invoice, origin: Origin) -> str:

@@ -98,6 +98,7 @@ def create_app(
     """A fresh sandbox. No background thread runs unless ``webhook_autostart`` is true. With a
     ``control_token``, ``/_sandbox/`` requests must carry it (``X-Sandbox-Token``)."""
     from qbo_sandbox.control import control_guard, make_control_blueprint
+    from qbo_sandbox.home import make_home_blueprint
 
     clock = clock or Clock()
     if clock_speed is not None:
@@ -121,6 +122,7 @@ def create_app(
     app.register_blueprint(oauth.blueprint)
     app.register_blueprint(sandbox.webhooks.blueprint)
     app.register_blueprint(make_control_blueprint(sandbox))
+    app.register_blueprint(make_home_blueprint(sandbox))
 
     @app.before_request
     def _inject_fault() -> Response | None:

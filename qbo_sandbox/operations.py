@@ -310,7 +310,20 @@ class Operations:
         applied = ZERO
         if existing is not None:
             applied = sum(self.company.applications.get((entity, entity_id), {}).values(), ZERO)
-        return entities.sales_form(self.ctx, entity, entity_id, data, existing, applied)
+        prepared = entities.sales_form(self.ctx, entity, entity_id, data, existing, applied)
+        if existing is not None and entity != "SalesReceipt":
+            # QBO keeps an invoice's read-only Payment links through any update (full or sparse)
+            self._link_payments(entity, entity_id, prepared.data)
+        return prepared
+
+    def _link_payments(self, kind: str, txn_id: str, data: dict[str, Any]) -> None:
+        """Set `data`'s Payment LinkedTxn entries from the payments applied to it now."""
+        apps = self.company.applications.get((kind, txn_id), {})
+        links = [lt for lt in data.get("LinkedTxn", []) if lt.get("TxnType") != "Payment"]
+        links += [{"TxnId": pid, "TxnType": "Payment"}
+                  for pid in sorted(apps, key=lambda p: int(p) if p.isdigit() else 0)]
+        if links or kind == "Invoice" or "LinkedTxn" in data:
+            data["LinkedTxn"] = links
 
     def _open_balance_for(self, payment_id: str) -> Callable[[str, str], Decimal | None]:
         mine = self.company.payment_apps.get(payment_id, {})
@@ -390,10 +403,7 @@ class Operations:
             data["RemainingCredit"] = total - applied
         if "HomeBalance" in data and "ExchangeRate" in data:
             data["HomeBalance"] = entities.rounded(data["Balance"] * Decimal(data["ExchangeRate"]))
-        links = [lt for lt in data.get("LinkedTxn", []) if lt.get("TxnType") != "Payment"]
-        links += [{"TxnId": pid, "TxnType": "Payment"}
-                  for pid in sorted(apps, key=lambda p: int(p) if p.isdigit() else 0)]
-        data["LinkedTxn"] = links
+        self._link_payments(kind, txn_id, data)
         stored = self._stamp(data, txn_id, self._next_token(record),
                              record.data["MetaData"]["CreateTime"])
         company.put(kind, Record(stored, record.created, self.now, voided=record.voided))

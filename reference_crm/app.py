@@ -81,10 +81,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def create_tables(engine: sa.engine.Engine) -> None:
-    """Create the crm_ tables that are missing. Several processes (web, worker, scheduler) start at
-    once on the same database; one of them losing the race to create a table is not an error."""
+    """Create the crm_ tables that are missing, and add the columns a table made by an older version
+    lacks. Several processes (web, worker, scheduler) start at once on the same database; one of
+    them losing the race to create a table or add a column is not an error."""
     try:
         metadata.create_all(engine)
+        add_missing_columns(engine)
     except sa.exc.DBAPIError:
         log.info("crm.create_tables_race; checking again")
         metadata.create_all(engine)
+        add_missing_columns(engine)
+
+
+def add_missing_columns(engine: sa.engine.Engine) -> None:
+    """ALTER TABLE … ADD COLUMN for each model column the database's table lacks (each such column
+    has a server default, so existing rows get a value)."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+                log.info("crm.column_added %s.%s", table.name, column.name)

@@ -70,9 +70,9 @@ def update_contact(db: Session, row: ContactRow, data: Mapping[str, Any], origin
 
 
 def _update_row(row: ContactRow, data: Mapping[str, Any], origin: Origin) -> HostEvent | None:
-    before = {name: getattr(row, name) for name in FIELDS}
+    before = {name: getattr(row, name) for name in (*FIELDS, "active")}
     _assign(row, data)
-    if before == {name: getattr(row, name) for name in FIELDS}:
+    if before == {name: getattr(row, name) for name in (*FIELDS, "active")}:
         return None
     row.version += 1
     row.updated_at = utcnow()
@@ -99,12 +99,12 @@ def upsert_from_plugin(db: Session, location_id: str, records: Sequence[Contact]
         if row is not None and row.location_id == location_id:
             written.append((row.id, _update_row(row, data, origin)))
             continue
-        values = {**dict.fromkeys(FIELDS, ""), **_cleaned(data)}
+        values = {**dict.fromkeys(FIELDS, ""), **_cleaned(data), "active": data.get("active", True)}
         values["email_key"] = email_key(values["email"])
         now = utcnow()
         if contact.id and contact.id in created:  # named twice in the batch: as an update
             new = created[contact.id]
-            if all(new[name] == values[name] for name in FIELDS):
+            if all(new[name] == values[name] for name in (*FIELDS, "active")):
                 written.append((contact.id, None))
                 continue
             new.update(values, version=new["version"] + 1, updated_at=now)
@@ -124,6 +124,8 @@ def upsert_from_plugin(db: Session, location_id: str, records: Sequence[Contact]
 def _assign(row: ContactRow, data: Mapping[str, Any]) -> None:
     for name, value in _cleaned(data).items():
         setattr(row, name, value)
+    if "active" in data:  # from QuickBooks only: the API never takes it
+        row.active = bool(data["active"])
     row.email_key = email_key(row.email)
 
 
@@ -145,12 +147,13 @@ def to_plugin_contact(row: ContactRow) -> Contact:
     return Contact(
         id=row.id, email=row.email, first_name=row.first_name, last_name=row.last_name,
         company_name=row.company, phone=row.phone, origin=Origin(row.origin), updated_at=row.updated_at,
+        active=row.active,
     )
 
 
 def from_plugin_contact(contact: Contact) -> dict[str, Any]:
     return {"first_name": contact.first_name, "last_name": contact.last_name, "email": contact.email,
-            "phone": contact.phone, "company": contact.company_name}
+            "phone": contact.phone, "company": contact.company_name, "active": contact.active}
 
 
 def display_name(row: ContactRow) -> str:

@@ -61,23 +61,39 @@ def invoice_lines(db: Session, invoice_id: str) -> list[InvoiceLineRow]:
 
 def create_invoice(db: Session, location_id: str, data: Mapping[str, Any]) -> InvoiceRow:
     """A new draft. `data`: contact_id, lines, and optional issue_date, due_date, currency, billing_email."""
-    location = db.exec(select(Location).where(Location.id == location_id).with_for_update()).one()
     _check_contact(db, location_id, data["contact_id"])
+    location = db.get(Location, location_id)
+    assert location is not None
     now = utcnow()
     row = InvoiceRow(
         id=new_id("inv"), location_id=location_id, contact_id=data["contact_id"],
-        number=f"INV-{location.next_invoice_number}", status=InvoiceStatus.DRAFT.value,
+        number=f"INV-{take_invoice_number(db, location_id)}", status=InvoiceStatus.DRAFT.value,
         currency=(data.get("currency") or location.currency).upper(),
         issue_date=data.get("issue_date") or now.date(), due_date=data.get("due_date"),
         billing_email=data.get("billing_email") or None, created_at=now, updated_at=now,
     )
-    location.next_invoice_number += 1
     _check_dates(row.issue_date, row.due_date)
-    db.add(location)
     db.add(row)
     db.flush()
     _replace_lines(db, row, data["lines"])
     return row
+
+
+def take_invoice_number(db: Session, location_id: str) -> int:
+    """The location's next invoice number, taken atomically: one UPDATE … RETURNING increments the
+    counter in the database, which holds the row's write lock (SQLite: the database's) until the
+    transaction ends — so requests at the same moment never read the same number (reading it and
+    writing it back +1 did, on SQLite and on PostgreSQL alike)."""
+    table = Location.__table__  # type: ignore[attr-defined]
+    taken = db.execute(
+        sa.update(table).where(table.c.id == location_id)
+        .values(next_invoice_number=table.c.next_invoice_number + 1)
+        .returning(table.c.next_invoice_number)
+    ).scalar_one()
+    location = db.identity_map.get(db.identity_key(Location, location_id))
+    if location is not None:
+        db.expire(location, ["next_invoice_number"])  # the session's copy is stale now
+    return int(taken) - 1
 
 
 def update_invoice(db: Session, row: InvoiceRow, data: Mapping[str, Any]) -> HostEvent | None:
@@ -88,6 +104,8 @@ def update_invoice(db: Session, row: InvoiceRow, data: Mapping[str, Any]) -> Hos
     if "contact_id" in data:
         _check_contact(db, row.location_id, data["contact_id"])
         row.contact_id = data["contact_id"]
+    if "number" in data:
+        row.number = _free_number(db, row, data["number"].strip())
     if data.get("issue_date"):
         row.issue_date = data["issue_date"]
     if "due_date" in data:
@@ -282,6 +300,16 @@ def _bump(db: Session, row: InvoiceRow, kind: EventType | None, origin: Origin) 
 
 def _fit(value: Decimal, places: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _free_number(db: Session, row: InvoiceRow, number: str) -> str:
+    """`number` when no other live invoice of the location uses it (QuickBooks refuses a duplicate)."""
+    taken = db.exec(select(InvoiceRow.id).where(
+        InvoiceRow.location_id == row.location_id, InvoiceRow.number == number, InvoiceRow.id != row.id,
+        InvoiceRow.status != InvoiceStatus.DELETED.value)).first()
+    if taken is not None:
+        raise Invalid({"number": [f"{number} is used by another invoice of this location"]})
+    return number
 
 
 def _check_contact(db: Session, location_id: str, contact_id: str) -> None:

@@ -100,6 +100,9 @@ class ContactRow(CrmModel, table=True):
     phone: str = Field(default="", max_length=40)
     company: str = Field(default="", max_length=200)
     origin: str = Field(default="crm", max_length=8)  # where the record was born
+    # False while QuickBooks has the customer inactive (QBO's "delete"): the contact is kept, shown
+    # as "Inactive in QuickBooks". Only the plugin sets it; the API shows it read-only.
+    active: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true()))
     version: int = 1
     created_at: datetime = _when(nullable=False)
     updated_at: datetime = _when(nullable=False)

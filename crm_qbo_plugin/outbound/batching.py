@@ -46,7 +46,7 @@ from crm_qbo_plugin.outbound.customers import (
     link_new_customer,
 )
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
-from crm_qbo_plugin.outbound.invoices import push_invoice, write_with_total
+from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
 from crm_qbo_plugin.outbound.links import (
     CONTACT,
@@ -460,7 +460,7 @@ def _send(push: Push, members: list[Ready]) -> None:
         else:
             failed.append((member, result.error or QboError("no answer for this invoice in the batch")))
     record_writes(push.state, push.tenant, push.realm, INVOICE, "Invoice",
-                  [write_with_total(m.invoice.id, entity, m.invoice.total) for m, entity in created])
+                  [write_with_total(m.invoice.id, entity, m.invoice.total, body_digest(m.body)) for m, entity in created])
     _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
     for member, error in failed:
         _record_item_failure(push, member, error)

@@ -1,6 +1,6 @@
-"""CRM invoices → QBO invoices: created when sent, then every change pushed (sparse), voided,
-deleted. Imported invoices, invoices QBO deleted, and invoices sent before the connection are never
-pushed.
+"""CRM invoices → QBO invoices: created when sent, then every change pushed (sparse), voided — also
+when deleted in the CRM: QuickBooks keeps the voided invoice for the audit trail. Imported invoices,
+invoices QBO deleted, and invoices sent before the connection are never pushed.
 
 Crash safety: the invoice create carries a requestid derived from the outbox row's (QBO replays
 the first answer to a retry), and when an earlier attempt may have created the invoice without the
@@ -9,6 +9,8 @@ link being saved, the push first looks for it by the CRM marker in PrivateNote.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -41,6 +43,8 @@ from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
 from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import Link
 
+VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"
+PUSHED = "pushed"  # Link.detail key: body_digest of the last body written to QBO
 IMPORTED = "imported from QuickBooks: QuickBooks owns it and CRM edits are not pushed"
 
 
@@ -83,11 +87,15 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
     customer_id = ensure_customer(push, invoice.contact_id, foreign)
     item_ids = ensure_items(push, invoice.lines)
     body = invoice_body(push.tenant, invoice, company, customer_id, item_ids)
+    digest = body_digest(body)
     if link is not None and link.qbo_id:
+        if link.status == SYNCED and (link.detail or {}).get(PUSHED) == digest:
+            # e.g. a payment taken in the CRM: the Payment carries it; the invoice body is the same
+            raise Skip("nothing QuickBooks holds about the invoice changed since it was last pushed")
         answer = _update(push, invoice, link, body)
     else:
         answer = _create(push, invoice, link, body)
-    return record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total)
+    return record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total, digest)
 
 
 def _refuse_by_link(link: Link | None) -> None:
@@ -176,35 +184,51 @@ def _void(push: Push, invoice: Invoice, link: Link) -> Link:
 
 
 def _delete(push: Push, link: Link | None) -> None:
+    """A sent invoice deleted in the CRM is voided in QuickBooks, never deleted: a delete there is
+    irreversible and accountants keep an audit trail (the voided invoice keeps its number, date
+    and customer, with amounts zero)."""
     if link is None or not link.qbo_id:
         reason = "deleted in the CRM before it reached QuickBooks"
         if link is not None:  # an earlier attempt left it "pending": it never will be pushed now
             set_status(push.state, push.tenant, INVOICE, link.crm_id, DELETED, reason)
         raise Skip(reason)
     crm_id = link.crm_id
+    if (link.detail or {}).get("voided"):
+        set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, VOIDED_ON_DELETE)
+        return
     try:
         try:
-            push.qbo.delete("Invoice", link.qbo_id, link.sync_token or "0", push.rid("del"))
+            answer = push.qbo.void("Invoice", link.qbo_id, link.sync_token or "0", push.rid("delvoid"))
         except StaleObjectError:
             fresh = push.qbo.read("Invoice", link.qbo_id)
-            push.qbo.delete("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("del2"))
+            answer = push.qbo.void("Invoice", link.qbo_id, fresh["SyncToken"], push.rid("delvoid2"))
     except NotFoundError:
-        pass  # gone already: the outcome we wanted
-    set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, "deleted in the CRM, so deleted in QuickBooks")
+        set_status(push.state, push.tenant, INVOICE, crm_id, DELETED, "deleted in the CRM; QuickBooks had deleted it already")
+        return
+    record_write(push.state, push.tenant, push.realm, INVOICE, crm_id, "Invoice", answer, status=DELETED,
+                 error=VOIDED_ON_DELETE, detail={**(link.detail or {}), "voided": True})
+
+
+def body_digest(body: Mapping[str, Any]) -> str:
+    """A hash of the body the push sends, kept on the link to tell an unchanged invoice."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def record_with_total(push: Push, kind: str, crm_id: str, entity: str, answer: dict[str, Any],
-                      crm_total: Decimal) -> Link:
+                      crm_total: Decimal, pushed: str | None = None) -> Link:
     """Record the write; a QBO total that differs from the CRM's is kept on the link, both figures."""
-    return record_writes(push.state, push.tenant, push.realm, kind, entity, [write_with_total(crm_id, answer, crm_total)])[0]
+    write = write_with_total(crm_id, answer, crm_total, pushed)
+    return record_writes(push.state, push.tenant, push.realm, kind, entity, [write])[0]
 
 
-def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal) -> Write:
-    """The write to record for `answer`: synced, or conflict when QBO's total is not the CRM's."""
+def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal, pushed: str | None = None) -> Write:
+    """The write to record for `answer`: synced, or conflict when QBO's total is not the CRM's.
+    `pushed` is the `body_digest` of what was sent (lets the next push skip an unchanged body)."""
     qbo_total = cents(to_decimal(answer.get("TotalAmt", 0)))
     expected = cents(crm_total)
+    detail = {PUSHED: pushed} if pushed else {}
     if qbo_total == expected:
-        return Write(crm_id, answer, SYNCED, None, {})
+        return Write(crm_id, answer, SYNCED, None, detail)
     message = (f"QuickBooks computed a total of {qbo_total} but the CRM total is {expected}; "
                "check the taxes and discounts mapped on the QuickBooks card")
-    return Write(crm_id, answer, CONFLICT, message, {"crm_total": str(expected), "qbo_total": str(qbo_total)})
+    return Write(crm_id, answer, CONFLICT, message, {**detail, "crm_total": str(expected), "qbo_total": str(qbo_total)})

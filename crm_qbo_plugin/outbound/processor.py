@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import (
     AuthenticationError,
@@ -154,6 +155,10 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         return OutboxStatus.SKIPPED.value
     except RetryLater as exc:
         return _retry(state, row, now, str(exc))
+    except PushFailed as exc:  # expected: a person must act (the message says how), then Retry
+        log.warning("outbox row %s (%s) needs attention: %s", row.id, row.event_type, exc)
+        finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        return OutboxStatus.FAILED.value
     except Exception as exc:
         log.exception("outbox row %s (%s) failed", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")

@@ -145,6 +145,8 @@ class ContactOut(Schema):
     phone = fields.String()
     company = fields.String()
     origin = fields.String()
+    active = fields.Boolean(metadata={"description": "False while the customer is inactive in QuickBooks "
+                                                     "(QuickBooks' delete); set only by the QuickBooks plugin."})
     version = fields.Integer()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
@@ -173,6 +175,10 @@ class InvoiceIn(Input):
 
 class InvoicePatch(InvoiceIn):
     """InvoiceIn for PATCH (loaded with partial=True); lines, when given, replace all lines."""
+
+    number = fields.String(validate=validate.Regexp(r"^\s*\S.{0,39}$", error="give 1 to 40 characters"), metadata={
+        "description": "Renumber the invoice (new invoices are numbered by the location's sequence); "
+                       "a number another invoice of the location uses is refused."})
 
 
 class LineOut(Schema):

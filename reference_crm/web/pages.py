@@ -13,7 +13,18 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
@@ -21,7 +32,7 @@ from crm_qbo_plugin import PaymentSource
 from reference_crm import automation, contacts, invoices, locations, payments, signin
 from reference_crm.api import schemas
 from reference_crm.errors import Conflict, Invalid
-from reference_crm.models import Location
+from reference_crm.models import InvoiceRow, Location
 from reference_crm.state import crm_state
 from reference_crm.web.request import db
 
@@ -250,6 +261,8 @@ def invoice_action(invoice_id: str, action: str) -> Response:
         return _pay_invoice(row.id)
     if action not in operations:
         abort(404)
+    if action in CONFIRM and request.form.get("confirmed") != "yes":
+        return _confirm(row, action)
     try:
         event = operations[action](db(), row)
     except Conflict as exc:
@@ -261,6 +274,24 @@ def invoice_action(invoice_id: str, action: str) -> Response:
     if action == "delete":
         return redirect(url_for("crm.invoice_list"))
     return redirect(url_for("crm.invoice_detail", invoice_id=row.id))
+
+
+CONFIRM = ("void", "delete")  # irreversible: asked before they happen
+
+
+def _confirm(row: InvoiceRow, action: str) -> Response:
+    """The question asked before a Void or a Delete; its form posts again with confirmed=yes."""
+    number = row.number or row.id
+    if action == "void":
+        title, button = f"Void invoice {number}?", "Void invoice"
+        text = ("Its amounts become zero and it can no longer be paid or changed. If QuickBooks is connected, "
+                "the invoice is voided there too. This cannot be undone.")
+    else:
+        title, button = f"Delete invoice {number}?", "Delete invoice"
+        text = ("It disappears from this CRM. It was sent: if QuickBooks is connected, QuickBooks keeps it, "
+                "voided (amounts zero), for your accountant's audit trail. This cannot be undone."
+                if row.sent_at is not None else "The draft disappears from this CRM. This cannot be undone.")
+    return make_response(render_template("confirm.html", invoice=row, title=title, text=text, button=button))
 
 
 def _pay_invoice(invoice_id: str) -> Response:

@@ -91,3 +91,33 @@ def test_sign_in_invoice_a_new_contact_and_open_the_quickbooks_card(served_crm):
 
     assert [row[1] for row in outbox(app)] == ["contact.created", "invoice.sent"]
     assert refused == []
+
+
+def test_void_and_delete_ask_for_confirmation_in_the_browser(served_crm):
+    app, url, location = served_crm
+    client, auth = app.test_client(), location["auth"]
+    contact = client.post("/api/contacts", headers=auth, json={"first_name": "Kay"}).json
+    invoice = client.post("/api/invoices", headers=auth, json={
+        "contact_id": contact["id"], "lines": [{"name": "Work", "quantity": "1", "unit_price": "10"}]}).json
+    client.post(f"/api/invoices/{invoice['id']}/send", headers=auth)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}/invoices/{invoice['id']}")
+            page.fill("#email", location["login"]["email"])
+            page.fill("#password", "correct horse battery")
+            page.click("#sign-in")
+            page.click("#delete-invoice")
+            expect(page.get_by_role("heading", level=1)).to_have_text("Delete invoice INV-1001?")
+            expect(page.locator("#confirm-text")).to_contain_text("QuickBooks keeps it, voided")
+            page.click("#cancel-action")
+            expect(page.locator(".badge.sent")).to_have_text("sent")  # nothing happened
+            page.click("#void-invoice")
+            expect(page.get_by_role("heading", level=1)).to_have_text("Void invoice INV-1001?")
+            page.click("#confirm-action")
+            expect(page.get_by_role("status")).to_have_text("Invoice INV-1001 voided.")
+            expect(page.locator(".badge.void")).to_have_text("void")
+        finally:
+            browser.close()
+    assert [row[1] for row in outbox(app)] == ["contact.created", "invoice.sent", "invoice.voided"]

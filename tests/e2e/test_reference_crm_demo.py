@@ -40,6 +40,10 @@ def test_the_demo_runs_everything_and_stops_everything(tmp_path):
         assert crm_url == f"http://127.0.0.1:{port}"
         assert set(pids) >= {"sandbox", "web", "worker", "scheduler"}
         assert all(pid_alive(pid) for pid in pids.values())
+        sandbox_link = re.search(r"Sandbox QBO:\s+(http://\S+)\s", out).group(1)
+        sandbox_home = requests.get(sandbox_link, timeout=10)  # the printed link lands on a page
+        assert sandbox_home.status_code == 200 and "Sandbox Company US" in sandbox_home.text
+        assert "qbo_sandbox/README.md" in sandbox_home.text
 
         browser = requests.Session()
         login_page = browser.get(f"{crm_url}/login", timeout=10)

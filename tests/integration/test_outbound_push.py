@@ -262,12 +262,14 @@ def test_invoice_lifecycle_update_after_payment_void_and_delete(plugin_config, f
     assert voided["TotalAmt"] == 0 and voided["PrivateNote"].startswith("Voided")
     publish(app, EventType.INVOICE_DELETED, "inv2", key="d2")
     run_worker(app)
-    assert [row["Id"] for row in qbo_rows(app, realm, "Invoice")] == [qbo_id]
+    # deleted in the CRM: QuickBooks keeps it, voided (audit trail)
+    assert [row["Id"] for row in qbo_rows(app, realm, "Invoice")] == [qbo_id, link2.qbo_id]
+    assert qbo_rows(app, realm, "Invoice")[1]["SyncToken"] == voided["SyncToken"]
     assert get_link(state, TENANT, "invoice", "inv2").status == "deleted"
     # never resurrected
     publish(app, EventType.INVOICE_UPDATED, "inv2", key="u3")
     run_worker(app)
-    assert len(qbo_rows(app, realm, "Invoice")) == 1
+    assert len(qbo_rows(app, realm, "Invoice")) == 2
 
 
 def test_closed_books_explain_themselves_then_retry_and_ignore(plugin_config, fake_host, sandbox_url):

@@ -106,3 +106,29 @@ def test_contact_invoice_and_payment_forms(app):
     assert [row[1] for row in outbox(app)] == [
         "contact.created", "invoice.sent", "payment.received", "invoice.updated", "payment.received"]
     assert [row[4] for row in outbox(app)] == [None, None, "invoice", None, "calendar"]
+
+
+def test_void_and_delete_ask_first_and_change_nothing_until_confirmed(app):
+    client = app.test_client()
+    loc = new_location(client)
+    auth = loc["auth"]
+    contact = client.post("/api/contacts", headers=auth, json={"first_name": "Ada"}).json
+    invoice = client.post("/api/invoices", headers=auth, json={
+        "contact_id": contact["id"], "lines": [{"name": "Work", "quantity": "1", "unit_price": "10"}]}).json
+    client.post(f"/api/invoices/{invoice['id']}/send", headers=auth)
+    assert sign_in(client, "owner@downtown.example.com").status_code == 302
+    token = token_of(client, f"/invoices/{invoice['id']}")
+    before = (client.get(f"/api/invoices/{invoice['id']}", headers=auth).json, outbox(app))
+    for action, question in (("void", "Void invoice INV-1001?"), ("delete", "Delete invoice INV-1001?")):
+        asked = client.post(f"/invoices/{invoice['id']}/{action}", data={"csrf_token": token})
+        page = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and question in page and 'name="confirmed" value="yes"' in page
+        assert (client.get(f"/api/invoices/{invoice['id']}", headers=auth).json, outbox(app)) == before
+    deleting = client.post(f"/invoices/{invoice['id']}/delete", data={"csrf_token": token}).get_data(as_text=True)
+    assert "QuickBooks keeps it, voided" in deleting
+    voided = client.post(f"/invoices/{invoice['id']}/void", data={"csrf_token": token, "confirmed": "yes"})
+    assert voided.status_code == 302
+    assert client.get(f"/api/invoices/{invoice['id']}", headers=auth).json["status"] == "void"
+    deleted = client.post(f"/invoices/{invoice['id']}/delete", data={"csrf_token": token, "confirmed": "yes"})
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/invoices")
+    assert client.get(f"/api/invoices/{invoice['id']}", headers=auth).status_code == 404

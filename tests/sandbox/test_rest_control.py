@@ -107,3 +107,19 @@ def test_cli_serves(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_home_page_lists_companies_and_points_to_the_docs_in_the_repository(sandbox_app) -> None:
+    """What `make demo` prints as "Sandbox QBO" (the sandbox's root) is a page, not a 404."""
+    client = sandbox_app.test_client()
+    empty = client.get("/")
+    assert empty.status_code == 200 and empty.content_type.startswith("text/html")
+    assert "No companies yet" in empty.get_data(as_text=True)
+    client.post("/_sandbox/companies", json={"name": "Maple & Co <Books>", "country": "CA",
+                                             "realm_id": "123456789012345"})
+    page = client.get("/").get_data(as_text=True)
+    assert "Maple &amp; Co &lt;Books&gt;" in page and "123456789012345" in page and "CAD" in page
+    for pointer in ("qbo_sandbox/README.md", "docs/reference/qbo-api.md", "tests/fixtures/qbo-samples/",
+                    "/_sandbox/tokens", "/.well-known/openid_configuration", "/v3/company/123456789012345/"):
+        assert pointer in page, pointer
+    assert client.get("/index.html").status_code == 404  # only the root

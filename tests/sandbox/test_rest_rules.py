@@ -327,3 +327,22 @@ def test_preferences_update_toggles_custom_numbers(api: Api) -> None:
     assert "DocNumber" not in api.invoice(customer, 1)
     stale = api.post("preferences", {"SyncToken": prefs["SyncToken"], "sparse": True})
     assert fault_code(stale) == "5010"
+
+
+def test_an_invoice_update_keeps_its_payment_links(api: Api) -> None:
+    """QBO's Payment links are read-only and survive any invoice update, sparse or full; a client
+    that sends none (or invented ones) changes nothing about them."""
+    customer = api.customer("Linked")["Id"]
+    invoice = api.invoice(customer, 100)
+    payment = api.create("Payment", {"CustomerRef": {"value": customer}, "TotalAmt": 100, "Line": [
+        {"Amount": 100, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+    paid = [{"TxnId": payment["Id"], "TxnType": "Payment"}]
+    sparse = api.create("Invoice", {"Id": invoice["Id"], "SyncToken": "1", "sparse": True, "PrivateNote": "n"})
+    assert (sparse["LinkedTxn"], sparse["Balance"], sparse["SyncToken"]) == (paid, 0, "2")
+    full = api.create("Invoice", {"Id": invoice["Id"], "SyncToken": "2", "CustomerRef": {"value": customer},
+                                  "Line": invoice["Line"][:1], "LinkedTxn": []})
+    assert (full["LinkedTxn"], full["Balance"]) == (paid, 0)
+    invented = api.create("Invoice", {"Id": invoice["Id"], "SyncToken": "3", "sparse": True,
+                                      "LinkedTxn": [{"TxnId": "999", "TxnType": "Payment"}]})
+    assert invented["LinkedTxn"] == paid
+    assert api.read("Invoice", invoice["Id"])["LinkedTxn"] == paid
