@@ -33,10 +33,10 @@ def refresh_idle_connections(state: PluginState, now: datetime | None = None) ->
     for row in rows:
         if row.realm_id is None or row.refresh_expires_at is None or row.refresh_expires_at - now > REFRESH_WHEN_LEFT:
             continue
-        stored = DbTokenStore(state.engine, state.cipher).load(row.realm_id)
-        if stored is None:
-            continue
         try:
+            stored = DbTokenStore(state.engine, state.cipher).load(row.realm_id)
+            if stored is None:
+                continue
             # Treating the current access token as refused forces one (single-flight) refresh,
             # which also rotates and saves the refresh token; a concurrent refresh counts too.
             token_manager(state, row.realm_id).refresh_after_rejection(stored.access_token)

@@ -16,6 +16,7 @@ from crm_qbo_plugin.connections.lifecycle import (
     get_connection,
     unlink,
 )
+from crm_qbo_plugin.connections.status import UNREADABLE, check_authorisation
 from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce
@@ -29,9 +30,10 @@ def card() -> str:
     state = get_state()
     return render_template(
         "crm_qbo/card.html",
-        connection=get_connection(state, user.tenant),
+        connection=check_authorisation(state, get_connection(state, user.tenant)),
         manifest=state.manifest,
         qbo_csrf=csrf_token(),
+        unreadable=UNREADABLE,
     )
 
 

@@ -13,7 +13,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from crm_qbo_plugin.events import MAX_ID_LENGTH, MAX_KEY_LENGTH, EventError, EventType, HostEvent
+from crm_qbo_plugin.events import (
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    EventError,
+    EventType,
+    HostEvent,
+    check_id,
+)
 from crm_qbo_plugin.host import Origin, PaymentSource
 from crm_qbo_plugin.outbound.intake import publish
 from crm_qbo_plugin.signing import verify_host_event
@@ -42,7 +49,7 @@ class HostEventSchema(Schema):
     def _build(self, data: dict[str, Any], **_: Any) -> tuple[str, HostEvent]:
         tenant = data.pop("tenant")
         try:
-            return tenant, HostEvent(**data)
+            return check_id("tenant", tenant), HostEvent(**data)
         except EventError as exc:
             field, _sep, message = str(exc).partition(": ")
             raise ValidationError({field: [message]}) from None

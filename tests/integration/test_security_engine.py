@@ -1,0 +1,206 @@
+"""Security issue 15, the engine's items: undecryptable tokens (5), control characters from hosts
+and Intuit (6), refused connects revoking their grant (7), host secrets bound to tenants (8) and
+retention of settled rows (12). Each against the real sandbox and, where it matters, PostgreSQL
+(run with CRM_QBO_TEST_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from sqlmodel import select
+
+from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin, sign_host_event
+from crm_qbo_plugin.connections.clients import client_for
+from crm_qbo_plugin.connections.status import UNREADABLE
+from crm_qbo_plugin.outbound.processor import process
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import OutboxEvent
+from tests.integration.test_connection_lifecycle import ALICE, CARD, _csrf, connect, connection
+from tests.support.inbound import inbound_env
+from tests.support.plugin_app import HOST_ID, HOST_SECRET, create_app
+from tests.support.sandbox_qbo import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    create_company,
+    plugin_overrides,
+    register_app,
+)
+from tests.support.webhook_posts import cloud_event, legacy_body, post_signed
+
+API = CARD + "api"
+EVENTS = "/integrations/quickbooks/events"
+
+
+@pytest.fixture
+def qbo_app(plugin_config, fake_host, sandbox_url):
+    """The plugin on the sandbox's real OAuth flow (as in test_connection_lifecycle)."""
+    register_app(sandbox_url)
+    app = create_app({**plugin_config, **plugin_overrides(sandbox_url), "SECRET_KEY": "test-session-key"}, fake_host)
+    app.config["SANDBOX_URL"] = sandbox_url
+    yield app
+    state = get_state(app)
+    state.engine.dispose()
+    state.redis.close()
+
+
+# --- 5. Undecryptable tokens -------------------------------------------------------------------
+
+
+def _with_a_new_key(qbo_app, plugin_config, fake_host):
+    """The same database and host, but CRM_QBO_SECRET_KEYS replaced by a key that never wrote the
+    stored tokens (the old key dropped too early)."""
+    config = {**plugin_config, **plugin_overrides(qbo_app.config["SANDBOX_URL"]), "SECRET_KEY": "test-session-key",
+              "CRM_QBO_SECRET_KEYS": Fernet.generate_key().decode()}
+    return create_app(config, fake_host)
+
+
+def test_undecryptable_tokens_park_the_work_and_the_card_asks_to_reconnect(qbo_app, fake_host, plugin_config):
+    realm = create_company(qbo_app.config["SANDBOX_URL"])
+    connect(qbo_app, fake_host, ALICE, realm)
+    app = _with_a_new_key(qbo_app, plugin_config, fake_host)
+    state = get_state(app)
+    state.handlers["contact.updated"] = lambda state_, row, conn: client_for(state_, conn.realm_id).company_info()
+    with app.app_context():
+        QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="k1"))
+    with session(state.engine) as db:
+        outbox_id = db.exec(select(OutboxEvent)).one().id
+    assert process(state, outbox_id) == "parked"  # not failed, not retried: waiting for a person
+    with session(state.engine) as db:
+        parked = db.get(OutboxEvent, outbox_id)
+        assert (parked.status, parked.attempts, parked.last_error) == (
+            "pending", 1, "waiting for QuickBooks to be reconnected")
+    row = connection(app)
+    assert (row.status, row.last_error) == ("needs_reconnect", UNREADABLE)
+
+    fake_host.user = ALICE
+    client = app.test_client()
+    status = client.get(API + "/status")
+    assert status.status_code == 200
+    assert (status.json["status"], status.json["last_error"]) == ("needs_reconnect", UNREADABLE)
+    assert client.get(API + "/accounts").status_code == 409
+    assert client.get(API + "/tax-codes").status_code == 409
+    card = client.get(CARD)
+    assert b'data-reason="unreadable"' in card.data and b"cannot be read" in card.data
+    assert b"Reconnect to QuickBooks" in card.data and b"unlink-parked" in card.data
+    state.engine.dispose()
+    state.redis.close()
+
+
+def test_with_undecryptable_tokens_status_is_not_connected_and_disconnect_drops_them(qbo_app, fake_host, plugin_config):
+    base = qbo_app.config["SANDBOX_URL"]
+    realm = create_company(base)
+    connect(qbo_app, fake_host, ALICE, realm)
+    app = _with_a_new_key(qbo_app, plugin_config, fake_host)
+    client = app.test_client()
+    fake_host.user = ALICE
+    # Nothing has touched the tokens yet: the status itself finds out they cannot be read.
+    status = client.get(API + "/status").json
+    assert (status["status"], status["last_error"]) == ("needs_reconnect", UNREADABLE)
+    client.get(CARD)
+    answer = client.post(CARD + "unlink", data={"csrf_token": _csrf(client)})
+    assert answer.status_code == 303
+    row = connection(app)
+    assert (row.status, row.realm_id, row.access_token_enc, row.refresh_token_enc, row.last_error) == (
+        "disconnected", None, None, None, None)
+    assert b"Connect to QuickBooks" in client.get(CARD).data
+    assert client.get(API + "/status").json["status"] == "disconnected"
+    state = get_state(app)
+    state.engine.dispose()
+    state.redis.close()
+
+
+# --- 6. Control characters ---------------------------------------------------------------------
+
+
+GOOD_EVENT = {"tenant": "loc-1", "type": "contact.created", "subject_id": "c-1", "key": "audit-1",
+              "occurred_at": "2026-11-21T10:00:00+00:00"}
+
+
+def _post_event(client, payload: dict, host: str = HOST_ID, secret: str = HOST_SECRET):
+    body = json.dumps(payload).encode()
+    return client.post(EVENTS, data=body, headers={"Content-Type": "application/json", "X-CRM-Host": host,
+                                                   "X-CRM-Signature": sign_host_event(body, secret)})
+
+
+def _outbox(app) -> list[OutboxEvent]:
+    with session(get_state(app).engine) as db:
+        return list(db.exec(select(OutboxEvent)))
+
+
+@pytest.mark.parametrize("field", ["tenant", "subject_id", "key"])
+@pytest.mark.parametrize("char", ["\u0000", "\u001b", "\u0085"])
+def test_host_events_with_control_characters_get_400_naming_the_field(plugin_app, field, char):
+    response = _post_event(plugin_app.test_client(), {**GOOD_EVENT, field: "a" + char + "b"})
+    assert response.status_code == 400
+    assert response.json["fields"] == {field: ["must not contain control characters"]}
+    assert _outbox(plugin_app) == []
+
+
+def test_publish_refuses_control_characters_too(plugin_app):
+    from crm_qbo_plugin.events import EventError
+
+    with plugin_app.app_context(), pytest.raises(EventError, match="tenant: must not contain control characters"):
+        QuickBooksPlugin().publish("loc\u00001", HostEvent(type=EventType.CONTACT_CREATED, subject_id="c1", key="k"))
+    with pytest.raises(EventError, match="key: must not contain control characters"):
+        HostEvent(type=EventType.CONTACT_CREATED, subject_id="c1", key="k\u0000")
+    assert _outbox(plugin_app) == []
+
+
+@pytest.fixture
+def cloud_env(plugin_config, sandbox_url):
+    with inbound_env(plugin_config, sandbox_url, webhooks=False, webhook_format="cloudevents") as env:
+        yield env
+
+
+def test_webhook_notices_with_control_characters_are_dead_letters_not_503s(cloud_env):
+    env = cloud_env
+    batch = [
+        cloud_event(env.realm, "customer", "7", "updated", "e-\u0000-1"),
+        cloud_event(env.realm, "customer", "8", "merged", "e-2", deletedid="9\u00000"),
+        cloud_event(env.realm, "customer", "9", "updated", "e-3"),
+    ]
+    answer = post_signed(env, batch)
+    assert answer.status_code == 200 and answer.json() == {"recorded": 3, "duplicates": 0, "dead": 2}
+    assert post_signed(env, batch).json() == {"recorded": 0, "duplicates": 3, "dead": 0}  # keyed stably
+    legacy = legacy_body(env.realm, [("Cust\u0000omer", "5", "Update", "2025-09-08T20:52:31.657Z")])
+    assert post_signed(env, legacy).json() == {"recorded": 1, "duplicates": 0, "dead": 1}
+    got = sorted((n["entity"], n["entity_id"], n["status"], n["reason"]) for n in env.inbox())
+    assert got == [
+        ("?", "?", "dead", "CloudEvent id contains control characters"),
+        ("?", "?", "dead", "CloudEvent with an invalid deletedid"),
+        ("?", "?", "dead", "entity name contains control characters"),
+        ("Customer", "9", "pending", None),
+    ]
+    assert all("\u0000" not in json.dumps(n["data"]) for n in env.inbox())
+
+
+# --- 7. Refused connects revoke their grant ----------------------------------------------------
+
+
+def test_a_connect_refused_after_the_code_exchange_revokes_the_new_grant(qbo_app, fake_host):
+    base = qbo_app.config["SANDBOX_URL"]
+    realm = create_company(base)
+    state = get_state(qbo_app)
+    granted = []
+    exchange = state.token_endpoint.exchange_code
+
+    def remember(code, redirect_uri):  # the real exchange; the test keeps what Intuit granted
+        tokens = exchange(code, redirect_uri)
+        granted.append(tokens)
+        return tokens
+
+    state.token_endpoint.exchange_code = remember  # type: ignore[method-assign]
+    fault = requests.post(f"{base}/_sandbox/faults", json={"path": "companyinfo", "status": 403, "code": 100}, timeout=10)
+    assert fault.status_code == 201
+    _client, _params, response = connect(qbo_app, fake_host, ALICE, realm)
+    assert response.status_code == 400 and b'data-code="company_unreadable"' in response.data
+    assert connection(qbo_app) is None
+    [tokens] = granted
+    answer = requests.post(f"{base}/oauth2/v1/tokens/bearer",
+                           data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
+                           auth=(CLIENT_ID, CLIENT_SECRET), timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
