@@ -204,3 +204,47 @@ def test_a_connect_refused_after_the_code_exchange_revokes_the_new_grant(qbo_app
                            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token},
                            auth=(CLIENT_ID, CLIENT_SECRET), timeout=10)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+# --- 8. Host secrets are bound to tenants ------------------------------------------------------
+
+
+def test_a_host_secret_speaks_only_for_tenants_the_crm_knows_and_it_is_bound_to(plugin_config):
+    from reference_crm.app import create_app as create_crm
+    from tests.support.reference_crm_app import close, crm_config, new_location, outbox
+
+    crm = create_crm(crm_config(plugin_config))
+    alpha, beta = new_location(crm.test_client(), "Alpha")["id"], new_location(crm.test_client(), "Beta")["id"]
+    shard_secret = "shard-a-secret-0123456789"
+    bound = create_crm(crm_config(plugin_config, CRM_QBO_HOST_SECRETS=f"{HOST_ID}={HOST_SECRET},shard-a:{alpha}={shard_secret}"))
+    try:
+        client = bound.test_client()
+        before = outbox(bound)
+        for host, secret, tenant in [(HOST_ID, HOST_SECRET, "no-such-location"),  # unknown to the CRM
+                                     ("shard-a", shard_secret, beta),  # known, but not shard-a's
+                                     ("shard-a", shard_secret, "no-such-location")]:
+            refused = _post_event(client, {**GOOD_EVENT, "tenant": tenant, "key": f"{host}-{tenant}"}, host, secret)
+            assert refused.status_code == 403
+            assert refused.json == {"error": "the host named in X-CRM-Host may not post events for this tenant"}
+        assert outbox(bound) == before
+        assert _post_event(client, {**GOOD_EVENT, "tenant": alpha, "key": "a1"}, "shard-a", shard_secret).status_code == 202
+        assert _post_event(client, {**GOOD_EVENT, "tenant": beta, "key": "b1"}).status_code == 202  # unbound host
+        assert outbox(bound) == [*before, (alpha, "contact.created", "a1", "crm", None),
+                                 (beta, "contact.created", "b1", "crm", None)]
+    finally:
+        close(bound)
+        close(crm)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("crm:=0123456789abcdef", "host 'crm': host_id:tenant1|tenant2=secret needs tenant ids"),
+    ("crm:loc 1=0123456789abcdef", "host 'crm': host_id:tenant1|tenant2=secret needs tenant ids"),
+    ("crm:a||b=0123456789abcdef", "host 'crm': host_id:tenant1|tenant2=secret needs tenant ids"),
+    ("crm=0123456789abcdef,crm:a=0123456789abcdef", "host 'crm' is given twice"),
+])
+def test_malformed_host_bindings_stop_start_up(value, message):
+    from crm_qbo_plugin.settings import SettingsError, load_settings
+    from tests.support.plugin_app import plugin_settings
+
+    with pytest.raises(SettingsError, match="CRM_QBO_HOST_SECRETS: " + message.replace("|", r"\|")):
+        load_settings(plugin_settings("sqlite:///x.db", "redis://127.0.0.1:6379/0", CRM_QBO_HOST_SECRETS=value), environ={})
