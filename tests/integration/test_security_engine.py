@@ -18,7 +18,7 @@ from crm_qbo_plugin.connections.status import UNREADABLE
 from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import OutboxEvent
+from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent
 from tests.integration.test_connection_lifecycle import ALICE, CARD, _csrf, connect, connection
 from tests.support.inbound import inbound_env
 from tests.support.plugin_app import HOST_ID, HOST_SECRET, create_app
@@ -32,6 +32,7 @@ from tests.support.sandbox_qbo import (
 from tests.support.webhook_posts import cloud_event, legacy_body, post_signed
 
 API = CARD + "api"
+InboxTable = InboxNotice.__table__  # type: ignore[attr-defined]
 EVENTS = "/integrations/quickbooks/events"
 
 
@@ -248,3 +249,96 @@ def test_malformed_host_bindings_stop_start_up(value, message):
 
     with pytest.raises(SettingsError, match="CRM_QBO_HOST_SECRETS: " + message.replace("|", r"\|")):
         load_settings(plugin_settings("sqlite:///x.db", "redis://127.0.0.1:6379/0", CRM_QBO_HOST_SECRETS=value), environ={})
+
+
+# --- 12. Retention -----------------------------------------------------------------------------
+
+
+def test_the_scheduler_prunes_settled_rows_past_the_retention_and_keeps_what_exactly_once_needs(plugin_config, fake_host):
+    from datetime import UTC, datetime, timedelta
+
+    from crm_qbo_plugin.jobs.scheduler import plugin_jobs
+    from crm_qbo_plugin.store.tables import OAuthState, SyncRun
+
+    app = create_app({**plugin_config, "CRM_QBO_RETENTION_DAYS": "7"}, fake_host)
+    state = get_state(app)
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=8), now - timedelta(days=6)
+
+    def notice(stamp, status, when):
+        return InboxNotice(realm_id="1", tenant_id="loc-1", entity="Customer", entity_id="5", operation="Update",
+                           change_stamp=stamp, status=status, created_at=when, updated_at=when)
+
+    def event(key, status, when, subject="c1"):
+        return OutboxEvent(tenant_id="loc-1", event_key=key, event_type="contact.updated", subject_id=subject,
+                           origin="crm", status=status, request_id=key, occurred_at=when, created_at=when, updated_at=when)
+
+    def oauth(name, used, expires):
+        return OAuthState(state_hash=name, tenant_id="loc-1", session_hash="s", user_id="u", used_at=used,
+                          expires_at=expires, created_at=expires - timedelta(minutes=10))
+
+    def run(kind, status, when):
+        return SyncRun(tenant_id="loc-1", kind=kind, status=status, started_at=when,
+                       finished_at=None if status == "running" else when)
+
+    rows = [
+        notice("applied-old", "applied", old), notice("skipped-old", "skipped", old), notice("dead-old", "dead", old),
+        notice("pending-old", "pending", old), notice("applied-recent", "applied", recent),
+        event("done-old", "done", old), event("skipped-old", "skipped", old), event("failed-old", "failed", old),
+        event("pending-old", "pending", old), event("done-recent", "done", recent),
+        event("newest-of-c2", "done", old, subject="c2"),
+        oauth("used-old", old, old), oauth("expired-old", None, old), oauth("used-recent", recent, recent),
+        oauth("open", None, now + timedelta(minutes=5)),
+        run("poll", "succeeded", old - timedelta(hours=1)), run("poll", "failed", old), run("import", "running", old),
+        run("poll", "succeeded", recent), run("push", "succeeded", old),
+    ]
+    with session(state.engine) as db:
+        db.add_all(rows)
+        db.commit()
+    retention = {job.name: job for job in plugin_jobs(app)}["retention"]
+    assert retention.run().as_dict() == {"inbox": 3, "outbox": 2, "oauth_states": 2, "sync_runs": 2}
+    with session(state.engine) as db:
+        assert sorted(r.change_stamp for r in db.exec(select(InboxNotice))) == ["applied-recent", "pending-old"]
+        assert sorted(r.event_key for r in db.exec(select(OutboxEvent))) == [
+            "done-recent", "failed-old", "newest-of-c2", "pending-old"]
+        assert sorted(r.state_hash for r in db.exec(select(OAuthState))) == ["open", "used-recent"]
+        assert sorted((r.kind, r.status) for r in db.exec(select(SyncRun))) == [
+            ("import", "running"), ("poll", "succeeded"), ("push", "succeeded")]
+    assert retention.run().as_dict() == {"inbox": 0, "outbox": 0, "oauth_states": 0, "sync_runs": 0}
+    state.engine.dispose()
+    state.redis.close()
+
+
+@pytest.mark.parametrize("days", ["1", "0", "-5", "x"])
+def test_a_retention_shorter_than_intuits_redeliveries_stops_start_up(days):
+    from crm_qbo_plugin.settings import SettingsError, load_settings
+    from tests.support.plugin_app import plugin_settings
+
+    with pytest.raises(SettingsError, match="CRM_QBO_RETENTION_DAYS: "):
+        load_settings(plugin_settings("sqlite:///x.db", "redis://127.0.0.1:6379/0", CRM_QBO_RETENTION_DAYS=days), environ={})
+
+
+def test_a_redelivery_inside_the_shortest_retention_is_still_a_duplicate(cloud_env):
+    """The inbox row that dedupes a notice outlives Intuit's redeliveries (hours): even the shortest
+    retention allowed (2 days) leaves a day-old settled notice, so its redelivery is counted, not
+    re-applied; past the retention the settled row goes."""
+    from datetime import UTC, datetime, timedelta
+
+    from crm_qbo_plugin.store.retention import prune_settled
+
+    env = cloud_env
+    body = [cloud_event(env.realm, "salesreceipt", "150", "updated", "e-1")]
+    assert post_signed(env, body).json() == {"recorded": 1, "duplicates": 0, "dead": 0}
+    env.work()
+    [row] = env.inbox()
+    assert row["status"] == "skipped"
+    with env.state.engine.begin() as conn:
+        conn.execute(InboxTable.update().values(updated_at=datetime.now(UTC) - timedelta(days=1)))
+    assert prune_settled(env.state.engine, 2).inbox == 0
+    assert post_signed(env, body).json() == {"recorded": 0, "duplicates": 1, "dead": 0}
+    [row] = env.inbox()
+    assert (row["deliveries"], row["updated_at"] > datetime.now(UTC) - timedelta(minutes=5)) == (2, True)
+    with env.state.engine.begin() as conn:  # the redelivery kept it fresh; now nothing comes for 3 days
+        conn.execute(InboxTable.update().values(updated_at=datetime.now(UTC) - timedelta(days=3)))
+    assert prune_settled(env.state.engine, 2).inbox == 1
+    assert env.inbox() == []
