@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from crm_qbo_plugin.connections.clients import token_manager
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
+from crm_qbo_plugin.connections.status import mark_needs_reconnect, resume_readable
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
@@ -27,6 +27,7 @@ REFRESH_WHEN_LEFT = timedelta(days=70)
 def refresh_idle_connections(state: PluginState, now: datetime | None = None) -> int:
     """Refresh the tokens of connections whose refresh token is getting old; returns how many."""
     now = now or utcnow()
+    resume_readable(state)  # tokens parked as unreadable come back once their key is restored
     with session(state.engine) as db:
         rows = db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
     refreshed = 0

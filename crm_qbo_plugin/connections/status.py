@@ -43,11 +43,40 @@ def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None
 
 def check_authorisation(state: PluginState, row: Connection | None) -> Connection | None:
     """`row`, moved to needs-reconnect first if it says connected but its tokens cannot be decrypted
-    (the status API and the card must not show a connection no job can use)."""
-    if row is None or row.status != ConnectionStatus.CONNECTED.value or row.realm_id is None:
+    (the status API and the card must not show a connection no job can use), or back to connected
+    if it was parked only for that and they decrypt again."""
+    if row is None or row.realm_id is None:
         return row
-    if tokens_readable(row, state.cipher):
+    if row.status == ConnectionStatus.CONNECTED.value and not tokens_readable(row, state.cipher):
+        mark_needs_reconnect(state, row.realm_id, UNREADABLE)
+    elif _parked_unreadable(row) and tokens_readable(row, state.cipher):
+        resume_readable(state)
+    else:
         return row
-    mark_needs_reconnect(state, row.realm_id, UNREADABLE)
     with session(state.engine) as db:
         return db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
+
+
+def _parked_unreadable(row: Connection) -> bool:
+    return row.status == ConnectionStatus.NEEDS_RECONNECT.value and row.last_error == UNREADABLE
+
+
+def resume_readable(state: PluginState) -> int:
+    """Connections parked only because their tokens could not be decrypted, whose tokens decrypt
+    again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected again, so nobody has
+    to reconnect. Their parked outbox rows go out when their lease ends (the sweeper takes them)."""
+    resumed = 0
+    with session(state.engine) as db:
+        rows = db.exec(select(Connection).where(Connection.status == ConnectionStatus.NEEDS_RECONNECT.value,
+                                                Connection.last_error == UNREADABLE)).all()
+        for row in rows:
+            if row.realm_id is not None and tokens_readable(row, state.cipher):
+                row.status = ConnectionStatus.CONNECTED.value
+                row.last_error = None
+                row.updated_at = utcnow()
+                db.add(row)
+                resumed += 1
+        db.commit()
+    if resumed:
+        log.info("%d connection(s) whose tokens decrypt again were resumed", resumed)
+    return resumed

@@ -59,12 +59,18 @@ def _with_a_new_key(qbo_app, plugin_config, fake_host):
     return create_app(config, fake_host)
 
 
+def _read_company(state, row, conn) -> None:
+    """A push handler that needs the tenant's tokens (what every real handler does first)."""
+    with client_for(state, conn.realm_id) as qbo:
+        qbo.company_info()
+
+
 def test_undecryptable_tokens_park_the_work_and_the_card_asks_to_reconnect(qbo_app, fake_host, plugin_config):
     realm = create_company(qbo_app.config["SANDBOX_URL"])
     connect(qbo_app, fake_host, ALICE, realm)
     app = _with_a_new_key(qbo_app, plugin_config, fake_host)
     state = get_state(app)
-    state.handlers["contact.updated"] = lambda state_, row, conn: client_for(state_, conn.realm_id).company_info()
+    state.handlers["contact.updated"] = _read_company
     with app.app_context():
         QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="k1"))
     with session(state.engine) as db:
@@ -112,6 +118,34 @@ def test_with_undecryptable_tokens_status_is_not_connected_and_disconnect_drops_
     state = get_state(app)
     state.engine.dispose()
     state.redis.close()
+
+
+def test_restoring_the_key_resumes_a_connection_parked_as_unreadable(qbo_app, fake_host, plugin_config):
+    from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
+
+    realm = create_company(qbo_app.config["SANDBOX_URL"])
+    connect(qbo_app, fake_host, ALICE, realm)
+    wrong = _with_a_new_key(qbo_app, plugin_config, fake_host)
+    get_state(wrong).handlers["contact.updated"] = _read_company
+    with wrong.app_context():
+        QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="k1"))
+    with session(get_state(wrong).engine) as db:
+        outbox_id = db.exec(select(OutboxEvent)).one().id
+    assert process(get_state(wrong), outbox_id) == "parked"
+    assert connection(qbo_app).status == "needs_reconnect"
+    # The operator puts the old key back (after the new one): the scheduler's keep-alive pass
+    # resumes the connection, and the parked row goes out, without anyone reconnecting.
+    old_key = plugin_config["CRM_QBO_SECRET_KEYS"]
+    restored = create_app({**plugin_config, **plugin_overrides(qbo_app.config["SANDBOX_URL"]),
+                           "CRM_QBO_SECRET_KEYS": f"{Fernet.generate_key().decode()},{old_key}"}, fake_host)
+    state = get_state(restored)
+    state.handlers["contact.updated"] = _read_company
+    assert refresh_idle_connections(state) == 0
+    assert (connection(restored).status, connection(restored).last_error) == ("connected", None)
+    assert process(state, outbox_id) == "done"
+    for app in (wrong, restored):
+        get_state(app).engine.dispose()
+        get_state(app).redis.close()
 
 
 # --- 6. Control characters ---------------------------------------------------------------------
