@@ -22,6 +22,7 @@ from crm_qbo_plugin.connections.setup import (
     update_settings,
 )
 from crm_qbo_plugin.connections.status import check_authorisation
+from crm_qbo_plugin.events import has_control_characters
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
@@ -62,6 +63,14 @@ def _writes_need_csrf() -> None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         require_user()
         check_csrf_header()
+
+
+@bp.before_request
+def _ids_without_control_characters() -> tuple[Response, int] | None:
+    """No record id has control characters, and PostgreSQL cannot even compare one holding NUL."""
+    bad = {name: ["must not contain control characters"] for name, value in (request.view_args or {}).items()
+           if isinstance(value, str) and has_control_characters(value)}
+    return _problem(400, "invalid request", bad) if bad else None
 
 
 @bp.errorhandler(HTTPException)

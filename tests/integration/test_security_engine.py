@@ -376,3 +376,19 @@ def test_a_redelivery_inside_the_shortest_retention_is_still_a_duplicate(cloud_e
         conn.execute(InboxTable.update().values(updated_at=datetime.now(UTC) - timedelta(days=3)))
     assert prune_settled(env.state.engine, 2).inbox == 1
     assert env.inbox() == []
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/records/contact/a%00b"), ("post", "/records/invoice/a%00b/retry"), ("post", "/records/payment/%1b/ignore")])
+def test_record_ids_with_control_characters_get_400_naming_the_field(plugin_app, fake_host, method, path):
+    from crm_qbo_plugin.store.tables import Link
+
+    plugin_app.secret_key = "card-session-key-for-this-test"
+    fake_host.user = ALICE
+    client = plugin_app.test_client()
+    csrf = client.get(API + "/status").headers["X-CSRF-Token"]
+    response = getattr(client, method)(API + path, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 400
+    assert response.json == {"error": "invalid request", "fields": {"crm_id": ["must not contain control characters"]}}
+    with session(get_state(plugin_app).engine) as db:
+        assert db.exec(select(Link)).all() == []
