@@ -50,7 +50,7 @@ def check_authorisation(state: PluginState, row: Connection | None) -> Connectio
     if row.status == ConnectionStatus.CONNECTED.value and not tokens_readable(row, state.cipher):
         mark_needs_reconnect(state, row.realm_id, UNREADABLE)
     elif _parked_unreadable(row) and tokens_readable(row, state.cipher):
-        resume_readable(state)
+        resume_readable(state, row.tenant_id)
     else:
         return row
     with session(state.engine) as db:
@@ -61,14 +61,18 @@ def _parked_unreadable(row: Connection) -> bool:
     return row.status == ConnectionStatus.NEEDS_RECONNECT.value and row.last_error == UNREADABLE
 
 
-def resume_readable(state: PluginState) -> int:
-    """Connections parked only because their tokens could not be decrypted, whose tokens decrypt
-    again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected again, so nobody has
-    to reconnect. Their parked outbox rows go out when their lease ends (the sweeper takes them)."""
+def resume_readable(state: PluginState, tenant: str | None = None) -> int:
+    """Connections (all, or `tenant`'s) parked only because their tokens could not be decrypted,
+    whose tokens decrypt again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected
+    again, so nobody has to reconnect. Their parked outbox rows go out when their lease ends (the
+    sweeper takes them)."""
     resumed = 0
+    query = select(Connection).where(Connection.status == ConnectionStatus.NEEDS_RECONNECT.value,
+                                     Connection.last_error == UNREADABLE)
+    if tenant is not None:
+        query = query.where(Connection.tenant_id == tenant)
     with session(state.engine) as db:
-        rows = db.exec(select(Connection).where(Connection.status == ConnectionStatus.NEEDS_RECONNECT.value,
-                                                Connection.last_error == UNREADABLE)).all()
+        rows = db.exec(query).all()
         for row in rows:
             if row.realm_id is not None and tokens_readable(row, state.cipher):
                 row.status = ConnectionStatus.CONNECTED.value

@@ -93,6 +93,9 @@ def test_undecryptable_tokens_park_the_work_and_the_card_asks_to_reconnect(qbo_a
     card = client.get(CARD)
     assert b'data-reason="unreadable"' in card.data and b"cannot be read" in card.data
     assert b"Reconnect to QuickBooks" in card.data and b"unlink-parked" in card.data
+    # Back on the key that wrote the tokens, the card finds them readable and resumes the connection.
+    assert qbo_app.test_client().get(API + "/status").json["status"] == "connected"
+    assert (connection(qbo_app).status, connection(qbo_app).last_error) == ("connected", None)
     state.engine.dispose()
     state.redis.close()
 
