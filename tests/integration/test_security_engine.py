@@ -151,6 +151,24 @@ def test_restoring_the_key_resumes_a_connection_parked_as_unreadable(qbo_app, fa
         get_state(app).redis.close()
 
 
+def test_undecryptable_tokens_stop_the_inbound_drain_and_poll_with_the_notices_kept(cloud_env, plugin_config):
+    from crm_qbo_plugin.inbound.cdc import poll
+    from crm_qbo_plugin.inbound.drain import drain_realm
+
+    env = cloud_env
+    assert post_signed(env, [cloud_event(env.realm, "customer", "1", "updated", "e-1")]).status_code == 200
+    wrong = create_app({**plugin_config, **plugin_overrides(env.sandbox_url),
+                        "CRM_QBO_SECRET_KEYS": Fernet.generate_key().decode()}, env.host)
+    state = get_state(wrong)
+    with wrong.app_context():
+        assert drain_realm(state, env.realm).stopped == "needs reconnect"
+        assert poll(state, "loc-1") is None  # parked: nothing polled until someone reconnects
+    assert [n["status"] for n in env.inbox()] == ["pending"]  # kept for after the reconnect
+    assert (connection(wrong).status, connection(wrong).last_error) == ("needs_reconnect", UNREADABLE)
+    state.engine.dispose()
+    state.redis.close()
+
+
 # --- 6. Control characters ---------------------------------------------------------------------
 
 
