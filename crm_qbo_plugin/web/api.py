@@ -67,10 +67,11 @@ def _writes_need_csrf() -> None:
 
 @bp.before_request
 def _ids_without_control_characters() -> tuple[Response, int] | None:
-    """No record id has control characters, and PostgreSQL cannot even compare one holding NUL."""
-    bad = {name: ["must not contain control characters"] for name, value in (request.view_args or {}).items()
-           if isinstance(value, str) and has_control_characters(value)}
-    return _problem(400, "invalid request", bad) if bad else None
+    """No record has an id with control characters (host events refuse them), and PostgreSQL cannot
+    even compare one holding NUL: such a record is simply not found, before any query."""
+    if any(isinstance(v, str) and has_control_characters(v) for v in (request.view_args or {}).values()):
+        return _problem(404, "no such record")
+    return None
 
 
 @bp.errorhandler(HTTPException)
