@@ -11,16 +11,19 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+UNDECRYPTABLE = (
+    "stored QuickBooks tokens cannot be decrypted with CRM_QBO_SECRET_KEYS: the key that "
+    "encrypted them is missing or the data was altered — restore the old key (keep it after "
+    "the new one) or reconnect QuickBooks"
+)
+
 
 class TokenDecryptionError(RuntimeError):
-    """Stored tokens cannot be decrypted with the configured keys."""
+    """Stored tokens cannot be decrypted with the configured keys (the message is always the same:
+    it never carries the ciphertext)."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "stored QuickBooks tokens cannot be decrypted with CRM_QBO_SECRET_KEYS: the key that "
-            "encrypted them is missing or the data was altered — restore the old key (keep it after "
-            "the new one) or reconnect QuickBooks"
-        )
+    def __init__(self, *_: object) -> None:
+        super().__init__(UNDECRYPTABLE)
 
 
 class TokenCipher:

@@ -7,6 +7,7 @@ always pushes the latest state, and no personal data sits in the outbox, in Redi
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,6 +15,22 @@ from crm_qbo_plugin.host import Origin, PaymentSource
 
 MAX_KEY_LENGTH = 200
 MAX_ID_LENGTH = 64
+# C0 and C1 control characters (NUL among them): PostgreSQL cannot store NUL in text, and no id or
+# key a CRM makes needs any of them, so they are refused for every store alike.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
+def check_id(name: str, value: object, max_length: int = MAX_ID_LENGTH) -> str:
+    """`value` if it is a usable id or key; else EventError naming the field."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise EventError(f"{name}: must be 1 to {max_length} characters")
+    if has_control_characters(value):
+        raise EventError(f"{name}: must not contain control characters")
+    return value
 
 
 class EventType(enum.StrEnum):
@@ -50,10 +67,8 @@ class HostEvent:
             raise EventError(f"type: unknown event type {self.type!r}")
         if not isinstance(self.origin, Origin):
             raise EventError(f"origin: must be one of {[o.value for o in Origin]}")
-        if not self.key or len(self.key) > MAX_KEY_LENGTH:
-            raise EventError(f"key: must be 1 to {MAX_KEY_LENGTH} characters")
-        if not self.subject_id or len(self.subject_id) > MAX_ID_LENGTH:
-            raise EventError(f"subject_id: must be 1 to {MAX_ID_LENGTH} characters")
+        check_id("key", self.key, MAX_KEY_LENGTH)
+        check_id("subject_id", self.subject_id)
         if self.occurred_at.tzinfo is None:
             raise EventError("occurred_at: must be timezone-aware")
         if self.type is EventType.PAYMENT_RECEIVED:

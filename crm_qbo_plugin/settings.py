@@ -8,8 +8,9 @@ inside a worker. Values come from the Flask app's config first, then from the en
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,8 +29,9 @@ HOWTO: dict[str, str] = {
     "API_BASE_URL": "leave it unset, or give the absolute base URL of the QuickBooks REST API",
     "WEBHOOK_VERIFIER_TOKEN": "copy the Verifier Token from your app's Webhooks page at developer.intuit.com",
     "SECRET_KEYS": "give one or more comma-separated Fernet keys (make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
-    "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP, or leave it unset",
+    "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP — host_id:tenant1|tenant2=secret binds a host to those tenants — or leave it unset",
     "POLL_SECONDS": "give the seconds between CDC polls of each company as a whole number from 30 to 86400, or leave it unset for 300",
+    "RETENTION_DAYS": "give a whole number of days from 2 to 3650 (default 30) after which settled inbox, outbox, OAuth-state and sync-run rows are deleted",
 }
 
 QBO_API_BASES = {
@@ -59,6 +61,7 @@ class _SettingsSchema(Schema):
     HOST_SECRETS = fields.String(load_default="")
     # The CDC safety net: how often each connected company is polled (QuickBooks' CDC looks back 30 days).
     POLL_SECONDS = fields.Integer(load_default=300, validate=validate.Range(min=30, max=86400))
+    RETENTION_DAYS = fields.Integer(load_default=30, strict=False, validate=validate.Range(min=2, max=3650))
 
     @validates("DATABASE_URL")
     def _database_url(self, value: str, **_: Any) -> None:
@@ -92,6 +95,7 @@ class _SettingsSchema(Schema):
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Settings:
+        hosts = _parse_host_secrets(data["HOST_SECRETS"])
         environment = data["ENVIRONMENT"]
         api_base = data["API_BASE_URL"] or QBO_API_BASES.get(environment.lower())
         if api_base is None:
@@ -108,21 +112,45 @@ class _SettingsSchema(Schema):
             api_base_url=api_base.rstrip("/"),
             webhook_verifier_token=data["WEBHOOK_VERIFIER_TOKEN"],
             secret_keys=tuple(k.strip() for k in data["SECRET_KEYS"].split(",") if k.strip()),
-            host_secrets=_parse_host_secrets(data["HOST_SECRETS"]),
+            host_secrets={host: grant.secret for host, grant in hosts.items()},
+            host_tenants={host: grant.tenants for host, grant in hosts.items() if grant.tenants is not None},
+            retention_days=data["RETENTION_DAYS"],
             poll_seconds=data["POLL_SECONDS"],
         )
 
 
-def _parse_host_secrets(value: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
+@dataclass(frozen=True)
+class _HostGrant:
+    secret: str
+    tenants: frozenset[str] | None  # None: any tenant the CRM knows
+
+
+_TENANT_ID = re.compile(r"^[^\x00-\x20\x7f-\x9f|,=:]{1,64}$")
+
+
+def _parse_host_secrets(value: str) -> dict[str, _HostGrant]:
+    """``host_id=secret`` (the host speaks for any tenant the CRM knows) or
+    ``host_id:tenant1|tenant2=secret`` (only for those tenants), comma-separated."""
+    hosts: dict[str, _HostGrant] = {}
     for item in (part.strip() for part in value.split(",")):
         if not item:
             continue
-        host, sep, secret = item.partition("=")
-        if not sep or not host.strip() or len(secret.strip()) < 16:
+        name, sep, secret = item.partition("=")
+        host, bound, tenant_list = name.partition(":")
+        host, secret = host.strip(), secret.strip()
+        if not sep or not host or len(secret) < 16:
             raise ValidationError("each entry must be host_id=secret with a secret of at least 16 characters")
-        pairs[host.strip()] = secret.strip()
-    return pairs
+        if host in hosts:
+            raise ValidationError(f"host {host!r} is given twice")
+        tenants: frozenset[str] | None = None
+        if bound:
+            listed = [t.strip() for t in tenant_list.split("|")]
+            if not listed or not all(_TENANT_ID.match(t) for t in listed):
+                raise ValidationError(f"host {host!r}: host_id:tenant1|tenant2=secret needs tenant ids of 1 to 64 "
+                                      "characters without spaces, control characters or | , = :")
+            tenants = frozenset(listed)
+        hosts[host] = _HostGrant(secret, tenants)
+    return hosts
 
 
 @dataclass(frozen=True)
@@ -139,6 +167,11 @@ class Settings:
     webhook_verifier_token: str
     secret_keys: tuple[str, ...]
     host_secrets: Mapping[str, str]
+    # Hosts bound to a list of tenants (host_id:t1|t2=secret); a host not in here may post for any
+    # tenant the CRM knows (CrmHost.location_profile is not None). Checked on every posted event.
+    host_tenants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Settled rows (inbox, outbox, OAuth states, sync runs) older than this are pruned (store/retention.py).
+    retention_days: int = 30
     poll_seconds: int = 300
 
     def __repr__(self) -> str:

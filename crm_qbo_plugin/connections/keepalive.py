@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from crm_qbo_plugin.connections.clients import token_manager
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
+from crm_qbo_plugin.connections.status import mark_needs_reconnect, resume_readable
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
@@ -27,16 +27,17 @@ REFRESH_WHEN_LEFT = timedelta(days=70)
 def refresh_idle_connections(state: PluginState, now: datetime | None = None) -> int:
     """Refresh the tokens of connections whose refresh token is getting old; returns how many."""
     now = now or utcnow()
+    resume_readable(state)  # tokens parked as unreadable come back once their key is restored
     with session(state.engine) as db:
         rows = db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
     refreshed = 0
     for row in rows:
         if row.realm_id is None or row.refresh_expires_at is None or row.refresh_expires_at - now > REFRESH_WHEN_LEFT:
             continue
-        stored = DbTokenStore(state.engine, state.cipher).load(row.realm_id)
-        if stored is None:
-            continue
         try:
+            stored = DbTokenStore(state.engine, state.cipher).load(row.realm_id)
+            if stored is None:
+                continue
             # Treating the current access token as refused forces one (single-flight) refresh,
             # which also rotates and saves the refresh token; a concurrent refresh counts too.
             token_manager(state, row.realm_id).refresh_after_rejection(stored.access_token)

@@ -19,6 +19,7 @@ from sqlmodel import select
 from crm_qbo_plugin.connections.clients import client_with_token
 from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
 from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
+from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
@@ -109,21 +110,41 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
 
     tokens = state.token_endpoint.exchange_code(code, state.settings.redirect_uri)
     try:
-        with client_with_token(state, realm_id, tokens.access_token) as client:
-            facts = company_facts(client.company_info(), client.preferences())
-    except QboError as exc:
-        raise ConnectRefused("company_unreadable", f"Connected, but QuickBooks would not share the company's settings ({exc.code}). Try again.") from None
-
-    try:
-        row = save_connection(state, user.tenant, realm_id, tokens, facts, switching=switching,
-                              import_invoices=intent.import_invoices, now=now)
-    except IntegrityError:  # another tenant took this realm a moment ago
-        state.token_endpoint.revoke(tokens.refresh_token)
-        raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
+        row = _read_and_save(state, user.tenant, realm_id, tokens, switching=switching,
+                             import_invoices=intent.import_invoices, now=now)
+    except Exception:
+        # Whatever refused or broke the connect after Intuit granted access (company unreadable,
+        # company taken meanwhile, the database): nothing keeps these tokens, so the grant at
+        # Intuit must not outlive the attempt either.
+        _revoke_quietly(state, tokens.refresh_token)
+        raise
     _resume_parked(state, user.tenant, now)
     start_import(state, user.tenant)
     log.info("tenant connected to QuickBooks (switch=%s)", switching)
     return row
+
+
+def _read_and_save(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, *, switching: bool,
+                   import_invoices: bool, now: datetime) -> Connection:
+    """Read the company's facts with the new tokens and store the connection; ConnectRefused if
+    QuickBooks will not share the facts or another tenant took the company meanwhile."""
+    try:
+        with client_with_token(state, realm_id, tokens.access_token) as client:
+            facts = company_facts(client.company_info(), client.preferences())
+    except QboError as exc:
+        raise ConnectRefused("company_unreadable", f"Connected, but QuickBooks would not share the company's settings ({exc.code}). Try again.") from None
+    try:
+        return save_connection(state, tenant, realm_id, tokens, facts, switching=switching,
+                               import_invoices=import_invoices, now=now)
+    except IntegrityError:  # another tenant took this realm a moment ago
+        raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
+
+
+def _revoke_quietly(state: PluginState, refresh_token: str) -> None:
+    try:
+        state.token_endpoint.revoke(refresh_token)
+    except QboError as exc:  # Intuit expires an unused grant too; the refusal is what the user needs
+        log.warning("revoking the tokens of a refused connect failed (%s)", exc.code or type(exc).__name__)
 
 
 def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
@@ -181,7 +202,11 @@ def unlink(state: PluginState, tenant: str) -> bool:
         row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
         if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
             return False
-        refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
+        try:
+            refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
+        except TokenDecryptionError:  # nothing to revoke with; dropping the tokens is what matters
+            log.warning("the stored QuickBooks tokens cannot be decrypted; unlinking without revoking them at Intuit")
+            refresh = None
         row.status = ConnectionStatus.DISCONNECTED.value
         row.realm_id = None
         row.access_token_enc = row.refresh_token_enc = None

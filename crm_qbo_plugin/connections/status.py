@@ -1,4 +1,5 @@
-"""Moving a connection to "needs reconnect" when Intuit refuses its refresh token."""
+"""Moving a connection to "needs reconnect" when Intuit refuses its refresh token, or when the
+stored tokens cannot be decrypted any more."""
 
 from __future__ import annotations
 
@@ -9,20 +10,77 @@ from sqlmodel import select
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
+from crm_qbo_plugin.store.token_store import tokens_readable
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+# What the card shows when the tokens cannot be decrypted (the operator's fix is in the log line).
+UNREADABLE = ("The stored QuickBooks authorisation cannot be read (this server's encryption keys changed). "
+              "Syncing is paused and nothing is lost: reconnect to QuickBooks to resume.")
+
 
 def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None:
-    """Intuit refused our refresh token: stop this tenant's work until a person reconnects."""
+    """Intuit refused our refresh token, or our tokens cannot be decrypted: stop this tenant's work
+    until a person reconnects. Undecryptable tokens always get the UNREADABLE reason, whatever
+    error led here, so the card says what actually happened."""
     with session(state.engine) as db:
         row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
         if row is None or row.status != ConnectionStatus.CONNECTED.value:
             return
+        unreadable = not tokens_readable(row, state.cipher)
         row.status = ConnectionStatus.NEEDS_RECONNECT.value
-        row.last_error = reason
+        row.last_error = UNREADABLE if unreadable else reason
         row.updated_at = utcnow()
         db.add(row)
         db.commit()
-    log.warning("QuickBooks connection needs reconnecting (%s)", reason)
+    if unreadable:
+        log.error("stored QuickBooks tokens cannot be decrypted with CRM_QBO_SECRET_KEYS; the connection "
+                  "needs reconnecting (or restore the key that encrypted them, then reconnect)")
+    else:
+        log.warning("QuickBooks connection needs reconnecting (%s)", reason)
+
+
+def check_authorisation(state: PluginState, row: Connection | None) -> Connection | None:
+    """`row`, moved to needs-reconnect first if it says connected but its tokens cannot be decrypted
+    (the status API and the card must not show a connection no job can use), or back to connected
+    if it was parked only for that and they decrypt again."""
+    if row is None or row.realm_id is None:
+        return row
+    if row.status == ConnectionStatus.CONNECTED.value and not tokens_readable(row, state.cipher):
+        mark_needs_reconnect(state, row.realm_id, UNREADABLE)
+    elif _parked_unreadable(row) and tokens_readable(row, state.cipher):
+        resume_readable(state, row.tenant_id)
+    else:
+        return row
+    with session(state.engine) as db:
+        return db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
+
+
+def _parked_unreadable(row: Connection) -> bool:
+    return row.status == ConnectionStatus.NEEDS_RECONNECT.value and row.last_error == UNREADABLE
+
+
+def resume_readable(state: PluginState, tenant: str | None = None) -> int:
+    """Connections (all, or `tenant`'s) parked only because their tokens could not be decrypted,
+    whose tokens decrypt again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected
+    again, so nobody has to reconnect. Their parked outbox rows go out when their lease ends (the
+    sweeper takes them)."""
+    resumed = 0
+    query = select(Connection).where(Connection.status == ConnectionStatus.NEEDS_RECONNECT.value,
+                                     Connection.last_error == UNREADABLE)
+    if tenant is not None:
+        query = query.where(Connection.tenant_id == tenant)
+    with session(state.engine) as db:
+        rows = db.exec(query).all()
+        for row in rows:
+            if row.realm_id is not None and tokens_readable(row, state.cipher):
+                row.status = ConnectionStatus.CONNECTED.value
+                row.last_error = None
+                row.updated_at = utcnow()
+                db.add(row)
+                resumed += 1
+        db.commit()
+    if resumed:
+        log.info("%d connection(s) whose tokens decrypt again were resumed", resumed)
+    return resumed

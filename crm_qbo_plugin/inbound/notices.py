@@ -35,6 +35,9 @@ _VERBS = {
 _CLOUD_TYPE = re.compile(r"^qbo\.([a-z]+)\.([a-z]+)\.v\d+$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _REALM = re.compile(r"^[0-9]{1,32}$")
+# Control characters (NUL among them, which PostgreSQL cannot store in text) are in no id or name
+# Intuit sends: a notice carrying one is kept as a dead letter keyed by a hash, never stored raw.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 STAMP_LENGTH = 40
 
 
@@ -102,6 +105,8 @@ def _legacy_entity(realm: str, entry: Any) -> Notice:
     if not (isinstance(name, str) and isinstance(entity_id, str | int) and _ID.match(str(entity_id))
             and isinstance(operation, str) and operation.isalpha() and len(operation) <= 16):
         return _bad(entry, "entity entry without a valid name, id and operation", realm)
+    if _CONTROL.search(name):
+        return _bad(entry, "entity name contains control characters", realm)
     try:
         when = parse_timestamp(stamp_time) if isinstance(stamp_time, str) else None
     except ValueError:
@@ -110,7 +115,10 @@ def _legacy_entity(realm: str, entry: Any) -> Notice:
         return _bad(entry, "entity entry without a valid lastUpdated", realm)
     entity = _CANONICAL.get(name.lower(), name[:32])
     stamp = f"{operation}@{when.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
-    data = {"deletedid": str(entry["deletedId"])} if entry.get("deletedId") not in (None, "") else {}
+    deleted = entry.get("deletedId")
+    if deleted not in (None, "") and not (isinstance(deleted, str | int) and _ID.match(str(deleted))):
+        return _bad(entry, "entity entry with an invalid deletedId", realm)
+    data = {"deletedid": str(deleted)} if deleted not in (None, "") else {}
     problem, ignored = _classify(entity, name)
     return Notice(realm, entity, str(entity_id), operation, stamp, data=data, problem=problem, ignored=ignored)
 
@@ -126,12 +134,17 @@ def _cloud_event(event: Any) -> Notice:
     if not (match and isinstance(entity_id, str | int) and _ID.match(str(entity_id))
             and isinstance(event_id, str) and event_id and len(event_id) <= 120):
         return _bad(event, "CloudEvent without a valid type, id or intuitentityid", realm)
+    if _CONTROL.search(event_id):
+        return _bad(event, "CloudEvent id contains control characters", realm)
     noun, verb = match.groups()
     entity = _CANONICAL.get(noun, noun[:32])
     operation = _VERBS.get(verb, verb.capitalize()[:16])
     raw_data = event.get("data")
     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    keep = {"deletedid": str(data["deletedid"])} if data.get("deletedid") not in (None, "") else {}
+    deleted = data.get("deletedid")
+    if deleted not in (None, "") and not (isinstance(deleted, str | int) and _ID.match(str(deleted))):
+        return _bad(event, "CloudEvent with an invalid deletedid", realm)
+    keep = {"deletedid": str(deleted)} if deleted not in (None, "") else {}
     stamp = _digest(str(source or ""), event_id, prefix="ce:")
     problem, ignored = _classify(entity, str(kind))
     return Notice(str(realm), entity, str(entity_id), operation, stamp, event_id=event_id, data=keep,

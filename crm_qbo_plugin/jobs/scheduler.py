@@ -22,6 +22,7 @@ from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.retention import Pruned, prune_settled
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 
 log = logging.getLogger(__name__)
@@ -134,4 +135,16 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
                      run_at_start=True),
         ScheduledJob("automation-claims", 60, in_app(lambda: complete_unfinished(get_state()))),
         ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda: enqueue_for_connected(get_state(), CHECK_OVERDUE))),
+        ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(lambda: prune(get_state()))),
     ]
+
+
+# Retention: settled rows older than CRM_QBO_RETENTION_DAYS are deleted (store/retention.py), hourly.
+RETENTION_EVERY_SECONDS = 3600
+
+
+def prune(state: PluginState) -> Pruned:
+    pruned = prune_settled(state.engine, state.settings.retention_days)
+    if any(pruned.as_dict().values()):
+        log.info("retention pruned settled rows: %s", pruned.as_dict())
+    return pruned

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from crm_qbo_plugin.events import MAX_ID_LENGTH, EventError, HostEvent
+from crm_qbo_plugin.events import EventError, HostEvent, check_id
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.jobs.queues import enqueue_outbox
 from crm_qbo_plugin.state import PluginState
@@ -46,9 +46,7 @@ class PublishResult:
 
 
 def validate_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > MAX_ID_LENGTH:
-        raise EventError(f"tenant: must be 1 to {MAX_ID_LENGTH} characters")
-    return tenant
+    return check_id("tenant", tenant)
 
 
 def _check_event(event: object) -> HostEvent:

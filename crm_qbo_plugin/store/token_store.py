@@ -5,11 +5,21 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from crm_qbo_plugin.crypto import TokenCipher
+from crm_qbo_plugin.crypto import UNDECRYPTABLE, TokenCipher, TokenDecryptionError
+from crm_qbo_plugin.qbo.errors import ReconnectRequired
 from crm_qbo_plugin.qbo.tokens import Tokens
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.types import utcnow
+
+
+class TokensUnreadable(ReconnectRequired, TokenDecryptionError):
+    """The stored tokens cannot be decrypted with the configured keys (CRM_QBO_SECRET_KEYS lost the
+    key that wrote them). Like a refused refresh token it needs a person, never a silent retry:
+    every caller that parks a tenant on ReconnectRequired parks it on this too."""
+
+    def __init__(self) -> None:
+        super().__init__(UNDECRYPTABLE, code="tokens_unreadable")
 
 
 class DbTokenStore:
@@ -25,12 +35,15 @@ class DbTokenStore:
             row = db.exec(select(Connection).where(Connection.realm_id == realm_key)).first()
         if row is None or row.access_token_enc is None or row.refresh_token_enc is None or row.access_expires_at is None:
             return None
-        return Tokens(
-            access_token=self._cipher.decrypt(row.access_token_enc),
-            refresh_token=self._cipher.decrypt(row.refresh_token_enc),
-            access_expires_at=row.access_expires_at,
-            refresh_expires_at=row.refresh_expires_at,
-        )
+        try:
+            return Tokens(
+                access_token=self._cipher.decrypt(row.access_token_enc),
+                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
+                access_expires_at=row.access_expires_at,
+                refresh_expires_at=row.refresh_expires_at,
+            )
+        except TokenDecryptionError:
+            raise TokensUnreadable() from None
 
     def save(self, realm_key: str, tokens: Tokens) -> None:
         with session(self._engine) as db:
@@ -40,6 +53,17 @@ class DbTokenStore:
             write_tokens(row, tokens, self._cipher)
             db.add(row)
             db.commit()
+
+
+def tokens_readable(row: Connection, cipher: TokenCipher) -> bool:
+    """False when the row holds tokens that no configured key can decrypt."""
+    try:
+        for value in (row.access_token_enc, row.refresh_token_enc):
+            if value:
+                cipher.decrypt(value)
+    except TokenDecryptionError:
+        return False
+    return True
 
 
 def write_tokens(row: Connection, tokens: Tokens, cipher: TokenCipher) -> None:

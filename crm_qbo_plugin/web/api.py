@@ -21,10 +21,12 @@ from crm_qbo_plugin.connections.setup import (
     tax_codes,
     update_settings,
 )
+from crm_qbo_plugin.connections.status import check_authorisation
+from crm_qbo_plugin.events import has_control_characters
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
-from crm_qbo_plugin.qbo import QboError
+from crm_qbo_plugin.qbo import QboError, ReconnectRequired
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
@@ -64,6 +66,15 @@ def _writes_need_csrf() -> None:
         check_csrf_header()
 
 
+@bp.before_request
+def _ids_without_control_characters() -> tuple[Response, int] | None:
+    """No record has an id with control characters (host events refuse them), and PostgreSQL cannot
+    even compare one holding NUL: such a record is simply not found, before any query."""
+    if any(isinstance(v, str) and has_control_characters(v) for v in (request.view_args or {}).values()):
+        return _problem(404, "no such record")
+    return None
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
     return _problem(exc.code or 500, exc.description or exc.name)
@@ -79,6 +90,13 @@ def _rejected(exc: SettingsRejected) -> tuple[Response, int]:
     return _problem(exc.status, "settings not changed", dict(exc.fields))
 
 
+@bp.errorhandler(ReconnectRequired)
+def _reconnect(exc: ReconnectRequired) -> tuple[Response, int]:
+    user = require_user()
+    check_authorisation(get_state(), get_connection(get_state(), user.tenant))
+    return _problem(409, "QuickBooks needs to be reconnected")
+
+
 @bp.errorhandler(QboError)
 def _qbo_failed(exc: QboError) -> tuple[Response, int]:
     return _problem(502, f"QuickBooks could not answer ({exc.code or type(exc).__name__}); try again shortly")
@@ -88,7 +106,7 @@ def _qbo_failed(exc: QboError) -> tuple[Response, int]:
 def status() -> Response:
     user = require_user()
     state = get_state()
-    conn = get_connection(state, user.tenant)
+    conn = check_authorisation(state, get_connection(state, user.tenant))
     profile = state.host.location_profile(user.tenant)
     setup = setup_of(conn, profile)
     body = {
@@ -128,9 +146,11 @@ def patch_settings() -> Response:
 def accounts() -> Response | tuple[Response, int]:
     user = require_user()
     state = get_state()
-    conn = get_connection(state, user.tenant)
+    conn = check_authorisation(state, get_connection(state, user.tenant))
     if conn is None:
         return _problem(409, "connect QuickBooks first")
+    if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
+        return _problem(409, "QuickBooks needs to be reconnected")
     return jsonify(s.AccountSchema(many=True).dump(income_accounts(state, conn)))
 
 
@@ -138,9 +158,11 @@ def accounts() -> Response | tuple[Response, int]:
 def list_tax_codes() -> Response | tuple[Response, int]:
     user = require_user()
     state = get_state()
-    conn = get_connection(state, user.tenant)
+    conn = check_authorisation(state, get_connection(state, user.tenant))
     if conn is None:
         return _problem(409, "connect QuickBooks first")
+    if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
+        return _problem(409, "QuickBooks needs to be reconnected")
     return jsonify(s.TaxCodeSchema(many=True).dump(tax_codes(state, conn)))
 
 

@@ -16,6 +16,7 @@ from crm_qbo_plugin.connections.lifecycle import (
     get_connection,
     unlink,
 )
+from crm_qbo_plugin.connections.status import UNREADABLE, check_authorisation
 from crm_qbo_plugin.qbo import QboError
 from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.card_settings import card_settings
@@ -32,9 +33,9 @@ def card() -> str:
 
 
 def _card(state: PluginState, tenant: str, refusal: ConnectRefused | None = None) -> str:
-    connection = get_connection(state, tenant)
+    connection = check_authorisation(state, get_connection(state, tenant))
     return render_template("crm_qbo/card.html", connection=connection, settings=card_settings(connection),
-                           manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal)
+                           manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal, unreadable=UNREADABLE)
 
 
 @bp.post("/connect")

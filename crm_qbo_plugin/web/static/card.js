@@ -182,6 +182,12 @@
     const [status, settings] = await Promise.all([call("GET", "/status"), call("GET", "/settings")]);
     if (saving) return;  // a save started while these were on their way: its own refresh follows
     document.querySelectorAll("[data-setting='review_request']").forEach((box) => { box.checked = !!settings.review_request; });
+    if (status.status !== card.dataset.status) {
+      // The connection changed under the open card (e.g. its stored authorisation became
+      // unreadable): say why, and let a reload show the reconnect form.
+      showError((status.last_error ? status.last_error + " " : "") + "Reload the page to see the QuickBooks card as it is now.");
+      return;
+    }
     if (status.status !== "connected") return;
     $("webhook-health").textContent = status.last_webhook_at ? when(status.last_webhook_at) : "none received yet (changes still arrive by polling)";
     const expiry = status.refresh_expires_at ? new Date(status.refresh_expires_at) : null;
