@@ -92,18 +92,21 @@ def test_crm_pages_and_the_card_cannot_be_framed_and_answers_are_not_cached(app)
 
 
 # -- 3. non-ASCII signatures and CSRF values -----------------------------------------------------------
-EVENT = json.dumps({"tenant": "loc-1", "type": "payment.received", "subject_id": "pay-9", "key": "k-1",
-                    "source": "subscription", "occurred_at": "2026-11-21T10:00:00+00:00"}).encode()
+def event_for(tenant: str) -> bytes:
+    return json.dumps({"tenant": tenant, "type": "payment.received", "subject_id": "pay-9", "key": "k-1",
+                       "source": "subscription", "occurred_at": "2026-11-21T10:00:00+00:00"}).encode()
 
 
 @pytest.mark.parametrize("signature", ["sha256=é", "é", "sha256=" + "é" * 64])
 def test_a_non_ascii_host_event_signature_gets_401(app, signature):
-    answer = app.test_client().post(CARD + "events", data=EVENT, headers={
+    # a location the CRM knows: the plugin refuses events for tenants the host does not know (issue 15, item 8)
+    event = event_for(new_location(app.test_client())["id"])
+    answer = app.test_client().post(CARD + "events", data=event, headers={
         "Content-Type": "application/json", "X-CRM-Host": HOST_ID, "X-CRM-Signature": signature})
     assert answer.status_code == 401
     assert outbox(app) == []
-    good = app.test_client().post(CARD + "events", data=EVENT, headers={
-        "Content-Type": "application/json", "X-CRM-Host": HOST_ID, "X-CRM-Signature": sign_host_event(EVENT, HOST_SECRET)})
+    good = app.test_client().post(CARD + "events", data=event, headers={
+        "Content-Type": "application/json", "X-CRM-Host": HOST_ID, "X-CRM-Signature": sign_host_event(event, HOST_SECRET)})
     assert good.status_code == 202
 
 
