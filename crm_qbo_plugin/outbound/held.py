@@ -1,0 +1,100 @@
+"""Changes the connection keeps from QuickBooks for now, shown on the record so none goes unseen.
+
+Disconnected: a change that would have been pushed is kept as a "not synced" record. It is not
+sent by itself after reconnecting (no retroactive sync: the books may have been kept by hand
+meanwhile, and a late push could double them); Retry on the card sends it, once.
+Needs reconnecting (Intuit stopped accepting the authorisation): the change waits as "pending" with
+the reason, and goes out by itself once the location reconnects.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.host import PaymentSource
+from crm_qbo_plugin.outbound.links import (
+    CONFLICT,
+    CONTACT,
+    DELETED,
+    IGNORED,
+    INVOICE,
+    NOT_SYNCED,
+    PAYMENT,
+    PENDING,
+    SALES_RECEIPT,
+    SYNCED,
+    get_link,
+    set_status,
+)
+from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import Connection, Link, OutboxEvent
+
+WAITING_FOR_RECONNECT = "waiting for QuickBooks to be reconnected; it is sent by itself once you reconnect"
+_VERBS = {
+    EventType.INVOICE_SENT.value: "sent", EventType.INVOICE_UPDATED.value: "changed",
+    EventType.INVOICE_VOIDED.value: "voided", EventType.INVOICE_DELETED.value: "deleted",
+    EventType.PAYMENT_RECEIVED.value: "taken", EventType.CONTACT_UPDATED.value: "changed",
+}
+
+
+def not_synced_reason(event_type: str) -> str:
+    verb = _VERBS.get(event_type, "changed")
+    return f"not synced — {verb} while QuickBooks was disconnected; Retry sends it to QuickBooks"
+
+
+def kind_of(row: OutboxEvent) -> str | None:
+    """The record kind (as on the card) an outbox row pushes."""
+    if row.event_type.startswith("invoice."):
+        return INVOICE
+    if row.event_type.startswith("contact."):
+        return CONTACT
+    if row.event_type == EventType.PAYMENT_RECEIVED.value:
+        return PAYMENT if row.source == PaymentSource.INVOICE.value else SALES_RECEIPT
+    return None
+
+
+def _would_push(row: OutboxEvent, kind: str, link: Link | None) -> bool:
+    """Whether the push would write to QuickBooks (anything else it skips anyway, with a reason)."""
+    if link is not None and link.status in (IGNORED, DELETED):
+        return False
+    if kind == CONTACT:  # contact events only update customers that exist already
+        return row.event_type == EventType.CONTACT_UPDATED.value and link is not None and bool(link.qbo_id)
+    if kind == INVOICE:
+        if link is None or not link.qbo_id:  # a void or delete of an invoice QuickBooks never had: nothing to do
+            return row.event_type in (EventType.INVOICE_SENT.value, EventType.INVOICE_UPDATED.value)
+        return True
+    return link is None or not (link.qbo_id and link.status in (SYNCED, CONFLICT))
+
+
+def _was_connected(state: PluginState, tenant: str) -> bool:
+    with session(state.engine) as db:
+        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+    return conn is not None and conn.pinned_realm_id is not None
+
+
+def hold_disconnected(state: PluginState, row: OutboxEvent) -> str | None:
+    """Keep a change made while disconnected as a visible "not synced" record; returns the reason
+    shown, or None when there is nothing to keep (never connected, or nothing would be pushed)."""
+    kind = kind_of(row)
+    if kind is None or not _was_connected(state, row.tenant_id):
+        return None
+    link = get_link(state, row.tenant_id, kind, row.subject_id)
+    if not _would_push(row, kind, link):
+        return None
+    if link is not None and link.status == NOT_SYNCED:
+        return link.last_error  # the first change held names what happened
+    reason = not_synced_reason(row.event_type)
+    set_status(state, row.tenant_id, kind, row.subject_id, NOT_SYNCED, reason)
+    return reason
+
+
+def show_waiting(state: PluginState, row: OutboxEvent) -> None:
+    """List a change parked until the location reconnects as pending, with the reason."""
+    kind = kind_of(row)
+    if kind is None:
+        return
+    link = get_link(state, row.tenant_id, kind, row.subject_id)
+    if _would_push(row, kind, link):
+        set_status(state, row.tenant_id, kind, row.subject_id, PENDING, WAITING_FOR_RECONNECT)
