@@ -119,8 +119,7 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
     except IntegrityError:  # another tenant took this realm a moment ago
         state.token_endpoint.revoke(tokens.refresh_token)
         raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
-    _resume_parked(state, user.tenant, now)
-    start_import(state, user.tenant)
+    after_connect(state, user.tenant, now)
     log.info("tenant connected to QuickBooks (switch=%s)", switching)
     return row
 
@@ -134,7 +133,13 @@ def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Toke
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant))  # type: ignore[arg-type]
+            # Changes held while disconnected stay visible: never sent to the new company (no
+            # retroactive sync), so they become "ignored" with the reason, links cleared.
+            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != "not_synced"))  # type: ignore[arg-type]
+            db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
+                status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
+                last_error="changed while QuickBooks was disconnected from the previous company; "
+                           "not sent to the new one (no retroactive sync)"))
             db.execute(sa.delete(Cursor).where(Cursor.tenant_id == tenant))  # type: ignore[arg-type]
         if row.pinned_realm_id != realm_id:
             row.connected_at = now  # a new company: nothing from before this moment is pushed
@@ -160,6 +165,12 @@ def _owner_of(state: PluginState, realm_id: str) -> str | None:
     with session(state.engine) as db:
         row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
     return row.tenant_id if row else None
+
+
+def after_connect(state: PluginState, tenant: str, now: datetime) -> None:
+    """What follows a stored (re)connection: parked rows resume, the import runs."""
+    _resume_parked(state, tenant, now)
+    start_import(state, tenant)
 
 
 def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:
