@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -20,6 +21,7 @@ from crm_qbo_plugin.connections.clients import client_with_token
 from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
 from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.host import HostUser
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
@@ -168,9 +170,15 @@ def _owner_of(state: PluginState, realm_id: str) -> str | None:
 
 
 def after_connect(state: PluginState, tenant: str, now: datetime) -> None:
-    """What follows a stored (re)connection: parked rows resume, the import runs."""
+    """What follows a stored (re)connection: parked rows resume, the import runs, and a poll reads
+    what changed in QuickBooks while the location was disconnected (its webhooks reached no one;
+    the CDC watermark was kept)."""
     _resume_parked(state, tenant, now)
     start_import(state, tenant)
+    try:
+        enqueue_poll(state, tenant)
+    except redis.RedisError as exc:  # the scheduler's next poll reads them
+        log.warning("poll after connecting not queued (%s)", type(exc).__name__)
 
 
 def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:

@@ -223,3 +223,19 @@ def test_local_changes_to_imported_invoices_are_marked_changed_in_the_crm_only(w
     assert result.differences == []
     assert sorted((d.problem, d.crm_id, d.qbo_id, d.crm_value) for d in result.known) == sorted(
         [("local_change", edited, edited_qbo, "edited"), ("local_change", deleted, deleted_qbo, "deleted")])
+
+
+def test_a_payment_taken_in_quickbooks_while_disconnected_reaches_the_crm_after_reconnecting(world):
+    world.connect()
+    contact = world.crm("POST", "/contacts", {"first_name": "Di", "email": "di@example.com"})
+    invoice = world.sent_invoice(contact["id"])
+    world.work()
+    qbo_id = world.api("GET", f"/records/invoice/{invoice['id']}")["qbo_id"]
+    world.disconnect()
+    current = world.qbo("GET", f"invoice/{qbo_id}")["Invoice"]
+    world.qbo("POST", "payment", {"CustomerRef": current["CustomerRef"], "TotalAmt": "30.00", "Line": [
+        {"Amount": "30.00", "LinkedTxn": [{"TxnId": qbo_id, "TxnType": "Invoice"}]}]})
+    world.connect()  # its webhook reached no one; reconnecting reads what changed meanwhile
+    world.work()
+    crm = world.crm("GET", f"/invoices/{invoice['id']}")
+    assert (crm["status"], crm["amount_paid"]) == ("partially_paid", "30.00")
