@@ -154,7 +154,8 @@ def reconcile_command(ctx: click.Context, tenant: str, as_json: bool) -> None:
                        "so CRM edits stay in the CRM):")
             for difference in report.result.known:
                 click.echo(f"  - {difference.describe()}")
-        click.echo("the books match" if report.matches else f"{len(report.result.differences)} difference(s)")
+        known = f", apart from {len(report.result.known)} known local change(s)" if report.result.known else ""
+        click.echo(f"the books match{known}" if report.matches else f"{len(report.result.differences)} difference(s)")
     ctx.exit(0 if report.matches else 1)
 
 

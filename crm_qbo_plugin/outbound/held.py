@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import PaymentSource
+from crm_qbo_plugin.host import Origin, PaymentSource
 from crm_qbo_plugin.outbound.links import (
     CONFLICT,
     CONTACT,
@@ -86,6 +86,9 @@ def hold_disconnected(state: PluginState, row: OutboxEvent) -> str | None:
     if link is not None and link.status == NOT_SYNCED:
         return link.last_error  # the first change held names what happened
     reason = not_synced_reason(row.event_type)
+    if kind == INVOICE and link is not None and link.origin == Origin.QBO.value:
+        reason = ("not synced — changed while QuickBooks was disconnected; QuickBooks owns this invoice, so nothing "
+                  "is sent: Retry checks whether the CRM's copy now differs")
     set_status(state, row.tenant_id, kind, row.subject_id, NOT_SYNCED, reason)
     return reason
 

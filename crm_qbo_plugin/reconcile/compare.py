@@ -36,6 +36,8 @@ class Difference:
     def describe(self) -> str:
         who = " / ".join(part for part in (f"CRM {self.crm_id}" if self.crm_id else "",
                                            f"QuickBooks {self.qbo_id}" if self.qbo_id else "") if part)
+        if self.problem == "local_change":
+            return f"{self.kind} {who}: {self.note or f'{self.crm_value} in the CRM only'}"
         values = f": CRM {self.crm_value!s} vs QuickBooks {self.qbo_value!s}" if (self.crm_value or self.qbo_value) else ""
         why = f" — {self.note}" if self.note else ""
         return f"{self.kind} {who}: {self.problem.replace('_', ' ')}{values}{why}"

@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
 
+from crm_qbo_plugin.cli import plugin_cli
 from crm_qbo_plugin.reconcile.run import reconcile
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.token_store import DbTokenStore
@@ -223,6 +226,12 @@ def test_local_changes_to_imported_invoices_are_marked_changed_in_the_crm_only(w
     assert result.differences == []
     assert sorted((d.problem, d.crm_id, d.qbo_id, d.crm_value) for d in result.known) == sorted(
         [("local_change", edited, edited_qbo, "edited"), ("local_change", deleted, deleted_qbo, "deleted")])
+    printed = CliRunner().invoke(plugin_cli, ["reconcile", world.tenant], obj=ScriptInfo(create_app=lambda: world.app))
+    assert printed.exit_code == 0, printed.output
+    assert "known local changes (2; QuickBooks owns these invoices, so CRM edits stay in the CRM):" in printed.output
+    assert printed.output.endswith("the books match, apart from 2 known local change(s)\n")
+    assert (f"  - invoice CRM {deleted} / QuickBooks {deleted_qbo}: deleted in the CRM only: QuickBooks owns this invoice "
+            "and still has it") in printed.output
 
 
 def test_a_payment_taken_in_quickbooks_while_disconnected_reaches_the_crm_after_reconnecting(world):
