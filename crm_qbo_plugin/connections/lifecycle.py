@@ -121,7 +121,7 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
     except IntegrityError:  # another tenant took this realm a moment ago
         state.token_endpoint.revoke(tokens.refresh_token)
         raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
-    after_connect(state, user.tenant, now)
+    after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == realm_id)
     log.info("tenant connected to QuickBooks (switch=%s)", switching)
     return row
 
@@ -169,16 +169,18 @@ def _owner_of(state: PluginState, realm_id: str) -> str | None:
     return row.tenant_id if row else None
 
 
-def after_connect(state: PluginState, tenant: str, now: datetime) -> None:
-    """What follows a stored (re)connection: parked rows resume, the import runs, and a poll reads
-    what changed in QuickBooks while the location was disconnected (its webhooks reached no one;
-    the CDC watermark was kept)."""
+def after_connect(state: PluginState, tenant: str, now: datetime, *, same_company: bool) -> None:
+    """What follows a stored connection: parked rows resume and the import runs. Back on the same
+    company, a poll also reads what changed in QuickBooks while the location was disconnected (its
+    webhooks reached no one; the CDC watermark was kept)."""
     _resume_parked(state, tenant, now)
     start_import(state, tenant)
+    if not same_company:
+        return
     try:
         enqueue_poll(state, tenant)
     except redis.RedisError as exc:  # the scheduler's next poll reads them
-        log.warning("poll after connecting not queued (%s)", type(exc).__name__)
+        log.warning("poll after reconnecting not queued (%s)", type(exc).__name__)
 
 
 def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:

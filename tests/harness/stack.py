@@ -339,7 +339,7 @@ class Stack:
                 facts = company_facts(client.company_info(), client.preferences())
             now = datetime.now(UTC)
             save_connection(state, tenant, realm, tokens, facts, switching=False, import_invoices=import_invoices, now=now)
-            after_connect(state, tenant, now)
+            after_connect(state, tenant, now, same_company=True)
 
 
 def _http_ok(url: str) -> bool:
