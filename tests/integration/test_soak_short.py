@@ -1,6 +1,7 @@
 """A short soak (part of `make test`): the real processes (sandbox, Redis, waitress web, three
 workers, two schedulers) under a randomized two-way workload (tenants disconnected and reconnected
-among it) with every kind of fault injected, then settle and check: `crm-qbo reconcile` exits 0 for every tenant, no duplicate, nothing lost.
+among it) with every kind of fault injected, then settle and check: `crm-qbo reconcile` exits 0 for
+every tenant, no duplicate, nothing lost.
 The long run is `make soak MINUTES=20` (python -m tests.harness.soak)."""
 
 from __future__ import annotations
