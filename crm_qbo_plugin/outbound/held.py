@@ -9,6 +9,9 @@ the reason, and goes out by itself once the location reconnects.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
+from redis.exceptions import LockError
 from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
@@ -25,12 +28,15 @@ from crm_qbo_plugin.outbound.links import (
     SALES_RECEIPT,
     SYNCED,
     get_link,
+    push_lock_key,
     set_status,
 )
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, Link, OutboxEvent
 
+LOCK_SECONDS = 300  # as a push holds it (outbound/context.py)
+LOCK_WAIT_SECONDS = 30
 WAITING_FOR_RECONNECT = "waiting for QuickBooks to be reconnected; it is sent by itself once you reconnect"
 _VERBS = {
     EventType.INVOICE_SENT.value: "sent", EventType.INVOICE_UPDATED.value: "changed",
@@ -74,12 +80,30 @@ def _was_connected(state: PluginState, tenant: str) -> bool:
     return conn is not None and conn.pinned_realm_id is not None
 
 
+class PushInFlight(Exception):
+    """A push of the record that began before the disconnect is still running: its outcome would
+    overwrite the "not synced" mark, so the change is held after it, on a retry."""
+
+
 def hold_disconnected(state: PluginState, row: OutboxEvent) -> str | None:
     """Keep a change made while disconnected as a visible "not synced" record; returns the reason
-    shown, or None when there is nothing to keep (never connected, or nothing would be pushed)."""
+    shown, or None when there is nothing to keep (never connected, or nothing would be pushed).
+    Marked under the record's push lock, so a push still in flight cannot mark it synced after."""
     kind = kind_of(row)
     if kind is None or not _was_connected(state, row.tenant_id):
         return None
+    lock = state.redis.lock(push_lock_key(row.tenant_id, kind, row.subject_id), timeout=LOCK_SECONDS,
+                            blocking_timeout=LOCK_WAIT_SECONDS)
+    if not lock.acquire():
+        raise PushInFlight(f"another worker is pushing this {kind.replace('_', ' ')}")
+    try:
+        return _hold(state, row, kind)
+    finally:
+        with suppress(LockError):  # expired meanwhile: nothing to release
+            lock.release()
+
+
+def _hold(state: PluginState, row: OutboxEvent, kind: str) -> str | None:
     link = get_link(state, row.tenant_id, kind, row.subject_id)
     if not _would_push(row, kind, link):
         return None

@@ -38,6 +38,12 @@ NOT_SYNCED = "not_synced"
 CRM_ONLY = "crm_only"
 
 
+def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
+    """The Redis lock a push of one record holds (outbound/context.py), for anyone who must not
+    change the record's status while a push of it is in flight."""
+    return f"crm-qbo:push:{tenant}:{kind}:{crm_id}"
+
+
 def get_link(state: PluginState, tenant: str, kind: str, crm_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()

@@ -19,7 +19,12 @@ from sqlmodel import select
 
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
-from crm_qbo_plugin.outbound.held import WAITING_FOR_RECONNECT, hold_disconnected, show_waiting
+from crm_qbo_plugin.outbound.held import (
+    WAITING_FOR_RECONNECT,
+    PushInFlight,
+    hold_disconnected,
+    show_waiting,
+)
 from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import (
     AuthenticationError,
@@ -139,7 +144,10 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
     conn, reason = gate(state, row)
     if conn is None:
         if reason == NOT_CONNECTED:  # disconnected: kept on the card as "not synced", for Retry
-            reason = hold_disconnected(state, row) or reason
+            try:
+                reason = hold_disconnected(state, row) or reason
+            except PushInFlight as exc:
+                return _retry(state, row, now, str(exc))
         finish(state, row, OutboxStatus.SKIPPED, reason)
         return OutboxStatus.SKIPPED.value
     if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:

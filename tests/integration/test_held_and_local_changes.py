@@ -20,6 +20,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
+from sqlmodel import select
 
 from crm_qbo_plugin.cli import plugin_cli
 from crm_qbo_plugin.reconcile.run import reconcile
@@ -127,37 +128,44 @@ def test_changes_made_while_disconnected_are_kept_as_not_synced_and_retry_sends_
     card = world.client.get(P + "/").get_data(as_text=True)
     assert "not sent by themselves after you reconnect" in card and "Retry sends it to QuickBooks once" in card
     contact = world.crm("POST", "/contacts", {"first_name": "Ada", "email": "ada@example.com"})
+    earlier = world.sent_invoice(contact["id"], price="10.00")
     world.work()
     world.disconnect()
     invoice = world.sent_invoice(contact["id"])
     receipt = world.crm("POST", "/payments", {"source": "membership", "contact_id": contact["id"], "amount": "25.00"})
+    world.crm("PATCH", f"/invoices/{earlier['id']}", {"lines": [{"name": "Gardening", "quantity": "3", "unit_price": "10.00"}]})
     world.work()
 
     assert world.record("invoice", invoice["id"]) == (
         "not_synced", "not synced — sent while QuickBooks was disconnected; Retry sends it to QuickBooks")
     assert world.record("sales_receipt", receipt["id"]) == (
         "not_synced", "not synced — taken while QuickBooks was disconnected; Retry sends it to QuickBooks")
+    assert world.record("invoice", earlier["id"]) == (
+        "not_synced", "not synced — changed while QuickBooks was disconnected; Retry sends it to QuickBooks")
     listed = world.api("GET", "/records?status=not_synced")
     assert sorted((r["kind"], r["crm_id"]) for r in listed) == sorted(
-        [("invoice", invoice["id"]), ("sales_receipt", receipt["id"])])
-    assert world.api("GET", "/status")["counts"] == {"not_synced": 2}
+        [("invoice", invoice["id"]), ("invoice", earlier["id"]), ("sales_receipt", receipt["id"])])
+    assert world.api("GET", "/status")["counts"] == {"not_synced": 3, "synced": 1}  # and the contact
 
-    world.connect()  # the same company: nothing held is pushed by itself
+    world.connect()  # the same company: nothing held is pushed by itself, nor marked synced by news from it
     world.work()
-    assert (world.qbo_all("Invoice"), world.qbo_all("SalesReceipt")) == ([], [])
+    assert (sorted(Decimal(str(i["TotalAmt"])) for i in world.qbo_all("Invoice")), world.qbo_all("SalesReceipt")) == (
+        [Decimal("20.00")], [])
     assert world.record("invoice", invoice["id"])[0] == "not_synced"
+    assert world.record("invoice", earlier["id"])[0] == "not_synced"
 
     for _ in range(2):  # a double click
-        world.api("POST", f"/records/invoice/{invoice['id']}/retry", expect=202)
-        world.api("POST", f"/records/sales_receipt/{receipt['id']}/retry", expect=202)
+        for kind, crm_id in (("invoice", invoice["id"]), ("invoice", earlier["id"]), ("sales_receipt", receipt["id"])):
+            world.api("POST", f"/records/{kind}/{crm_id}/retry", expect=202)
     world.work()
     world.api("POST", f"/records/invoice/{invoice['id']}/retry", expect=202)  # and once more later
     world.api("POST", f"/records/sales_receipt/{receipt['id']}/retry", expect=202)
     world.work()
     invoices, receipts = world.qbo_all("Invoice"), world.qbo_all("SalesReceipt")
-    assert [Decimal(str(i["TotalAmt"])) for i in invoices] == [Decimal("80.00")]
+    assert sorted(Decimal(str(i["TotalAmt"])) for i in invoices) == [Decimal("30.00"), Decimal("80.00")]
     assert [Decimal(str(r["TotalAmt"])) for r in receipts] == [Decimal("25.00")]
     assert world.record("invoice", invoice["id"]) == ("synced", None)
+    assert world.record("invoice", earlier["id"]) == ("synced", None)
     assert world.record("sales_receipt", receipt["id"]) == ("synced", None)
     with world.app.app_context():
         assert reconcile(get_state(world.app), world.tenant).result.differences == []
@@ -248,3 +256,27 @@ def test_a_payment_taken_in_quickbooks_while_disconnected_reaches_the_crm_after_
     world.work()
     crm = world.crm("GET", f"/invoices/{invoice['id']}")
     assert (crm["status"], crm["amount_paid"]) == ("partially_paid", "30.00")
+
+
+def test_a_change_held_while_a_push_of_its_record_is_in_flight_is_held_after_that_push(world, monkeypatch):
+    from crm_qbo_plugin.outbound import held
+    from crm_qbo_plugin.outbound.processor import process
+    from crm_qbo_plugin.store.db import session
+    from crm_qbo_plugin.store.tables import OutboxEvent
+
+    monkeypatch.setattr(held, "LOCK_WAIT_SECONDS", 0.2, raising=False)
+    world.connect()
+    contact = world.crm("POST", "/contacts", {"first_name": "Ed", "email": "ed@example.com"})
+    world.work()
+    world.disconnect()
+    invoice = world.sent_invoice(contact["id"])
+    state = get_state(world.app)
+    with session(state.engine) as db:
+        row = db.exec(select(OutboxEvent).where(OutboxEvent.subject_id == invoice["id"])).one()
+    in_flight = state.redis.lock(f"crm-qbo:push:{world.tenant}:invoice:{invoice['id']}", timeout=60)
+    assert in_flight.acquire(blocking=False)  # a push that began before the disconnect
+    assert process(state, row.id) == "retry"
+    world.api("GET", f"/records/invoice/{invoice['id']}", expect=404)  # nothing marked under the push
+    in_flight.release()
+    assert process(state, row.id) == "skipped"
+    assert world.record("invoice", invoice["id"])[0] == "not_synced"
