@@ -141,13 +141,20 @@ def reconcile_command(ctx: click.Context, tenant: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"tenant": tenant, "company": report.company, "matches": report.matches,
                                "compared": report.result.compared,
-                               "differences": [asdict(d) for d in report.result.differences]}, indent=2))
+                               "differences": [asdict(d) for d in report.result.differences],
+                               "known_local_changes": [asdict(d) for d in report.result.known]}, indent=2))
     else:
         compared = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.result.compared.items())
         click.echo(f"{tenant} ⇄ {report.company}: compared {compared}")
         for difference in report.result.differences:
             click.echo(f"  - {difference.describe()}")
-        click.echo("the books match" if report.matches else f"{len(report.result.differences)} difference(s)")
+        if report.result.known:
+            click.echo(f"known local changes ({len(report.result.known)}; QuickBooks owns these invoices, "
+                       "so CRM edits stay in the CRM):")
+            for difference in report.result.known:
+                click.echo(f"  - {difference.describe()}")
+        known = f", apart from {len(report.result.known)} known local change(s)" if report.result.known else ""
+        click.echo(f"the books match{known}" if report.matches else f"{len(report.result.differences)} difference(s)")
     ctx.exit(0 if report.matches else 1)
 
 

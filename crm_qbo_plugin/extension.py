@@ -8,6 +8,7 @@ Settings and the manifest are validated here, so a bad deployment fails at start
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from flask import Flask
 
@@ -22,6 +23,19 @@ from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
 from crm_qbo_plugin.store.db import make_engine
+
+
+@dataclass(frozen=True)
+class RecordSync:
+    """Where one CRM record stands with QuickBooks, for the host's own pages."""
+
+    status: str  # as the plugin API's records: synced, pending, not_synced, crm_only, failed …
+    message: str | None  # why, in words for the user
+
+    @property
+    def changed_in_crm_only(self) -> bool:
+        """An imported (QuickBooks-owned) record edited, voided or deleted in the CRM only."""
+        return self.status == "crm_only"
 
 
 class QuickBooksPlugin:
@@ -64,6 +78,14 @@ class QuickBooksPlugin:
     def publish_many(self, tenant: str, events: Sequence[HostEvent]) -> list[PublishResult]:
         """`publish` for many events in one transaction (a bulk write's events); results in order."""
         return publish_many(get_state(), tenant, events)
+
+    def record_sync(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
+        """The sync status of one record (kind: contact, invoice, payment, sales_receipt), or None
+        if the plugin has never handled it; needs an app context."""
+        from crm_qbo_plugin.store.records import get_record
+
+        link = get_record(get_state(), tenant, kind, crm_id)
+        return RecordSync(link.status, link.last_error) if link is not None else None
 
     def state(self, app: Flask | None = None) -> PluginState:
         return get_state(app)

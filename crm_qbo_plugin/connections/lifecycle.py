@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -21,6 +22,7 @@ from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
 from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
@@ -118,8 +120,7 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
         # Intuit must not outlive the attempt either.
         _revoke_quietly(state, tokens.refresh_token)
         raise
-    _resume_parked(state, user.tenant, now)
-    start_import(state, user.tenant)
+    after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == realm_id)
     log.info("tenant connected to QuickBooks (switch=%s)", switching)
     return row
 
@@ -156,7 +157,13 @@ def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Toke
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant))  # type: ignore[arg-type]
+            # Changes held while disconnected stay visible: never sent to the new company (no
+            # retroactive sync), so they become "ignored" with the reason, links cleared.
+            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != "not_synced"))  # type: ignore[arg-type]
+            db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
+                status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
+                last_error="changed while QuickBooks was disconnected from the previous company; "
+                           "not sent to the new one (no retroactive sync)"))
             db.execute(sa.delete(Cursor).where(Cursor.tenant_id == tenant))  # type: ignore[arg-type]
         if row.pinned_realm_id != realm_id:
             row.connected_at = now  # a new company: nothing from before this moment is pushed
@@ -182,6 +189,20 @@ def _owner_of(state: PluginState, realm_id: str) -> str | None:
     with session(state.engine) as db:
         row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
     return row.tenant_id if row else None
+
+
+def after_connect(state: PluginState, tenant: str, now: datetime, *, same_company: bool) -> None:
+    """What follows a stored connection: parked rows resume and the import runs. Back on the same
+    company, a poll also reads what changed in QuickBooks while the location was disconnected (its
+    webhooks reached no one; the CDC watermark was kept)."""
+    _resume_parked(state, tenant, now)
+    start_import(state, tenant)
+    if not same_company:
+        return
+    try:
+        enqueue_poll(state, tenant)
+    except redis.RedisError as exc:  # the scheduler's next poll reads them
+        log.warning("poll after reconnecting not queued (%s)", type(exc).__name__)
 
 
 def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:

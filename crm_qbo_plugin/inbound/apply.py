@@ -282,7 +282,9 @@ class Applier:
 
     def _settle(self, link: LinkRow, entity: str, body: Mapping[str, Any]) -> None:
         link.sync_token, link.owned_hash = _token(body), owned_hash(entity, body)
-        if link.status not in (DELETED, "ignored"):
+        # a change held while disconnected stays "not synced" until its Retry: QuickBooks' news
+        # (our own earlier write's echo, say) does not carry it
+        if link.status not in (DELETED, "ignored", "not_synced"):
             link.status = "synced"
         self.book.changed(link)
 

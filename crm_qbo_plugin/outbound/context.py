@@ -21,6 +21,7 @@ from redis.lock import Lock
 
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.mapping.invoice import Company
+from crm_qbo_plugin.outbound.links import push_lock_key
 from crm_qbo_plugin.outbound.processor import RetryLater
 from crm_qbo_plugin.qbo import QboClient
 from crm_qbo_plugin.state import PluginState
@@ -96,7 +97,7 @@ class Push:
         return card_settings(self.conn)
 
     def lock_key(self, kind: str, crm_id: str) -> str:
-        return f"crm-qbo:push:{self.tenant}:{kind}:{crm_id}"
+        return push_lock_key(self.tenant, kind, crm_id)
 
     def try_lock(self, kind: str, crm_id: str) -> Lock | None:
         """The record's push lock if it is free right now (release it when done), else None."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.mapping.imported_invoice import invoice_from_qbo, is_void
 from crm_qbo_plugin.mapping.invoice import crm_marker, currency_problem, invoice_body
 from crm_qbo_plugin.mapping.money import cents
 from crm_qbo_plugin.mapping.names import doc_number
@@ -26,6 +28,8 @@ from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.items import ensure_items
 from crm_qbo_plugin.outbound.links import (
     CONFLICT,
+    CONTACT,
+    CRM_ONLY,
     DELETED,
     FAILED,
     IGNORED,
@@ -34,6 +38,7 @@ from crm_qbo_plugin.outbound.links import (
     SYNCED,
     Write,
     get_link,
+    mark_if_token,
     record_write,
     record_writes,
     set_status,
@@ -46,12 +51,20 @@ from crm_qbo_plugin.store.tables import Link
 VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"
 PUSHED = "pushed"  # Link.detail key: body_digest of the last body written to QBO
 IMPORTED = "imported from QuickBooks: QuickBooks owns it and CRM edits are not pushed"
+LOCAL_CHANGES = {
+    "edited": "changed in the CRM only: QuickBooks owns this invoice, so the CRM's edit was not sent and "
+              "QuickBooks keeps its own version",
+    "voided": "voided in the CRM only: QuickBooks owns this invoice and it is still open there",
+    "deleted": "deleted in the CRM only: QuickBooks owns this invoice and still has it",
+}
 
 
 def push_invoice(push: Push) -> None:
     invoice_id = push.row.subject_id
     with push.lock(INVOICE, invoice_id):
         link = get_link(push.state, push.tenant, INVOICE, invoice_id)
+        if link is not None and link.origin == Origin.QBO.value and link.qbo_id and link.status != DELETED:
+            _note_local_change(push, link)
         _refuse_by_link(link)
         if push.row.event_type == EventType.INVOICE_DELETED.value:
             _delete(push, link)
@@ -96,6 +109,52 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
     else:
         answer = _create(push, invoice, link, body)
     return record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total, digest)
+
+
+def _note_local_change(push: Push, link: Link) -> None:
+    """An imported invoice changed in the CRM: never pushed, but marked "changed in the CRM only"
+    while the CRM's version differs from QuickBooks' (or back to synced when it no longer does).
+
+    Compared only while QuickBooks still has the version the CRM last received: a newer one is on
+    its way and replaces the CRM's, local edit included. Always ends in Skip."""
+    assert link.qbo_id is not None
+    try:
+        qbo = push.qbo.read("Invoice", link.qbo_id)
+    except NotFoundError:
+        raise Skip("deleted in QuickBooks; the CRM hears of it with the next changes") from None
+    if str(qbo.get("SyncToken")) != link.sync_token:
+        raise Skip(IMPORTED + "; QuickBooks' newer version is on its way to the CRM")
+    change = local_change(push, push.host.get_invoice(push.tenant, link.crm_id), qbo)
+    if change is not None:
+        mark_if_token(push.state, push.tenant, INVOICE, link.crm_id, link.sync_token, CRM_ONLY, LOCAL_CHANGES[change],
+                      {"local_change": change})
+        raise Skip(LOCAL_CHANGES[change])
+    if link.status == CRM_ONLY:  # changed back to what QuickBooks has
+        mark_if_token(push.state, push.tenant, INVOICE, link.crm_id, link.sync_token, SYNCED, None,
+                      {"local_change": None})
+    raise Skip(IMPORTED)
+
+
+def local_change(push: Push, invoice: Invoice | None, qbo: Mapping[str, Any]) -> str | None:
+    """How the CRM's copy of an imported invoice departs from QuickBooks' (edited, voided,
+    deleted), or None. Payment state is left out: CRM payments are pushed on their own."""
+    if invoice is None or invoice.status == InvoiceStatus.DELETED:
+        return "deleted"
+    crm_void, qbo_void = invoice.status == InvoiceStatus.VOID, is_void(qbo)
+    if crm_void != qbo_void:
+        return "voided" if crm_void else "edited"
+    if crm_void:
+        return None
+    customer = get_link(push.state, push.tenant, CONTACT, invoice.contact_id)
+    if customer is None or customer.qbo_id != str((qbo.get("CustomerRef") or {}).get("value")):
+        return "edited"
+    theirs = invoice_from_qbo(qbo, invoice.id, invoice.contact_id, push.company.home_currency)
+
+    def content(of: Invoice) -> Invoice:
+        return replace(of, number=None, status=InvoiceStatus.SENT, amount_paid=Decimal(0), origin=Origin.QBO,
+                       sent_at=None, updated_at=None)
+
+    return None if content(invoice) == content(theirs) else "edited"
 
 
 def _refuse_by_link(link: Link | None) -> None:

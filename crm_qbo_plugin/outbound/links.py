@@ -32,6 +32,16 @@ FAILED = "failed"
 CONFLICT = "conflict"
 IGNORED = "ignored"
 DELETED = "deleted"
+# Changed in the CRM while QuickBooks was disconnected: kept for Retry, never pushed by itself.
+NOT_SYNCED = "not_synced"
+# An imported (QuickBooks-owned) invoice edited or deleted in the CRM: the change stays local.
+CRM_ONLY = "crm_only"
+
+
+def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
+    """The Redis lock a push of one record holds (outbound/context.py), for anyone who must not
+    change the record's status while a push of it is in flight."""
+    return f"crm-qbo:push:{tenant}:{kind}:{crm_id}"
 
 
 def get_link(state: PluginState, tenant: str, kind: str, crm_id: str) -> Link | None:
@@ -75,6 +85,21 @@ def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: 
         db.add(link)
         db.commit()
         return link
+
+
+def mark_if_token(state: PluginState, tenant: str, kind: str, crm_id: str, sync_token: str | None, status: str,
+                  error: str | None, detail: Mapping[str, Any]) -> bool:
+    """Set the link's status only if it still holds `sync_token` (an inbound change that moved
+    the link on meanwhile wins: one conditional UPDATE); returns whether it was set."""
+    link = get_link(state, tenant, kind, crm_id)
+    if link is None or link.sync_token != sync_token:
+        return False
+    table = Link.__table__  # type: ignore[attr-defined]
+    token_now = table.c.sync_token.is_(None) if sync_token is None else table.c.sync_token == sync_token
+    with state.engine.begin() as conn:
+        done = conn.execute(table.update().where(table.c.id == link.id, token_now).values(
+            status=status, last_error=error, detail={**(link.detail or {}), **detail}, updated_at=utcnow()))
+    return bool(done.rowcount == 1)
 
 
 @dataclass(frozen=True)

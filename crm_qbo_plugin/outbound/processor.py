@@ -20,6 +20,12 @@ from sqlmodel import select
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.failures import PushFailed
+from crm_qbo_plugin.outbound.held import (
+    WAITING_FOR_RECONNECT,
+    PushInFlight,
+    hold_disconnected,
+    show_waiting,
+)
 from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import (
     AuthenticationError,
@@ -35,6 +41,7 @@ from crm_qbo_plugin.store.types import utcnow
 log = logging.getLogger(__name__)
 
 PROCESSING_LEASE = timedelta(minutes=5)
+NOT_CONNECTED = "not connected to QuickBooks"
 MAX_ATTEMPTS = 8
 
 # Passing trouble: QBO busy or down, a token Intuit did not accept even after one refresh (the next
@@ -108,7 +115,7 @@ def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str |
     with session(state.engine) as db:
         conn = db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
     if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:
-        return None, "not connected to QuickBooks"
+        return None, NOT_CONNECTED
     if conn.connected_at is not None and row.occurred_at < conn.connected_at:
         return None, "happened before QuickBooks was connected (no retroactive sync)"
     return conn, None
@@ -122,6 +129,13 @@ def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> 
     return "retry"
 
 
+def _park(state: PluginState, row: OutboxEvent, now: datetime) -> str:
+    """Wait without burning attempts until the tenant reconnects, listed on the card as pending."""
+    show_waiting(state, row)
+    finish(state, row, OutboxStatus.PENDING, WAITING_FOR_RECONNECT, now + timedelta(hours=1))
+    return "parked"
+
+
 def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> str:
     """Run one outbox row to its next state; returns that state's name (for logs and tests)."""
     now = now or utcnow()
@@ -130,12 +144,15 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         return "not-claimed"
     conn, reason = gate(state, row)
     if conn is None:
+        if reason == NOT_CONNECTED:  # disconnected: kept on the card as "not synced", for Retry
+            try:
+                reason = hold_disconnected(state, row) or reason
+            except PushInFlight as exc:
+                return _retry(state, row, now, str(exc))
         finish(state, row, OutboxStatus.SKIPPED, reason)
         return OutboxStatus.SKIPPED.value
     if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
-        # Park without burning attempts: the row waits until the tenant reconnects.
-        finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
-        return "parked"
+        return _park(state, row, now)
     handler = state.handlers.get(row.event_type)
     if handler is None:
         finish(state, row, OutboxStatus.FAILED, f"no push handler for {row.event_type} events")
@@ -144,8 +161,7 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
         handler(state, row, conn)
     except ReconnectRequired:
         mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
-        finish(state, row, OutboxStatus.PENDING, "waiting for QuickBooks to be reconnected", now + timedelta(hours=1))
-        return "parked"
+        return _park(state, row, now)
     except PASSING_TROUBLE as exc:
         # Only ReconnectRequired (handled above) needs a person. A retry replays the row's
         # requestids, so a QBO create whose link could not be saved comes back as the same record.

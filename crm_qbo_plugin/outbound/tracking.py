@@ -11,7 +11,7 @@ from crm_qbo_plugin.mapping.invoice import MappingError
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.links import PENDING, SYNCED, get_link, set_status
-from crm_qbo_plugin.outbound.processor import Handler, RetryLater
+from crm_qbo_plugin.outbound.processor import Handler, RetryLater, Skip
 from crm_qbo_plugin.qbo import AuthenticationError, QboError, ThrottledError, TransientError
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
@@ -37,6 +37,13 @@ def run_tracked(push: Push, kind: str, what: str, push_fn: Callable[[Push], None
     state, tenant, crm_id = push.state, push.tenant, push.row.subject_id
     try:
         push_fn(push)
+    except Skip:
+        # Nothing to write: a record that was waiting (to be reconnected, or retried) and is in
+        # QuickBooks already is as synced as it was before.
+        link = get_link(state, tenant, kind, crm_id)
+        if link is not None and link.status == PENDING and link.qbo_id:
+            set_status(state, tenant, kind, crm_id, SYNCED, None)
+        raise
     except MappingError as exc:
         failure = PushFailed(str(exc))
         set_status(state, tenant, kind, crm_id, failure.status, str(failure))

@@ -24,17 +24,23 @@ QboById = Mapping[str, Mapping[str, Any]]
 @dataclass(frozen=True)
 class Difference:
     kind: str
-    problem: str  # missing_in_qbo | missing_in_crm | not_synced | total | amount_paid | status | email | duplicate
+    # missing_in_qbo | missing_in_crm | not_synced | total | amount_paid | status | email | duplicate
+    # | local_change (a known one: an imported invoice edited, voided or deleted in the CRM only)
+    problem: str
     crm_id: str | None = None
     qbo_id: str | None = None
     crm_value: str | None = None
     qbo_value: str | None = None
+    note: str | None = None  # why, when the plugin knows (e.g. held while QuickBooks was disconnected)
 
     def describe(self) -> str:
         who = " / ".join(part for part in (f"CRM {self.crm_id}" if self.crm_id else "",
                                            f"QuickBooks {self.qbo_id}" if self.qbo_id else "") if part)
+        if self.problem == "local_change":
+            return f"{self.kind} {who}: {self.note or f'{self.crm_value} in the CRM only'}"
         values = f": CRM {self.crm_value!s} vs QuickBooks {self.qbo_value!s}" if (self.crm_value or self.qbo_value) else ""
-        return f"{self.kind} {who}: {self.problem.replace('_', ' ')}{values}"
+        why = f" — {self.note}" if self.note else ""
+        return f"{self.kind} {who}: {self.problem.replace('_', ' ')}{values}{why}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Sides:
 class Result:
     differences: list[Difference] = field(default_factory=list)
     compared: dict[str, int] = field(default_factory=dict)
+    # Differences the product makes on purpose and shows on the card: CRM-only changes to invoices
+    # QuickBooks owns. Listed, but they do not make the books "not match".
+    known: list[Difference] = field(default_factory=list)
 
 
 def _money(value: Any) -> Decimal:
@@ -115,6 +124,13 @@ def _invoices(sides: Sides, links: Mapping[str, Link], result: Result) -> None:
     add = result.differences.append
     for crm_id, link in links.items():
         invoice, qbo = sides.invoices.get(crm_id), sides.qbo_invoices.get(str(link.qbo_id))
+        if link.status == "crm_only":
+            change = str((link.detail or {}).get("local_change") or "edited")
+            result.known.append(Difference("invoice", "local_change", crm_id, link.qbo_id, change, None, link.last_error))
+            continue
+        if link.status == "not_synced" and not link.qbo_id:
+            add(Difference("invoice", "not_synced", crm_id, None, None, None, link.last_error))
+            continue
         crm_deleted = invoice is None or invoice.status is InvoiceStatus.DELETED
         if link.status == "deleted" or invoice is None or crm_deleted:
             if qbo is not None and not is_void(qbo):
@@ -160,8 +176,8 @@ def _payments(sides: Sides, receipt_links: Mapping[str, Link], payment_links: Ma
         kind, links, qbo_side = (("payment", payment_links, sides.qbo_payments) if against_invoice
                                  else ("sales_receipt", receipt_links, sides.receipts))
         link = links.get(crm_id)
-        if link is None:
-            add(Difference(kind, "not_synced", crm_id))
+        if link is None or (link.status == "not_synced" and not link.qbo_id):
+            add(Difference(kind, "not_synced", crm_id, note=link.last_error if link is not None else None))
             continue
         qbo = qbo_side.get(str(link.qbo_id))
         if qbo is None:

@@ -115,7 +115,9 @@ class Link(SQLModel, table=True):
     sync_token: str | None = Field(default=None, max_length=16)
     origin: str = Field(max_length=8)
     owned_hash: str | None = Field(default=None, max_length=64)
-    # pending | synced | failed | conflict | ignored — what the card shows for the record.
+    # pending | synced | failed | conflict | ignored | deleted | not_synced (changed while
+    # disconnected, kept for Retry) | crm_only (an imported invoice changed in the CRM only) — what
+    # the card shows for the record.
     status: str = Field(default="synced", max_length=16)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     # Bumped when the QBO record was deleted and must be created anew, so the next create uses a

@@ -8,7 +8,9 @@ from marshmallow import RAISE, Schema, fields, validate
 from crm_qbo_plugin.store.card_settings import CardSettingsSchema
 
 KINDS = ("contact", "invoice", "sales_receipt", "payment", "item")
-RECORD_STATUSES = ("pending", "synced", "failed", "conflict", "ignored", "deleted")
+# not_synced: changed while QuickBooks was disconnected (Retry sends it); crm_only: an imported,
+# QuickBooks-owned invoice edited or deleted in the CRM (the change stays local).
+RECORD_STATUSES = ("pending", "synced", "failed", "conflict", "ignored", "deleted", "not_synced", "crm_only")
 
 
 class ProblemSchema(Schema):
@@ -85,8 +87,8 @@ class RecordSchema(Schema):
     crm_id = fields.String()
     qbo_id = fields.String(allow_none=True)
     origin = fields.String()
-    status = fields.String()
-    last_error = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": " | ".join(RECORD_STATUSES)})
+    last_error = fields.String(allow_none=True, metadata={"description": "why the record has this status"})
     detail = fields.Dict(keys=fields.String(), values=fields.Raw())
     updated_at = fields.AwareDateTime()
 

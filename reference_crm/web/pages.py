@@ -250,7 +250,8 @@ def invoice_detail(invoice_id: str) -> str:
     contact = contacts.get_contact_row(db(), tenant(), row.contact_id)
     return render_template("invoice.html", invoice=row, lines=invoices.invoice_lines(db(), row.id),
                            contact=contact, name=contacts.display_name(contact),
-                           payments=payments.list_payments(db(), tenant(), invoice_id=row.id))
+                           payments=payments.list_payments(db(), tenant(), invoice_id=row.id),
+                           qbo_sync=crm_state().plugin.record_sync(tenant(), "invoice", row.id))
 
 
 @bp.post("/invoices/<invoice_id>/<action>")

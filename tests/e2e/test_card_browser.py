@@ -77,3 +77,56 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
         page.screenshot(path=str(ARTIFACTS / "card-5-disconnected.png"), full_page=True)
         browser.close()
     assert get_connection(get_state(app), "loc-1").status == "disconnected"
+
+
+def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(served_card, fake_host):
+    from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
+    from crm_qbo_plugin.outbound.links import set_status
+    from crm_qbo_plugin.outbound.processor import process
+    from tests.integration.outbound_helpers import invoice
+
+    app, url, sandbox = served_card
+    state = get_state(app)
+    create_company(sandbox, name="Acme Books")
+    card = f"{url}/integrations/quickbooks/"
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+
+        def connect() -> None:
+            page.goto(card)
+            page.click("#connect")
+            page.get_by_label("Acme Books").check()
+            page.get_by_role("button", name="Connect").click()
+            expect(page.locator("#status")).to_have_text("Connected")
+
+        connect()
+        page.click("#unlink")
+        expect(page.locator("#unlink-confirm")).to_contain_text("not sent by themselves after you reconnect")
+        page.click("#unlink-yes")
+        expect(page.locator("#status")).to_have_text("Not connected")
+        fake_host.invoices[("loc-1", "inv-7")] = invoice("inv-7")
+        with app.app_context():
+            outbox_id = QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.INVOICE_SENT, subject_id="inv-7",
+                                                                     key="sent-7")).outbox_id
+        assert process(state, outbox_id) == "skipped"
+        set_status(state, "loc-1", "invoice", "inv-q", "crm_only", "deleted in the CRM only: QuickBooks owns this "
+                   "invoice and still has it")
+        page.reload()
+        expect(page.locator("#held-note")).to_contain_text("1 change(s) made while QuickBooks was disconnected")
+
+        connect()
+        held_tab = page.locator("#record-tabs button[data-status='not_synced']")
+        expect(held_tab.locator(".count")).to_have_text("(1)")
+        held_tab.click()
+        rows = page.locator("#records tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("invoice inv-7")
+        expect(rows.first).to_contain_text("not synced — sent while QuickBooks was disconnected; Retry sends it to QuickBooks")
+        expect(rows.first.get_by_role("button", name="Retry")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "card-6-not-synced.png"), full_page=True)
+        page.locator("#record-tabs button[data-status='crm_only']").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("deleted in the CRM only: QuickBooks owns this invoice and still has it")
+        expect(rows.first.get_by_role("button")).to_have_count(0)
+        browser.close()

@@ -12,6 +12,9 @@ Settling stands in for time passing: once faults stop, every worker and schedule
 would have left to run out (outbox leases and push locks of 5 minutes, the realm lock's 2 minutes, a 429's minute)
 are expired at once instead of waited for; webhooks Intuit would retry later are retried now
 (the sandbox's "deliver, force") and every tenant gets a "Sync now" (a CDC poll and its backoffs due).
+A tenant the workload left disconnected is reconnected, and every change the plugin kept as "not
+synced" while a tenant was disconnected is retried, as a user would click Retry on the card; none
+may be left "not synced" at the end.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ class Report:
     failed_outbox: list[str] = field(default_factory=list)
     dead_inbox: int = 0
     not_connected: list[str] = field(default_factory=list)
+    connection_changes: Counter[str] = field(default_factory=Counter)
+    held_retried: int = 0  # changes kept as "not synced" while disconnected, retried when settling
+    still_held: list[str] = field(default_factory=list)  # "not synced" after settling: never sent
+    crm_only: list[str] = field(default_factory=list)  # the workload makes no CRM-only changes
     settled: bool = False
     settle_seconds: float = 0.0
     workdir: str = ""
@@ -88,6 +95,8 @@ class Report:
             found.append(f"{self.lost} lost record(s)")
         found += self.field_differences + [f"outbox row failed: {f}" for f in self.failed_outbox]
         found += [f"{t} is not connected any more" for t in self.not_connected]
+        found += [f"still not synced: {r}" for r in self.still_held]
+        found += [f"marked changed in the CRM only, but never changed locally: {r}" for r in self.crm_only]
         return found
 
     def summary(self) -> str:
@@ -97,6 +106,8 @@ class Report:
             f"  not done while a side was down: {sum(self.unavailable.values())}",
             f"  faults injected: {sum(self.faults.values())} ({_fmt(self.faults)}); sandbox fault answers: {self.sandbox_faults_fired}",
             f"  processes restarted after dying on their own: {sum(self.crash_restarts.values())} ({_fmt(self.crash_restarts)})",
+            f"  disconnects: {self.connection_changes['disconnect']}, reconnects: {self.connection_changes['reconnect']}; "
+            f"changes kept as not synced while disconnected, then retried: {self.held_retried}",
             f"  retries: {self.retries}",
             f"  duplicates: {self.duplicates}",
             f"  lost: {self.lost}",
@@ -147,6 +158,22 @@ def sync_now(st: Stack, tenants: list[Tenant]) -> None:
             resend_waiting(state, tenant.location)
 
 
+def retry_held(st: Stack, tenants: list[Tenant]) -> int:
+    """Click Retry on every "not synced" record (changed while disconnected); returns how many."""
+    from crm_qbo_plugin.outbound.records import retry_record
+    from crm_qbo_plugin.state import get_state
+
+    table = Link.__table__  # type: ignore[attr-defined]
+    with st.engine.connect() as conn:
+        held = list(conn.execute(sa.select(table.c.tenant_id, table.c.kind, table.c.crm_id).where(
+            table.c.status == "not_synced", table.c.tenant_id.in_([t.location for t in tenants]))))
+    app = st.app()
+    with app.app_context():
+        for tenant, kind, crm_id in held:
+            retry_record(get_state(app), tenant, kind, crm_id)
+    return len(held)
+
+
 def busy(st: Stack) -> list[str]:
     """What still moves: open outbox rows, pending inbox notices, queued or running jobs, webhooks."""
     from rq import Queue, Worker
@@ -179,7 +206,8 @@ def busy(st: Stack) -> list[str]:
     return reasons
 
 
-def settle(st: Stack, faults: Faults, tenants: list[Tenant], timeout: float, say: Any) -> bool:
+def settle(st: Stack, faults: Faults, workload: Workload, timeout: float, say: Any, report: Report) -> bool:
+    tenants = workload.tenants
     faults.down.clear()
     faults.clear()
     for proc in st.workers() + st.schedulers():
@@ -187,8 +215,12 @@ def settle(st: Stack, faults: Faults, tenants: list[Tenant], timeout: float, say
     fast_forward(st)
     for proc in st.workers() + st.schedulers():
         st.restart(proc)
+    for tenant in tenants:
+        if not tenant.connected:
+            workload.reconnect(tenant)
     deadline = time.monotonic() + timeout
     for round_ in (1, 2):  # the second round's poll sees whatever the first one's work changed
+        report.held_retried += retry_held(st, tenants)
         sync_now(st, tenants)
         calm, nudged = 0, time.monotonic()
         while calm < 3:
@@ -232,6 +264,10 @@ def check(st: Stack, workload: Workload, report: Report) -> None:
         report.retries = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(outbox.c.attempts - 1), 0)).where(
             outbox.c.attempts > 1)).scalar_one())
         report.not_connected = [r.tenant_id for r in conn.execute(sa.select(conns).where(conns.c.status != "connected"))]
+        report.still_held = [f"{r.tenant_id} {r.kind} {r.crm_id}: {r.last_error}" for r in conn.execute(
+            sa.select(links).where(links.c.status == "not_synced"))]
+        report.crm_only = [f"{r.tenant_id} {r.kind} {r.crm_id}: {r.last_error}" for r in conn.execute(
+            sa.select(links).where(links.c.status == "crm_only"))]
         contact_links = {(r.tenant_id, r.crm_id): r.qbo_id for r in conn.execute(
             sa.select(links).where(links.c.kind == "contact"))}
     for log in (st.workdir / "logs").glob("*.log"):
@@ -313,9 +349,10 @@ def run(options: Options) -> Report:
         report.seconds = time.monotonic() - started
         say(f"  workload done: {sum(workload.ops.values())} operations; settling …")
         settle_started = time.monotonic()
-        report.settled = settle(st, faults, tenants, options.settle_timeout, say)
+        report.settled = settle(st, faults, workload, options.settle_timeout, say, report)
         report.settle_seconds = time.monotonic() - settle_started
         report.operations, report.unavailable = workload.ops, workload.skipped
+        report.connection_changes = workload.connection_changes
         report.faults, report.crash_restarts = faults.counts, faults.restarts
         check(st, workload, report)
         report.ok = not report.problems()

@@ -305,6 +305,43 @@ class Stack:
                 db.commit()
 
 
+    # -- disconnect and reconnect, as the card does (the harness's app runs the same code) ----
+    def disconnect(self, tenant: str) -> None:
+        """The card's "Disconnect QuickBooks": revoke at Intuit, forget the tokens, keep the links."""
+        from crm_qbo_plugin.connections.lifecycle import unlink
+        from crm_qbo_plugin.state import get_state
+
+        app = self.app()
+        with app.app_context():
+            unlink(get_state(app), tenant)
+
+    def reconnect(self, tenant: str, realm: str) -> None:
+        """Connect `tenant` to the same company again as the OAuth callback does after Intuit's
+        consent: new tokens stored with the links kept, parked rows resumed, the import run."""
+        from sqlmodel import select
+
+        from crm_qbo_plugin.connections.clients import client_with_token
+        from crm_qbo_plugin.connections.company import company_facts
+        from crm_qbo_plugin.connections.lifecycle import after_connect, save_connection
+        from crm_qbo_plugin.qbo import Tokens
+        from crm_qbo_plugin.state import get_state
+        from crm_qbo_plugin.store.db import session
+        from crm_qbo_plugin.store.tables import Connection
+
+        app = self.app()
+        state = get_state(app)
+        tokens = Tokens.from_token_response(self.sandbox_post("/_sandbox/tokens", {"realm_id": realm, "client_id": CLIENT_ID}))
+        with app.app_context():
+            with session(state.engine) as db:
+                row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).one()
+                import_invoices = bool(row.settings.get("import_invoices"))
+            with client_with_token(state, realm, tokens.access_token) as client:
+                facts = company_facts(client.company_info(), client.preferences())
+            now = datetime.now(UTC)
+            save_connection(state, tenant, realm, tokens, facts, switching=False, import_invoices=import_invoices, now=now)
+            after_connect(state, tenant, now, same_company=True)
+
+
 def _http_ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code < 500

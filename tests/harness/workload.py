@@ -6,7 +6,14 @@ Rules that keep the expected end state well defined (they avoid conflicts no syn
 not faults): e-mails never change; an invoice is either "editable" (edited, voided or deleted,
 never paid) or "payable" (paid from either side, never edited), and the payments planned for it
 never exceed its total; a record is edited from the other side only when its own side has left it
-alone for a while.
+alone for a while; an invoice that may have waited out a disconnection unpushed is voided, never
+deleted (its contact's becoming a customer would then depend on the timing).
+
+A tenant is also disconnected from QuickBooks (the card's Disconnect) and reconnected to the same
+company a few seconds later, while the workload goes on. The plugin keeps every change it held
+meanwhile as a "not synced" record and never pushes it by itself; settling retries each one, as a
+user would on the card (tests/harness/soak.py). So a change made while disconnected is lost only
+if it is neither in QuickBooks at the end nor was listed as not synced.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class Invoice:
     contact: str = ""  # the CRM contact of a CRM-born invoice
     paid: Decimal = Decimal("0")
     state: str = "open"  # draft | open | void | deleted
+    held: bool = False  # may have been unpushed while its tenant was disconnected: never deleted
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Tenant:
     crm_receipts: int = 0
     qbo_payments: int = 0
     touched: dict[str, float] = field(default_factory=dict)  # "crm:<id>"/"qbo:<id>" → last edit
+    connected: bool = True
+    disconnected_at: float = 0.0
 
     def billable(self, pushed: Callable[[Invoice], bool]) -> set[str]:
         """CRM contacts that must be QuickBooks customers: a payment, or an invoice that reached
@@ -164,6 +174,7 @@ class Workload:
     def __init__(self, stack: Stack, tenants: list[Tenant], rng: random.Random) -> None:
         self.stack, self.tenants, self.rng = stack, tenants, rng
         self.ops: Counter[str] = Counter()
+        self.connection_changes: Counter[str] = Counter()  # disconnect, reconnect
         self.skipped: Counter[str] = Counter()
         self.serial = 0
         self.crm = {t.location: Crm(stack.web_url, t.key) for t in tenants}
@@ -214,6 +225,8 @@ class Workload:
         qbo_ops = [(self.qbo_customer, 3), (self.qbo_edit_customer, 3), (self.qbo_invoice, 3), (self.qbo_pay, 3),
                    (self.qbo_void, 1)]
         choices = (crm_ops if crm_up else []) + (qbo_ops if qbo_up else [])
+        if crm_up and qbo_up:
+            choices.append((self.disconnect_or_reconnect, 1))
         if not choices:
             return "idle"
         op = self.rng.choices([c[0] for c in choices], weights=[c[1] for c in choices])[0]
@@ -264,7 +277,7 @@ class Workload:
         api = self.crm[tenant.location]
         draft = api.call("POST", "/invoices", {"contact_id": contact_id, "lines": self._lines()})
         invoice = Invoice("crm", draft["id"], Decimal(draft["total"]), payable=self.rng.random() < 0.6,
-                          contact=contact_id, state="draft")
+                          contact=contact_id, state="draft", held=not tenant.connected)
         tenant.invoices.append(invoice)
         api.call("POST", f"/invoices/{draft['id']}/send")  # a draft stays a draft if this fails
         invoice.state = "open"
@@ -284,7 +297,7 @@ class Workload:
         if not editable:
             return False
         invoice = self.rng.choice(editable)
-        if self.rng.random() < 0.5:
+        if invoice.held or self.rng.random() < 0.5:
             self.crm[tenant.location].call("POST", f"/invoices/{invoice.key}/void")
             invoice.state = "void"
         else:
@@ -323,6 +336,43 @@ class Workload:
         tenant.crm_receipts += 1
         tenant.paying.add(contact_id)
         return True
+
+    # -- the connection ------------------------------------------------------------------------
+    def disconnect_or_reconnect(self, tenant: Tenant) -> bool:
+        """Disconnect a connected tenant (as on the card); reconnect a disconnected one to the same
+        company after a few seconds of workload. Both run the plugin's own connect and unlink code."""
+        if tenant.connected:
+            for invoice in tenant.invoices:  # not pushed yet: it may be held while disconnected
+                if invoice.side == "crm" and invoice.state == "open" and self.qbo_id_of(tenant, "invoice", invoice.key) is None:
+                    invoice.held = True
+            try:
+                self.stack.disconnect(tenant.location)
+            finally:  # the tokens are forgotten before Intuit is told, so read what happened
+                tenant.connected = self.connection_status(tenant) != "disconnected"
+            tenant.disconnected_at = time.monotonic()
+            self.connection_changes["disconnect"] += not tenant.connected
+            return not tenant.connected
+        if time.monotonic() - tenant.disconnected_at < 3.0:
+            return False
+        self.reconnect(tenant)
+        return True
+
+    def reconnect(self, tenant: Tenant) -> None:
+        from crm_qbo_plugin.qbo import QboError
+
+        try:
+            self.stack.reconnect(tenant.location, tenant.realm)
+        except (requests.RequestException, QboError) as exc:
+            raise Unavailable(f"reconnect: {type(exc).__name__}") from None
+        tenant.connected = True
+        self.connection_changes["reconnect"] += 1
+
+    def connection_status(self, tenant: Tenant) -> str:
+        from crm_qbo_plugin.store.tables import Connection
+
+        table = Connection.__table__  # type: ignore[attr-defined]
+        with self.stack.engine.connect() as conn:
+            return str(conn.execute(sa.select(table.c.status).where(table.c.tenant_id == tenant.location)).scalar())
 
     # -- the QuickBooks side -------------------------------------------------------------------
     def qbo_customer(self, tenant: Tenant) -> bool:

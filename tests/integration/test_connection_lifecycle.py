@@ -150,17 +150,25 @@ def test_reconnecting_keeps_links_and_switching_company_needs_confirmation_then_
     with session(get_state(qbo_app).engine) as db:
         db.add(Link(tenant_id="loc-1", kind="contact", crm_id="c1", qbo_id="58", origin="crm"))
         db.add(Cursor(tenant_id="loc-1", stream="cdc", value="2026-11-01T00:00:00+00:00"))
+        db.add(Link(tenant_id="loc-1", kind="invoice", crm_id="i1", qbo_id="71", origin="crm", status="not_synced",
+                    last_error="not synced — changed while QuickBooks was disconnected"))
         db.commit()
     assert client.post(CARD + "unlink", data={"csrf_token": _csrf(client)}).status_code == 303
     assert connect(qbo_app, fake_host, ALICE, first, client=client)[2].status_code == 303  # same company
-    assert _counts(qbo_app) == (1, 1)
+    assert _counts(qbo_app) == (2, 1)
     _c, _p, refused = connect(qbo_app, fake_host, ALICE, second, client=client)
     assert refused.status_code == 400 and b'data-code="switch_required"' in refused.data
-    assert connection(qbo_app).realm_id == first and _counts(qbo_app) == (1, 1)
+    assert connection(qbo_app).realm_id == first and _counts(qbo_app) == (2, 1)
     _c, _p, switched = connect(qbo_app, fake_host, ALICE, second, client=client, switch_company="confirmed")
     assert switched.status_code == 303
     assert connection(qbo_app).realm_id == second and connection(qbo_app).company_name == "Second Co"
-    assert _counts(qbo_app) == (0, 0)
+    # A change held while disconnected stays visible (ignored, with why), its old company's id gone.
+    with session(get_state(qbo_app).engine) as db:
+        held = db.exec(select(Link)).one()
+    assert (held.kind, held.crm_id, held.status, held.qbo_id) == ("invoice", "i1", "ignored", None)
+    assert held.last_error == ("changed while QuickBooks was disconnected from the previous company; "
+                               "not sent to the new one (no retroactive sync)")
+    assert _counts(qbo_app) == (1, 0)
 
 
 def _csrf(client) -> str:

@@ -1,6 +1,7 @@
 """A short soak (part of `make test`): the real processes (sandbox, Redis, waitress web, three
-workers, two schedulers) under a randomized two-way workload with every kind of fault injected,
-then settle and check: `crm-qbo reconcile` exits 0 for every tenant, no duplicate, nothing lost.
+workers, two schedulers) under a randomized two-way workload (tenants disconnected and reconnected
+among it) with every kind of fault injected, then settle and check: `crm-qbo reconcile` exits 0 for
+every tenant, no duplicate, nothing lost.
 The long run is `make soak MINUTES=20` (python -m tests.harness.soak)."""
 
 from __future__ import annotations
@@ -21,5 +22,8 @@ def test_a_short_soak_with_faults_ends_with_matching_books(database_url):
     assert (report.duplicates, report.lost) == (0, 0)
     assert set(report.reconcile.values()) == {0}
     assert sum(report.operations.values()) > 100
+    # tenants were disconnected and reconnected mid-run; what they held was retried, none left
+    assert report.connection_changes["disconnect"] >= 1 and report.connection_changes["reconnect"] >= 1
+    assert report.still_held == []
     # ~15 faults are due in 45 s; each takes time to inject and undo, so a loaded machine fits fewer.
     assert sum(report.faults.values()) >= 5

@@ -98,8 +98,9 @@
     const body = $("records").querySelector("tbody");
     body.replaceChildren();
     if (!rows.length) {
+      const tab = document.querySelector("#record-tabs button[data-status='" + recordStatus + "']");
       const row = body.insertRow();
-      cell(row, "Nothing " + recordStatus + ".").colSpan = 4;
+      cell(row, "Nothing " + (tab ? tab.dataset.label.toLowerCase() : recordStatus) + ".").colSpan = 4;
       return;
     }
     rows.forEach((rec) => {
@@ -107,8 +108,11 @@
       cell(row, rec.kind + " " + rec.crm_id);
       cell(row, rec.qbo_id ? "#" + rec.qbo_id : "—");
       const detail = rec.detail && rec.detail.crm_total ? " (CRM " + rec.detail.crm_total + " vs QuickBooks " + rec.detail.qbo_total + ")" : "";
-      cell(row, rec.status + (rec.last_error ? ": " + rec.last_error : "") + detail);
+      // not synced and changed-in-the-CRM-only records carry their whole story in last_error
+      const own = (rec.status === "not_synced" || rec.status === "crm_only") && rec.last_error;
+      cell(row, own ? rec.last_error : rec.status + (rec.last_error ? ": " + rec.last_error : "") + detail);
       const actions = cell(row, "");
+      if (rec.status === "crm_only") return;  // stays local on purpose: nothing to retry or ignore
       ["retry", "ignore"].forEach((action) => {
         if (action === "ignore" && rec.status === "ignored") return;
         const button = document.createElement("button");
@@ -182,6 +186,12 @@
     const [status, settings] = await Promise.all([call("GET", "/status"), call("GET", "/settings")]);
     if (saving) return;  // a save started while these were on their way: its own refresh follows
     document.querySelectorAll("[data-setting='review_request']").forEach((box) => { box.checked = !!settings.review_request; });
+    const held = (status.counts || {}).not_synced || 0;
+    const note = $("held-note");
+    if (note) {
+      note.textContent = held ? held + " change(s) made while QuickBooks was disconnected are kept as \"Not synced\": after you reconnect they are listed on this card, and Retry sends each to QuickBooks." : "";
+      note.classList.toggle("hidden", !held);
+    }
     if (status.status !== card.dataset.status) {
       // The connection changed under the open card (e.g. its stored authorisation became
       // unreadable): say why, and let a reload show the reconnect form.
