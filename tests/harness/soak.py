@@ -77,7 +77,7 @@ class Report:
     dead_inbox: int = 0
     not_connected: list[str] = field(default_factory=list)
     connection_changes: Counter[str] = field(default_factory=Counter)
-    held_retried: int = 0  # changes kept as "not synced" while disconnected, retried when settling
+    held_retried: int = 0  # "not synced" while disconnected, or contended conflicts: retried when settling
     still_held: list[str] = field(default_factory=list)  # "not synced" after settling: never sent
     crm_only: list[str] = field(default_factory=list)  # the workload makes no CRM-only changes
     settled: bool = False
@@ -107,7 +107,7 @@ class Report:
             f"  faults injected: {sum(self.faults.values())} ({_fmt(self.faults)}); sandbox fault answers: {self.sandbox_faults_fired}",
             f"  processes restarted after dying on their own: {sum(self.crash_restarts.values())} ({_fmt(self.crash_restarts)})",
             f"  disconnects: {self.connection_changes['disconnect']}, reconnects: {self.connection_changes['reconnect']}; "
-            f"changes kept as not synced while disconnected, then retried: {self.held_retried}",
+            f"records retried as the card asks (not synced while disconnected, contended conflicts): {self.held_retried}",
             f"  retries: {self.retries}",
             f"  duplicates: {self.duplicates}",
             f"  lost: {self.lost}",
@@ -159,14 +159,19 @@ def sync_now(st: Stack, tenants: list[Tenant]) -> None:
 
 
 def retry_held(st: Stack, tenants: list[Tenant]) -> int:
-    """Click Retry on every "not synced" record (changed while disconnected); returns how many."""
+    """Click Retry, as the card asks, on every "not synced" record (changed while disconnected) and every
+    conflict whose QuickBooks invoice "kept changing" while it was updated (two stale SyncTokens in a row,
+    e.g. a QuickBooks user's payment racing the push: the card says to check it in QuickBooks and retry);
+    returns how many."""
     from crm_qbo_plugin.outbound.records import retry_record
     from crm_qbo_plugin.state import get_state
 
     table = Link.__table__  # type: ignore[attr-defined]
     with st.engine.connect() as conn:
         held = list(conn.execute(sa.select(table.c.tenant_id, table.c.kind, table.c.crm_id).where(
-            table.c.status == "not_synced", table.c.tenant_id.in_([t.location for t in tenants]))))
+            sa.or_(table.c.status == "not_synced",
+                   sa.and_(table.c.status == "conflict", table.c.last_error.contains("kept changing"))),
+            table.c.tenant_id.in_([t.location for t in tenants]))))
     app = st.app()
     with app.app_context():
         for tenant, kind, crm_id in held:
@@ -257,8 +262,13 @@ def _page(qbo: QboUser, entity: str, where: str = "") -> list[dict[str, Any]]:
 def check(st: Stack, workload: Workload, report: Report) -> None:
     outbox, inbox, links, conns = (t.__table__ for t in (OutboxEvent, InboxNotice, Link, Connection))  # type: ignore[attr-defined]
     with st.engine.connect() as conn:
+        # A failed row is lost work unless a later row of the same record was pushed: a push sends the
+        # record's whole current state, so that later push carried the failed row's change too.
+        later = outbox.alias("later")
+        superseded = sa.exists().where(later.c.tenant_id == outbox.c.tenant_id, later.c.subject_id == outbox.c.subject_id,
+                                       later.c.id > outbox.c.id, later.c.status == "done")
         report.failed_outbox = [f"{r.tenant_id} {r.event_type} {r.subject_id}: {r.last_error}" for r in conn.execute(
-            sa.select(outbox).where(outbox.c.status == "failed"))]
+            sa.select(outbox).where(outbox.c.status == "failed", ~superseded))]
         report.dead_inbox = conn.execute(sa.select(sa.func.count()).select_from(inbox).where(
             inbox.c.status == "dead")).scalar_one()
         report.retries = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(outbox.c.attempts - 1), 0)).where(
