@@ -15,6 +15,7 @@ from sqlmodel import select
 from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin, sign_host_event
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.connections.status import UNREADABLE
+from crm_qbo_plugin.outbound.held import WAITING_FOR_RECONNECT
 from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
@@ -79,7 +80,7 @@ def test_undecryptable_tokens_park_the_work_and_the_card_asks_to_reconnect(qbo_a
     with session(state.engine) as db:
         parked = db.get(OutboxEvent, outbox_id)
         assert (parked.status, parked.attempts, parked.last_error) == (
-            "pending", 1, "waiting for QuickBooks to be reconnected")
+            "pending", 1, WAITING_FOR_RECONNECT)
     row = connection(app)
     assert (row.status, row.last_error) == ("needs_reconnect", UNREADABLE)
 
