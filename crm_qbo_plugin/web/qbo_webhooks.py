@@ -69,7 +69,7 @@ def receive_webhook() -> tuple[Response, int]:
     try:
         result = inbox.store_webhook(state.engine, notices, utcnow())
     except SQLAlchemyError as exc:
-        log.error("webhook not recorded, asking Intuit to retry (%s)", type(exc).__name__)
+        log.error("web.webhook_not_recorded error=%s next=intuit_retries", type(exc).__name__)
         return _answer(503, error="the notices could not be stored; retry later")
     for realm_id in sorted(result.pending_realms):
         request_drain(state, realm_id)
