@@ -215,3 +215,16 @@ def test_a_redis_error_while_counting_does_not_fail_the_push(stack):
     assert set(statuses(stack, OutboxEvent.__table__)) == {"done", "skipped"}  # none failed, none left
     assert qbo_invoices(stack) == [Decimal("10.00")]
     assert by_label(scrape(stack), "crm_qbo_outbox_pushes_total", "outcome") == {}
+
+
+def test_log_records_of_a_web_request_carry_the_signed_in_users_tenant(stack, caplog):
+    caplog.set_level(logging.DEBUG, logger="crm_qbo_plugin")
+    web, _token = stack.sign_in()
+    answer = web.get("/integrations/quickbooks/api/accounts")
+    assert answer.status_code == 200 and answer.json
+    read = requests_logged(caplog)
+    assert read and all(r.tenant == stack.tenant for r in read)
+    caplog.clear()
+    with stack.qbo():  # after the request: its tenant is gone
+        logging.getLogger("crm_qbo_plugin.test").info("test.after_request")
+    assert [(r.tenant, r.realm) for r in caplog.records if r.getMessage() == "test.after_request"] == [("-", "-")]
