@@ -21,21 +21,24 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s realm=%(realm)s %
 _context: ContextVar[dict[str, str] | None] = ContextVar("crm_qbo_log_context", default=None)
 
 
+def _known(tenant: object, realm: object) -> dict[str, str]:
+    return {k: str(v) for k, v in (("tenant", tenant), ("realm", realm)) if v is not None}
+
+
 @contextmanager
-def bind(**values: object) -> Iterator[None]:
-    """Within the block, records carry these values (None values are left out); nests."""
-    merged = {**(_context.get() or {}), **{k: str(v) for k, v in values.items() if v is not None}}
-    token = _context.set(merged)
+def bind(tenant: object = None, realm: object = None) -> Iterator[None]:
+    """Within the block, records carry these values (None: left as it was); nests."""
+    token = _context.set({**(_context.get() or {}), **_known(tenant, realm)})
     try:
         yield
     finally:
         _context.reset(token)
 
 
-def open_scope(**values: object) -> Token[dict[str, str] | None]:
+def open_scope(tenant: object = None, realm: object = None) -> Token[dict[str, str] | None]:
     """`bind` for code that cannot wrap a block (a web request's before/teardown hooks):
     pass the returned token to `close_scope`."""
-    return _context.set({**(_context.get() or {}), **{k: str(v) for k, v in values.items() if v is not None}})
+    return _context.set({**(_context.get() or {}), **_known(tenant, realm)})
 
 
 def close_scope(token: Token[dict[str, str] | None]) -> None:
@@ -45,16 +48,11 @@ def close_scope(token: Token[dict[str, str] | None]) -> None:
         _context.set(None)
 
 
-def annotate(**values: object) -> None:
+def annotate(tenant: object = None, realm: object = None) -> None:
     """Add to the innermost `bind` block what was learnt inside it (no-op outside any block)."""
     current = _context.get()
     if current is not None:
-        current.update({k: str(v) for k, v in values.items() if v is not None})
-
-
-def current() -> dict[str, str]:
-    """The bound values now (a copy)."""
-    return dict(_context.get() or {})
+        current.update(_known(tenant, realm))
 
 
 def _add_context(record: logging.LogRecord) -> None:

@@ -18,7 +18,7 @@ def process_outbox(outbox_id: int) -> str:
     state = get_state()
     if not claimable(state, outbox_id):
         return "not-claimed"
-    with logs.bind(outbox_id=outbox_id):  # the processor adds the row's tenant and realm
+    with logs.bind():  # the processor adds the row's tenant and realm once it has claimed it
         return process(state, outbox_id)
 
 
