@@ -38,7 +38,7 @@ def _stop_event() -> threading.Event:
     stop = threading.Event()
 
     def _handle(signum: int, _frame: Any) -> None:
-        log.info("received signal %s, stopping", signum)
+        log.info("cli.stopping signal=%s", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, _handle)
@@ -184,6 +184,9 @@ for _name, _command in plugin_cli.commands.items():
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from crm_qbo_plugin import logs
+
+    logging.basicConfig(level=logging.INFO)
+    logs.install(logging.getLogger().handlers[0])  # tenant= realm= on every line
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     main_group(prog_name="crm-qbo")

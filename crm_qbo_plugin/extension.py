@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.crypto import TokenCipher
 from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
@@ -53,6 +54,7 @@ class QuickBooksPlugin:
         host = host or self._default_host
         if host is None or not isinstance(host, CrmHost):
             raise TypeError("QuickBooksPlugin.init_app needs a host implementing crm_qbo_plugin.CrmHost")
+        logs.install()  # every log record carries tenant= and realm= (see crm_qbo_plugin.logs)
         settings = load_settings(app.config)
         manifest = load_manifest()
         connection = redis.Redis.from_url(settings.redis_url)

@@ -31,6 +31,7 @@ HOWTO: dict[str, str] = {
     "SECRET_KEYS": "give one or more comma-separated Fernet keys (make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
     "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP — host_id:tenant1|tenant2=secret binds a host to those tenants — or leave it unset",
     "POLL_SECONDS": "give the seconds between CDC polls of each company as a whole number from 30 to 86400, or leave it unset for 300",
+    "METRICS_TOKEN": "give a random bearer token of at least 24 characters for Prometheus to scrape /integrations/quickbooks/metrics with (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), or leave it unset to turn the endpoint off",
     "RETENTION_DAYS": "give a whole number of days from 2 to 3650 (default 30) after which settled inbox, outbox, OAuth-state and sync-run rows are deleted",
 }
 
@@ -62,6 +63,11 @@ class _SettingsSchema(Schema):
     # The CDC safety net: how often each connected company is polled (QuickBooks' CDC looks back 30 days).
     POLL_SECONDS = fields.Integer(load_default=300, validate=validate.Range(min=30, max=86400))
     RETENTION_DAYS = fields.Integer(load_default=30, strict=False, validate=validate.Range(min=2, max=3650))
+    # The bearer token /metrics wants; unset, the endpoint answers 404.
+    METRICS_TOKEN = fields.String(load_default=None, allow_none=True, validate=[
+        validate.Length(min=24, max=256),
+        validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII without spaces"),
+    ])
 
     @validates("DATABASE_URL")
     def _database_url(self, value: str, **_: Any) -> None:
@@ -116,6 +122,7 @@ class _SettingsSchema(Schema):
             host_tenants={host: grant.tenants for host, grant in hosts.items() if grant.tenants is not None},
             retention_days=data["RETENTION_DAYS"],
             poll_seconds=data["POLL_SECONDS"],
+            metrics_token=data["METRICS_TOKEN"],
         )
 
 
@@ -173,6 +180,7 @@ class Settings:
     # Settled rows (inbox, outbox, OAuth states, sync runs) older than this are pruned (store/retention.py).
     retention_days: int = 30
     poll_seconds: int = 300
+    metrics_token: str | None = None  # bearer token of GET /metrics; None turns the endpoint off
 
     def __repr__(self) -> str:
         return (

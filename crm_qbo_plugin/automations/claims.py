@@ -59,7 +59,7 @@ def fire_once(state: PluginState, tenant: str, trigger: str, subject_id: str, co
         run.status, run.fired_at = FIRED, utcnow()
         db.add(run)
         db.commit()
-    log.info("fired automation trigger %s", trigger)
+    log.info("automations.fired trigger=%s", trigger)
     return True
 
 

@@ -465,7 +465,7 @@ class Applier:
         if link.detail.get(key) != flag:
             link.detail = {**link.detail, key: flag}
             self.book.changed(link)
-            log.info("invoice total differs from QuickBooks (%s); QuickBooks' total is kept", key)
+            log.info("inbound.total_differs key=%s kept=quickbooks", key)
 
     def invoice_deleted(self, qbo_id: str) -> Outcome:
         """QBO deleted the invoice: the CRM record is marked deleted and the link kept as

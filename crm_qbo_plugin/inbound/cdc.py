@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from crm_qbo_plugin import logs, metrics
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.inbound import cursors, inbox
@@ -104,7 +105,7 @@ class Poller:
         try:
             self.windows(watermark - OVERLAP, now)
         except SaturatedWindow:
-            log.warning("CDC window cannot be split further; running a full reconcile")
+            log.warning("inbound.cdc_window_saturated next=full_reconcile")
             self.reconcile(now)
 
     def windows(self, start: datetime, now: datetime) -> None:
@@ -195,11 +196,13 @@ def poll(state: PluginState, tenant: str, now: datetime | None = None) -> SyncRu
     if connection is None or connection.status != ConnectionStatus.CONNECTED.value or not connection.realm_id:
         return None
     target = Target.of(connection)
+    logs.annotate(tenant=tenant, realm=target.realm_id)
     run = start_run(state.engine, tenant, "poll")
     errors: list[str] = []
     poller: Poller | None = None
     with holding(state.redis, target.realm_id, wait_seconds=LOCK_WAIT_SECONDS) as lock:
         if lock is None:
+            metrics.count(state.redis, "polls", outcome="busy")
             return finish_run(state.engine, run, {"busy": True}, ["another worker is applying this company's changes"])
         with client_for(state, target.realm_id) as qbo:
             poller = Poller(state, target, qbo, lock)
@@ -216,9 +219,11 @@ def poll(state: PluginState, tenant: str, now: datetime | None = None) -> SyncRu
                 mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
                 errors.append("QuickBooks needs to be reconnected")
             except (QboError, SaturatedWindow) as exc:
-                log.warning("CDC poll failed (%s)", type(exc).__name__)
+                log.warning("inbound.cdc_poll_failed error=%s", type(exc).__name__)
                 errors.append(f"{type(exc).__name__}: {exc}")
-    return finish_run(state.engine, run, poller.counts, errors)
+    finished = finish_run(state.engine, run, poller.counts, errors)
+    metrics.count(state.redis, "polls", outcome=finished.status)
+    return finished
 
 
 def _connection(state: PluginState, tenant: str) -> Connection | None:

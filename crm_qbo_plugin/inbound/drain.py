@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
+from crm_qbo_plugin import logs, metrics
 from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import HostContractError
@@ -108,6 +109,7 @@ def drain_locked(state: PluginState, realm_id: str, lock: LeaderLock, qbo: QboCl
             _orphan(state, realm_id)
         return result
     target = Target.of(connection)
+    logs.annotate(tenant=target.tenant)
     if qbo is not None:
         return _drain(state, target, qbo, lock, result)
     with client_for(state, realm_id) as client:
@@ -117,8 +119,11 @@ def drain_locked(state: PluginState, realm_id: str, lock: LeaderLock, qbo: QboCl
 def _orphan(state: PluginState, realm_id: str) -> None:
     """Notices of a realm nobody holds any more can never be applied: dead-letter them."""
     with state.engine.begin() as conn:
-        for notice_id in inbox.pending_ids(conn, realm_id, limit=10_000):
+        orphans = inbox.pending_ids(conn, realm_id, limit=10_000)
+        for notice_id in orphans:
             inbox.finish(conn, notice_id, InboxStatus.DEAD, inbox.NO_TENANT)
+    metrics.count(state.redis, "drains", len(orphans), outcome=InboxStatus.DEAD.value)
+    metrics.count(state.redis, "failures", len(orphans), kind="dead_letter")
 
 
 class _Renewer:
@@ -151,12 +156,12 @@ def _drain(state: PluginState, target: Target, qbo: QboClient, lock: LeaderLock,
             result.stopped = "needs reconnect"
             return result
         except (ThrottledError, TransientError) as exc:
-            log.info("inbound drain paused for realm (%s)", type(exc).__name__)
+            log.info("inbound.drain_paused error=%s", type(exc).__name__)
             result.errors.append(f"{type(exc).__name__}: {exc}")
             result.stopped = type(exc).__name__
             return result
         except QboError as exc:  # the notices are read one by one instead
-            log.warning("bulk read of notices refused (%s); reading them one at a time", type(exc).__name__)
+            log.warning("inbound.bulk_read_refused error=%s next=one_at_a_time", type(exc).__name__)
             bodies = {}
         try:
             stop = apply_batch(state, target, qbo, batch, bodies, result)
@@ -215,14 +220,14 @@ def apply_batch(state: PluginState, target: Target, qbo: QboClient, notice_ids: 
     except (ReconnectRequired, ThrottledError, TransientError) as exc:
         return _paused(state, target, result, exc)
     except BATCH_ERRORS as exc:
-        log.info("a notice of the batch failed (%s); applying the batch one notice at a time", type(exc).__name__)
+        log.info("inbound.batch_failed error=%s next=one_at_a_time", type(exc).__name__)
         raise _OneByOne from exc
     with state.engine.begin() as conn:
         applier.flush(conn)
         for notice_id, outcome in outcomes:
             inbox.finish(conn, notice_id, outcome.status, outcome.reason)
     for _notice_id, outcome in outcomes:
-        _count(result, outcome)
+        _count(state, result, outcome)
     return None
 
 
@@ -231,12 +236,14 @@ def _paused(state: PluginState, target: Target, result: DrainResult, exc: Except
     if isinstance(exc, ReconnectRequired):
         mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
         return "needs reconnect"
-    log.info("inbound drain paused for realm (%s)", type(exc).__name__)
+    log.info("inbound.drain_paused error=%s", type(exc).__name__)
     result.errors.append(f"{type(exc).__name__}: {exc}")
     return type(exc).__name__
 
 
-def _count(result: DrainResult, outcome: Outcome) -> None:
+def _count(state: PluginState, result: DrainResult, outcome: Outcome) -> None:
+    metrics.count(state.redis, "drains", outcome=outcome.status.value)
+    metrics.count(state.redis, "failures", int(outcome.status is InboxStatus.DEAD), kind="dead_letter")
     if outcome.status is InboxStatus.APPLIED:
         result.applied += 1
     elif outcome.status is InboxStatus.SKIPPED:
@@ -283,7 +290,7 @@ def apply_one(state: PluginState, target: Target, qbo: QboClient, notice_id: int
     if notice.tenant_id != target.tenant:
         with state.engine.begin() as conn:
             inbox.finish(conn, notice_id, InboxStatus.DEAD, MOVED)
-        result.dead += 1
+        _count(state, result, Outcome(InboxStatus.DEAD, MOVED))
         return None
     applier = Applier(state, target, qbo)
     try:
@@ -294,11 +301,11 @@ def apply_one(state: PluginState, target: Target, qbo: QboClient, notice_id: int
     except (ReconnectRequired, ThrottledError, TransientError) as exc:
         return _paused(state, target, result, exc)
     except NOTICE_ERRORS as exc:
-        log.warning("inbound notice %s dead-lettered (%s)", notice_id, type(exc).__name__)
+        log.warning("inbound.dead_lettered notice_id=%s error=%s", notice_id, type(exc).__name__)
         outcome = Outcome(InboxStatus.DEAD, f"{type(exc).__name__}: {exc}"[:500])
     with state.engine.begin() as conn:
         if outcome.status is not InboxStatus.DEAD:
             applier.flush(conn)
         inbox.finish(conn, notice_id, outcome.status, outcome.reason)
-    _count(result, outcome)
+    _count(state, result, outcome)
     return None

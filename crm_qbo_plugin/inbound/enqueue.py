@@ -41,7 +41,7 @@ def request_drain(state: PluginState, realm_id: str) -> bool:
             return False
         state.queue.enqueue(DRAIN_INBOX, realm_id, job_timeout=900, result_ttl=60, failure_ttl=86400)
     except redis.RedisError as exc:
-        log.warning("inbound drain not queued (%s); the next poll applies the notices", type(exc).__name__)
+        log.warning("inbound.drain_not_queued error=%s next=poll", type(exc).__name__)
         return False
     return True
 

@@ -80,7 +80,7 @@ def start_import(state: PluginState, tenant: str) -> SyncRun:
     try:
         enqueue_import(state, tenant)
     except redis.RedisError as exc:  # the open run is resumed by the scheduler's next round
-        log.warning("import not queued (%s); the scheduler starts it", type(exc).__name__)
+        log.warning("inbound.import_not_queued error=%s next=scheduler", type(exc).__name__)
     return run
 
 
@@ -111,7 +111,7 @@ def run_import(state: PluginState, tenant: str) -> SyncRun | None:
             mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
             errors.append("QuickBooks needs to be reconnected; the import resumes after reconnecting")
         except (QboError, _Busy) as exc:
-            log.warning("import stopped (%s); it resumes from its checkpoint", type(exc).__name__)
+            log.warning("inbound.import_stopped error=%s next=resume_from_checkpoint", type(exc).__name__)
             errors.append(f"{type(exc).__name__}: {exc}")
         if errors:
             run.counts = counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.overdue import fire_overdue
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
@@ -16,4 +17,5 @@ def check_overdue(connection_id: int) -> int:
         conn = db.get(Connection, connection_id)
     if conn is None or conn.status != ConnectionStatus.CONNECTED.value:
         return 0
-    return fire_overdue(state, conn)
+    with logs.bind(tenant=conn.tenant_id, realm=conn.realm_id):
+        return fire_overdue(state, conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
 from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst
@@ -25,17 +26,20 @@ def drain_inbox(realm_id: str) -> str:
     if in_burst(state.redis, realm_id):
         time.sleep(GATHER_SECONDS)  # the flag is still set: the burst's next notices queue no job
     state.redis.delete(drain_flag(realm_id))  # from now on a new notice queues a new drain
-    result = drain_realm(state, realm_id)
+    with logs.bind(realm=realm_id):  # the drain adds the realm's tenant
+        result = drain_realm(state, realm_id)
     return f"applied={result.applied} skipped={result.skipped} dead={result.dead} stopped={result.stopped}"
 
 
 def poll_cdc(tenant: str) -> str:
     """One CDC poll for a tenant (then its pending notices)."""
-    run = poll(get_state(), _text_id(tenant, "tenant"))
+    with logs.bind(tenant=tenant):  # the poll adds the tenant's realm
+        run = poll(get_state(), _text_id(tenant, "tenant"))
     return run.status if run is not None else "not-connected"
 
 
 def run_import(tenant: str) -> str:
     """Import (or resume importing) a tenant's QBO customers and invoices."""
-    run = import_tenant(get_state(), _text_id(tenant, "tenant"))
+    with logs.bind(tenant=tenant):
+        run = import_tenant(get_state(), _text_id(tenant, "tenant"))
     return run.status if run is not None else "nothing-to-do"

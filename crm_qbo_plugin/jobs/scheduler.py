@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlmodel import select
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
@@ -124,7 +125,7 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
 
     def in_app(fn: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
-            with app.app_context():
+            with app.app_context(), logs.bind(tenant="*", realm="*"):  # periodic jobs span every tenant
                 return fn()
         return run
 

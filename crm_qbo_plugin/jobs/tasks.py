@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
@@ -17,7 +18,8 @@ def process_outbox(outbox_id: int) -> str:
     state = get_state()
     if not claimable(state, outbox_id):
         return "not-claimed"
-    return process(state, outbox_id)
+    with logs.bind():  # the processor adds the row's tenant and realm once it has claimed it
+        return process(state, outbox_id)
 
 
 def claimable(state: PluginState, outbox_id: int) -> bool:

@@ -33,6 +33,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 from sqlmodel import col, select
 
+from crm_qbo_plugin import metrics
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, Origin
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
@@ -243,6 +244,8 @@ def _finish_many(push: Push, rows: Sequence[OutboxEvent], status: OutboxStatus, 
             .where(table.c.id.in_([r.id for r in rows]))
             .values(status=status.value, last_error=error, lease_until=retry_at, updated_at=utcnow())
         )
+    metrics.count(push.state.redis, "pushes", len(rows), outcome=status.value)
+    metrics.count(push.state.redis, "failures", len(rows) * (status is OutboxStatus.FAILED), kind="outbox_failed")
 
 
 def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:

@@ -17,6 +17,7 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import select
 
+from crm_qbo_plugin import logs, metrics
 from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.failures import PushFailed
@@ -106,6 +107,8 @@ def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: st
         fresh.updated_at = utcnow()
         db.add(fresh)
         db.commit()
+    metrics.count(state.redis, "pushes", outcome=status.value)
+    metrics.count(state.redis, "failures", int(status is OutboxStatus.FAILED), kind="outbox_failed")
 
 
 def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str | None]:
@@ -142,7 +145,9 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
     row = claim(state, outbox_id, now)
     if row is None:
         return "not-claimed"
+    logs.annotate(tenant=row.tenant_id)
     conn, reason = gate(state, row)
+    logs.annotate(realm=conn.realm_id if conn is not None else None)
     if conn is None:
         if reason == NOT_CONNECTED:  # disconnected: kept on the card as "not synced", for Retry
             try:

@@ -179,8 +179,11 @@ class TokenManager:
         lock_blocking_timeout: float = 30.0,
         key_prefix: str = "crm_qbo:qbo:token_refresh",
         clock: Callable[[], datetime] = _utcnow,
+        on_refresh: Callable[[str], None] | None = None,
     ) -> None:
         self.realm_key = realm_key
+        # Hears each token-endpoint call's outcome: refreshed, reconnect_required or failed.
+        self._on_refresh = on_refresh or (lambda _outcome: None)
         self._store = store
         self._refresher = refresher
         self._redis = redis_client
@@ -269,16 +272,21 @@ class TokenManager:
             try:
                 fresh = self._refresher.refresh(tokens.refresh_token)
             except ReconnectRequired:
+                self._on_refresh("reconnect_required")
                 # The store may have been updated outside the lock (e.g. a reconnect just now).
                 latest = self._load()
                 if latest.refresh_token != tokens.refresh_token and latest.access_valid_for(0, self._clock()):
                     return latest.access_token
                 logger.warning("qbo.auth.reconnect_required realm_key=%s", self.realm_key)
                 raise
+            except Exception:
+                self._on_refresh("failed")
+                raise
             finally:
                 self.refreshes += 1
             self._remember(fresh)
             self._store.save(self.realm_key, fresh)  # the newest refresh token, before unlocking
+            self._on_refresh("refreshed")
             self._cached = fresh
             logger.info(
                 "qbo.auth.refreshed realm_key=%s access_expires_at=%s",

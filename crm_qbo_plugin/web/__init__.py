@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.web.api import bp as api_bp
 from crm_qbo_plugin.web.connect import bp as connect_bp
 from crm_qbo_plugin.web.host_events import bp as host_events_bp
+from crm_qbo_plugin.web.metrics import bp as metrics_bp
 from crm_qbo_plugin.web.openapi import bp as openapi_bp
 from crm_qbo_plugin.web.qbo_webhooks import bp as qbo_webhooks_bp
 
@@ -24,12 +26,25 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _open_log_scope() -> None:
+    """Each request logs in a scope of its own; `require_user` adds the signed-in user's tenant."""
+    g.crm_qbo_log_scope = logs.open_scope()
+
+
+def _close_log_scope(_exc: BaseException | None) -> None:
+    if (token := g.pop("crm_qbo_log_scope", None)) is not None:
+        logs.close_scope(token)
+
+
 def make_blueprint() -> Blueprint:
     bp = Blueprint("crm_qbo", __name__, template_folder="templates", static_folder="static")
     bp.after_request(_security_headers)
+    bp.before_request(_open_log_scope)
+    bp.teardown_request(_close_log_scope)
     bp.register_blueprint(host_events_bp)
     bp.register_blueprint(connect_bp)
     bp.register_blueprint(qbo_webhooks_bp)
     bp.register_blueprint(api_bp)
     bp.register_blueprint(openapi_bp)
+    bp.register_blueprint(metrics_bp)
     return bp

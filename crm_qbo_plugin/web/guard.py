@@ -8,6 +8,7 @@ import secrets
 
 from flask import abort, request, session
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.state import get_state
 
@@ -19,6 +20,7 @@ def require_user() -> HostUser:
     user = get_state().host.current_user()
     if user is None:
         abort(401, description="Sign in to the CRM to manage the QuickBooks integration.")
+    logs.annotate(tenant=user.tenant)
     return user
 
 

@@ -23,6 +23,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from crm_qbo_plugin import metrics
 from crm_qbo_plugin.inbound import inbox
 from crm_qbo_plugin.inbound.enqueue import request_drain
 from crm_qbo_plugin.inbound.notices import Notice, parse_webhook, unparseable
@@ -69,8 +70,9 @@ def receive_webhook() -> tuple[Response, int]:
     try:
         result = inbox.store_webhook(state.engine, notices, utcnow())
     except SQLAlchemyError as exc:
-        log.error("webhook not recorded, asking Intuit to retry (%s)", type(exc).__name__)
+        log.error("web.webhook_not_recorded error=%s next=intuit_retries", type(exc).__name__)
         return _answer(503, error="the notices could not be stored; retry later")
+    metrics.count(state.redis, "failures", result.dead, kind="dead_letter")  # unusable on arrival
     for realm_id in sorted(result.pending_realms):
         request_drain(state, realm_id)
     return _answer(200, recorded=result.recorded, duplicates=result.duplicates, dead=result.dead)

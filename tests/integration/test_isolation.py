@@ -125,6 +125,8 @@ CHECKS: dict[tuple[str, str], tuple[Check, set[int]]] = {
         "code": "stolen", "state": "forged", "realmId": w["beta_realm"]})], {400}),
     (P + "/unlink", "POST"): (lambda c, w: [c.post(P + "/unlink", data={"csrf_token": "wrong"})], {400}),
     (P + "/webhooks", "POST"): (lambda c, w: [c.post(P + "/webhooks", data=b"{}")], {401}),
+    # Totals over every tenant, labelled by outcome only; off (404) without CRM_QBO_METRICS_TOKEN.
+    (P + "/metrics", "GET"): (lambda c, w: [c.get(P + "/metrics")], {404}),
     (P + "/events", "POST"): (lambda c, w: [c.post(P + "/events", data=b"{}")], {401}),
     (P + "/static/<path:filename>", "GET"): (lambda c, w: [c.get(P + "/static/card.css")], {200}),
     (P + "/api/openapi.json", "GET"): (_api("GET", "/openapi.json"), {200}),
