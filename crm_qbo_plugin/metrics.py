@@ -69,9 +69,10 @@ def read(connection: redis.Redis, metric: str) -> dict[str, int]:
 class RedisCollector(Collector):
     """Emits the Redis-kept counters and the queue depth at scrape time.
 
-    `queue_depth` returns the work waiting right now (the rq queue's jobs plus pending outbox rows)."""
+    `queue_depth` returns the work waiting right now by queue: the rq queue's jobs and the pending outbox
+    rows, apart (a pending row usually has its job queued too, so a sum would count it twice)."""
 
-    def __init__(self, connection: redis.Redis, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, connection: redis.Redis, queue_depth: Callable[[], dict[str, int]]) -> None:
         self._redis = connection
         self._queue_depth = queue_depth
 
@@ -85,5 +86,8 @@ class RedisCollector(Collector):
             for value, total in sorted(totals.items()) if labels else ():
                 family.add_metric([value], total)
             yield family
-        yield GaugeMetricFamily("crm_qbo_queue_depth", "Work waiting: queued rq jobs plus pending outbox rows.",
-                                value=self._queue_depth())
+        depth = GaugeMetricFamily("crm_qbo_queue_depth", "Work waiting right now, by queue: queued rq jobs "
+                                  "(rq_jobs) and outbox rows waiting to be pushed (outbox_pending).", labels=["queue"])
+        for queue, waiting in sorted(self._queue_depth().items()):
+            depth.add_metric([queue], waiting)
+        yield depth

@@ -29,5 +29,6 @@ def metrics() -> Response:
         return Response("a valid bearer token is required\n", status=401, mimetype="text/plain",
                         headers={"WWW-Authenticate": 'Bearer realm="crm-qbo-metrics"'})
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(state.redis, lambda: state.queue.count + pending_outbox(state.engine)))
+    registry.register(RedisCollector(
+        state.redis, lambda: {"rq_jobs": state.queue.count, "outbox_pending": pending_outbox(state.engine)}))
     return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)

@@ -82,18 +82,18 @@ def stack(plugin_config, sandbox_url):
 def test_a_push_a_drain_and_a_poll_move_their_counters_and_queue_depth_follows_the_work(stack):
     samples = scrape(stack)
     assert by_label(samples, "crm_qbo_outbox_pushes_total", "outcome") == {}
-    assert samples[("crm_qbo_queue_depth", ())] == 0
+    assert by_label(samples, "crm_qbo_queue_depth", "queue") == {"rq_jobs": 0, "outbox_pending": 0}
 
     made = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "email": "ada@example.com"})
     assert made.status_code == 201, made.json
     # Queued, not worked yet: one outbox row pending and its rq job.
     assert statuses(stack, OutboxEvent.__table__) == {"pending": 1}
-    assert scrape(stack)[("crm_qbo_queue_depth", ())] == 2
+    assert by_label(scrape(stack), "crm_qbo_queue_depth", "queue") == {"rq_jobs": 1, "outbox_pending": 1}
 
     stack.work()
     samples = scrape(stack)
     assert by_label(samples, "crm_qbo_outbox_pushes_total", "outcome") == {"skipped": 1}  # no billable activity yet
-    assert samples[("crm_qbo_queue_depth", ())] == 0
+    assert by_label(samples, "crm_qbo_queue_depth", "queue") == {"rq_jobs": 0, "outbox_pending": 0}
 
     sell(stack)
     stack.work()
