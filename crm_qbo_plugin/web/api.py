@@ -199,7 +199,7 @@ def history() -> Response:
         for f in entry.failures:
             label = labels.get(f.kind, {}).get(f.crm_id) or wording.fallback_label(f.kind, f.crm_id)
             failures.append({"kind": f.kind, "crm_id": f.crm_id, "title": " · ".join(p for p in (label.title, label.subtitle) if p),
-                             "url": label.url, "error": f.error, "advice": wording.advice(f.error)})
+                             "url": label.url, "error": wording.plain_error(f.error), "advice": wording.advice(f.error)})
         body.append({"at": entry.at, "sent": dict(entry.sent), "received": entry.received, "imported": entry.imported,
                      "failures": failures, "errors": entry.errors,
                      "summary": wording.summary(entry.sent, entry.received, entry.imported, len(failures), len(entry.errors))})
@@ -219,7 +219,8 @@ def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
         label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
         qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id)
         readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
-                         "actions": wording.ACTIONS.get(row.status, [])})
+                         "actions": wording.ACTIONS.get(row.status, []),
+                         "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})
     return readable
 
 

@@ -107,6 +107,7 @@ class RecordSchema(Schema):
     qbo_url = fields.String(allow_none=True, metadata={"description": "the record's page in QuickBooks Online"})
     actions = fields.List(fields.String(validate=validate.OneOf(("retry", "ignore"))), metadata={
         "description": "what makes sense for the record now (nothing for a synced one)"})
+    advice = fields.String(allow_none=True, metadata={"description": "what to do about a failed record"})
 
 
 def _printable(value: str) -> None:

@@ -3,6 +3,7 @@ QuickBooks Online, and plain-language summaries and advice instead of counters."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from crm_qbo_plugin.host import RecordLabel
@@ -18,7 +19,7 @@ ACTIONS = {"failed": ["retry", "ignore"], "conflict": ["retry", "ignore"], "not_
            "ignored": ["retry"]}
 # Known QuickBooks refusals and what the user can do about each (matched on the stored error text).
 ADVICE = (
-    ("closed", "Change the date to an open period, or reopen the period in QuickBooks, then Retry."),
+    ("closed", "Once the date is in an open period (or the period is reopened in QuickBooks), press Retry."),
     ("duplicate", "Rename one of the two records (QuickBooks needs unique names and numbers), then Retry."),
     ("tax", "Check the tax mapping under Settings, then Retry."),
     ("account", "Choose the revenue account under Settings, then Retry."),
@@ -42,6 +43,14 @@ def qbo_link(environment: str, kind: str, qbo_id: str | None) -> tuple[str | Non
 
 def fallback_label(kind: str, crm_id: str) -> RecordLabel:
     return RecordLabel(title=f"{KIND_TITLES.get(kind, kind.title())} {crm_id}")
+
+
+_EXCEPTION_PREFIX = re.compile(r"^[A-Z][A-Za-z]*(?:Error|Failed|Exception): ")
+
+
+def plain_error(error: str) -> str:
+    """The stored error without the exception name a push failure is recorded with."""
+    return _EXCEPTION_PREFIX.sub("", error, count=1)
 
 
 def advice(error: str) -> str:

@@ -121,7 +121,7 @@ def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(se
         held_tab.click()
         rows = page.locator("#records tbody tr")
         expect(rows).to_have_count(1)
-        expect(rows.first).to_contain_text("invoice inv-7")
+        expect(rows.first).to_contain_text("Invoice inv-7")
         expect(rows.first).to_contain_text("not synced — sent while QuickBooks was disconnected; Retry sends it to QuickBooks")
         expect(rows.first.get_by_role("button", name="Retry")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "card-6-not-synced.png"), full_page=True)

@@ -91,7 +91,8 @@ def test_history_says_what_was_sent_and_a_failure_says_what_to_do(books):
     [failure] = newest["failures"]
     assert (failure["kind"], failure["crm_id"], failure["title"], failure["url"]) == (
         "invoice", late["id"], f"Invoice {late['number']} · Ada Lovelace", f"/invoices/{late['id']}")
-    assert failure["advice"] == "Change the date to an open period, or reopen the period in QuickBooks, then Retry."
+    assert failure["error"].startswith("QuickBooks books are closed for ")
+    assert failure["advice"] == "Once the date is in an open period (or the period is reopened in QuickBooks), press Retry."
 
 
 class Describing:
