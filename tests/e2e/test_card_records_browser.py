@@ -7,6 +7,7 @@ shown in the README)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +15,10 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.tables import SyncRun
+from crm_qbo_plugin.store.types import utcnow
 from qbo_sandbox.server import BackgroundServer
 from tests.integration.test_held_and_local_changes import World
 from tests.support.browser import launch_chromium
@@ -133,7 +138,7 @@ def test_the_card_fits_a_360_px_phone_and_every_control_is_labelled_and_reachabl
         sign_in(page, url)
         expect(page.locator("#health")).to_contain_text("1 needs attention")
         expect(page.locator("#records tbody tr")).to_have_count(1)
-        page.screenshot(path=str(SCREENSHOTS / "card-phone.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / "card-phone.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         unlabelled = page.locator("#card").evaluate("""card => [...card.querySelectorAll('button, input, select, a')]
             .filter(el => el.offsetParent !== null)
@@ -166,4 +171,41 @@ def test_the_card_fits_a_360_px_phone_and_every_control_is_labelled_and_reachabl
             tab_to(wanted)
         page.click("a[href='#errors']")
         expect(page.locator("#errors")).to_be_in_viewport()
+        browser.close()
+
+
+def test_import_progress_shows_its_pace_and_time_left_and_follows_the_running_import(books):
+    w, url, _invoices, _late = books
+    state = get_state(w.app)
+    with session(state.engine) as db:
+        run = SyncRun(tenant_id=w.tenant, kind="import", started_at=utcnow() - timedelta(seconds=100),
+                      counts={"customers_total": 100, "customers_done": 50, "invoices_total": 100, "invoices_done": 0})
+        db.add(run)
+        db.commit()
+        run_id = run.id
+
+    def progress(counts: dict[str, int], finished: bool = False) -> None:
+        with session(state.engine) as db:
+            row = db.get(SyncRun, run_id)
+            assert row is not None
+            row.counts = counts
+            if finished:
+                row.status, row.finished_at = "succeeded", utcnow()
+            db.add(row)
+            db.commit()
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        sign_in(page, url)
+        text = page.locator("#import-text")
+        expect(page.locator("#import-title")).to_have_text("Importing from QuickBooks")
+        expect(text).to_have_text(re.compile(r"^50 of 200 records \(50 customers, 0 invoices\) · 0\.[45] records/s · about [56] min left$"))
+        progress({"customers_total": 100, "customers_done": 100, "invoices_total": 100, "invoices_done": 50})
+        expect(text).to_have_text(re.compile(r"^150 of 200 records \(100 customers, 50 invoices\) · 1\.[45] records/s · about \d+ s left$"))
+        expect(page.locator("#import-progress")).to_have_attribute("aria-valuenow", "75")
+        page.locator("#overview").screenshot(path=str(SCREENSHOTS / "card-import.png"))
+        progress({"customers_total": 100, "customers_done": 100, "invoices_total": 100, "invoices_done": 100}, finished=True)
+        expect(page.locator("#import-title")).to_have_text("Imported from QuickBooks")
+        expect(text).to_have_text("100 customers, 100 invoices · just now")
         browser.close()

@@ -254,15 +254,16 @@
   // The import's progress, refreshed every second while it runs, with its pace and time left.
   let importTimer = null;
   function renderImport(runs) {
+    const imported = (r) => ((r.counts || {}).customers_done || 0) + ((r.counts || {}).invoices_done || 0);
     const imports = runs.filter((r) => r.kind === "import");
-    const latest = imports.find((r) => r.status === "running") || imports[0];
+    // the running import, else the latest that brought something (one that found nothing is no news)
+    const latest = imports.find((r) => r.status === "running") || imports.find((r) => imported(r) > 0);
+    $("import").classList.toggle("hidden", !latest);
     if (!latest) return false;
     const c = latest.counts || {};
     const total = (c.customers_total || 0) + (c.invoices_total || 0);
-    const done = (c.customers_done || 0) + (c.invoices_done || 0);
+    const done = imported(latest);
     const running = latest.status === "running";
-    $("import").classList.toggle("hidden", !running && !done);  // an import that found nothing is no news
-    if (!running && !done) return false;
     const percent = total ? Math.round((100 * done) / total) : (running ? 0 : 100);
     $("import-title").textContent = running ? "Importing from QuickBooks" : "Imported from QuickBooks";
     $("import-bar").style.width = percent + "%";
