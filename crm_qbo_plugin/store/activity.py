@@ -1,7 +1,7 @@
 """What the plugin did, both directions, for the card's history and health header.
 
 Outbound work is read from the outbox (each row pushed or failed is one change sent), inbound work
-from the sync runs; both are grouped into short windows so the card can say "Sent 2 invoices and 1
+from the inbox (each QuickBooks change applied, by webhook or poll) and the import runs; all are grouped into short windows so the card can say "Sent 2 invoices and 1
 payment to QuickBooks · Received 1 change" once per window instead of once per event."""
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from sqlmodel import col, func, select
 
 from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus, RunStatus, SyncRun
+from crm_qbo_plugin.store.tables import (
+    InboxNotice,
+    InboxStatus,
+    OutboxEvent,
+    OutboxStatus,
+    RunStatus,
+    SyncRun,
+)
 
 WINDOW = timedelta(minutes=5)
 SCAN = 1000  # newest outbox rows and runs read per request: plenty for the card's recent history
@@ -54,6 +61,10 @@ def recent_activity(state: PluginState, tenant: str, limit: int = 20) -> list[Ac
             select(OutboxEvent).where(OutboxEvent.tenant_id == tenant,
                                       col(OutboxEvent.status).in_((OutboxStatus.DONE.value, OutboxStatus.FAILED.value)))
             .order_by(sa.desc(col(OutboxEvent.updated_at)), sa.desc(col(OutboxEvent.id))).limit(SCAN)))
+        applied = list(db.exec(
+            select(InboxNotice.updated_at).where(InboxNotice.tenant_id == tenant, InboxNotice.status == InboxStatus.APPLIED.value,
+                                                 InboxNotice.source != "import")
+            .order_by(sa.desc(col(InboxNotice.updated_at))).limit(SCAN)))
         runs = list(db.exec(
             select(SyncRun).where(SyncRun.tenant_id == tenant, SyncRun.status != RunStatus.RUNNING.value)
             .order_by(sa.desc(col(SyncRun.started_at)), sa.desc(col(SyncRun.id))).limit(SCAN)))
@@ -72,14 +83,14 @@ def recent_activity(state: PluginState, tenant: str, limit: int = 20) -> list[Ac
             entry.sent[kind] += 1
         else:
             entry.failures.append(Failure(kind=kind, crm_id=row.subject_id, error=row.last_error or "QuickBooks refused it"))
+    for moment in applied:
+        at(moment).received += 1
     for run in runs:
         counts = run.counts or {}
-        received = int(counts.get("applied") or 0)
         imported = int(counts.get("customers_done") or 0) + int(counts.get("invoices_done") or 0) if run.kind == "import" else 0
-        if not (received or imported or run.errors):
-            continue  # a poll that found nothing new is not history
+        if not (imported or run.errors):
+            continue  # a poll's changes are counted from the inbox; one that found nothing is not history
         entry = at(run.finished_at or run.started_at)
-        entry.received += received
         entry.imported += imported
         entry.errors.extend(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in run.errors)
     return sorted(windows.values(), key=lambda a: a.at, reverse=True)[:limit]

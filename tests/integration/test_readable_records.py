@@ -94,6 +94,12 @@ def test_history_says_what_was_sent_and_a_failure_says_what_to_do(books):
     assert failure["error"].startswith("QuickBooks books are closed for ")
     assert failure["advice"] == "Once the date is in an open period (or the period is reopened in QuickBooks), press Retry."
 
+    w.qbo("POST", "customer", {"DisplayName": "Mary Jackson", "PrimaryEmailAddr": {"Address": "mary@langley.example"}})
+    w.api("POST", "/sync-now", {}, expect=202)
+    w.work()
+    assert w.api("GET", "/history")[0]["summary"] == (
+        "Sent 2 invoices to QuickBooks · Received 1 change from QuickBooks · 1 could not be sent")
+
 
 class Describing:
     """A host whose optional answers break the contract: unsafe links and wrong types."""
