@@ -27,14 +27,20 @@
     currency.classList.toggle("hidden", !setup.currency_message);
     await renderTaxMapping(status, settings, setup);
     const select = $("revenue-account");
-    if (!select.dataset.loaded) {
-      const accounts = await core.call("GET", "/accounts");
-      select.replaceChildren(new Option("Choose an income account…", ""));
-      accounts.forEach((a) => select.appendChild(new Option(a.name + (a.account_type ? " (" + a.account_type + ")" : ""), a.id)));
-      select.dataset.loaded = "1";
-      select.addEventListener("change", () => core.saveSetting("revenue_account_id", select.value || null));
-    }
-    select.value = settings.revenue_account_id || "";
+    // Renders can overlap (the periodic refresh, the import's follow-up): load the accounts once
+    // (again after a failure), and never overwrite a choice being saved.
+    accountsLoaded = accountsLoaded || loadAccounts(select).catch((err) => { accountsLoaded = null; throw err; });
+    await accountsLoaded;
+    if (!core.isSaving()) select.value = settings.revenue_account_id || "";
+  }
+
+  let accountsLoaded = null;
+  async function loadAccounts(select) {
+    const accounts = await core.call("GET", "/accounts");
+    select.replaceChildren(new Option("Choose an income account…", ""));
+    accounts.forEach((a) => select.appendChild(new Option(a.name + (a.account_type ? " (" + a.account_type + ")" : ""), a.id)));
+    select.dataset.loaded = "1";
+    select.addEventListener("change", () => core.saveSetting("revenue_account_id", select.value || null));
   }
 
   let taxCodes = null;
