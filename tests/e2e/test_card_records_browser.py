@@ -130,7 +130,7 @@ def test_a_user_reads_searches_pages_and_fixes_records_on_the_card(books):
 
 
 def test_the_card_fits_a_360_px_phone_and_every_control_is_labelled_and_reachable_by_keyboard(books):
-    _w, url, _invoices, _late = books
+    _w, url, _invoices, late = books
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -164,7 +164,10 @@ def test_the_card_fits_a_360_px_phone_and_every_control_is_labelled_and_reachabl
         tab_to("records-next")
         page.keyboard.press("Enter")
         expect(page.locator("#records-range")).to_have_text("11–12 of 12")
-        for wanted in ("Retry", "Ignore", "Setup — complete"):  # Errors, then Settings
+        tab_to("Retry")  # in Errors
+        page.evaluate("window.qboCard.refresh()")  # what the card does every 5 s keeps the focus where it is
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") == f"Retry Invoice {late['number']}"
+        for wanted in ("Ignore", "Setup — complete"):  # then Settings
             tab_to(wanted)
         page.keyboard.press("Enter")  # opens the collapsed setup
         for wanted in ("revenue-account", "taxes-confirmed", "auto-sync", "review-request", "unlink"):

@@ -40,6 +40,16 @@
     });
   }
 
+  // The periodic refresh re-renders a list only when its data changed, so keyboard focus on one
+  // of its links or buttons is not lost every few seconds (relative times update in place).
+  const rendered = {};
+  function changed(name, data) {
+    const key = JSON.stringify(data);
+    if (rendered[name] === key) return false;
+    rendered[name] = key;
+    return true;
+  }
+
   function showError(message) {
     const box = $("api-error");
     box.textContent = message;
@@ -167,6 +177,7 @@
     const answer = await call("GET", "/records" + query, undefined, true);
     const rows = answer.data;
     records.total = Number(answer.headers.get("X-Total-Count") || rows.length);
+    if (!changed("records", [query, records.total, rows])) return;
     const body = $("records").querySelector("tbody");
     body.replaceChildren();
     if (!rows.length) {
@@ -192,9 +203,10 @@
 
   async function renderErrors() {
     const lists = await Promise.all(["failed", "conflict", "not_synced"].map((s) => call("GET", "/records?status=" + s + "&limit=20")));
+    const all = [].concat(...lists);
+    if (!changed("errors", all)) return;
     const list = $("errors-list");
     list.replaceChildren();
-    const all = [].concat(...lists);
     if (!all.length) {
       const li = document.createElement("li");
       li.className = "muted";
@@ -218,6 +230,7 @@
   }
 
   function renderHistory(entries) {
+    if (!changed("history", entries)) return;
     const list = $("history-list");
     list.replaceChildren();
     if (!entries.length) {
