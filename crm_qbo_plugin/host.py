@@ -8,11 +8,14 @@ with money as `Decimal` and times timezone-aware, so mapping code never guesses 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 class Origin(enum.StrEnum):
@@ -257,14 +260,16 @@ def _safe_url(url: Any) -> str | None:
 
 def describe_records(host: CrmHost, tenant: str, kind: str, ids: Sequence[str]) -> dict[str, RecordLabel]:
     """The host's labels for `ids` of `kind`, or none when the host cannot describe records (the
-    card then falls back to kind and id). A host answer that breaks the contract is ignored."""
+    card then falls back to kind and id). Labels are cosmetic: an answer that breaks the contract is
+    logged and ignored rather than breaking the card."""
     method = getattr(host, "describe_records", None)
     wanted = list(dict.fromkeys(ids))
     if not callable(method) or not wanted or kind not in HOST_KINDS:
         return {}
     found = method(tenant, kind, wanted)
     if not isinstance(found, Mapping):
-        raise HostContractError("describe_records must return a mapping of id to RecordLabel")
+        log.warning("host.contract_broken method=describe_records answer=%s", type(found).__name__)
+        return {}
     labels: dict[str, RecordLabel] = {}
     for record_id in wanted:
         label = found.get(record_id)
@@ -281,7 +286,8 @@ def search_records(host: CrmHost, tenant: str, query: str, limit: int = 500) -> 
         return {}
     found = method(tenant, query, limit)
     if not isinstance(found, Mapping):
-        raise HostContractError("search_records must return a mapping of kind to ids")
+        log.warning("host.contract_broken method=search_records answer=%s", type(found).__name__)
+        return {}
     return {kind: [i for i in list(found.get(kind) or ())[:limit] if isinstance(i, str)] for kind in HOST_KINDS}
 
 

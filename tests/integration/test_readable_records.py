@@ -118,3 +118,5 @@ def test_host_labels_keep_only_safe_links_and_hosts_without_the_methods_fall_bac
     assert search_records(Describing(), "t", "x") == {"contact": [], "invoice": ["i-1"], "payment": []}  # type: ignore[arg-type]
     assert describe_records(object(), "t", "invoice", ["i-1"]) == {}  # type: ignore[arg-type]
     assert search_records(object(), "t", "x") == {}  # type: ignore[arg-type]
+    broken = type("Broken", (), {"describe_records": lambda self, *a: ["no"], "search_records": lambda self, *a: None})()
+    assert describe_records(broken, "t", "invoice", ["i-1"]) == {} and search_records(broken, "t", "x") == {}
