@@ -75,6 +75,8 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
         expect(page.locator("#status")).to_have_text("Not connected")
         expect(page.locator("#connect")).to_have_text("Connect to QuickBooks")
         page.screenshot(path=str(ARTIFACTS / "card-5-disconnected.png"), full_page=True)
+        page.set_viewport_size({"width": 360, "height": 780})  # the connect form fits a phone too
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
         browser.close()
     assert get_connection(get_state(app), "loc-1").status == "disconnected"
 
