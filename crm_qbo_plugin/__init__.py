@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         Origin,
         Payment,
         PaymentSource,
+        RecordLabel,
         Tax,
         TriggerCall,
     )
@@ -36,7 +37,7 @@ _EXPORTS = {
     "QuickBooksPlugin": "extension",
     "Contact": "host", "CrmHost": "host", "HostUser": "host", "Invoice": "host",
     "InvoiceStatus": "host", "LineItem": "host", "LocationProfile": "host", "Origin": "host",
-    "Payment": "host", "PaymentSource": "host", "Tax": "host", "TriggerCall": "host",
+    "Payment": "host", "PaymentSource": "host", "RecordLabel": "host", "Tax": "host", "TriggerCall": "host",
     "PublishResult": "outbound.intake",
     "sign_host_event": "signing",
 }
@@ -57,6 +58,7 @@ __all__ = [
     "PaymentSource",
     "PublishResult",
     "QuickBooksPlugin",
+    "RecordLabel",
     "Tax",
     "TriggerCall",
     "sign_host_event",

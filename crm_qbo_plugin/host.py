@@ -8,11 +8,14 @@ with money as `Decimal` and times timezone-aware, so mapping code never guesses 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 class Origin(enum.StrEnum):
@@ -218,6 +221,74 @@ class CrmHost(Protocol):
 #       `find_contact_by_email` for many e-mails at once, keyed by the e-mail as given; an e-mail
 #       with no contact is left out.
 # ---------------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optional methods for the card: how the CRM's users know their records. A host without them still
+# works; the card then names records by kind and id and links only to QuickBooks.
+#
+#   describe_records(tenant, kind, ids: Sequence[str]) -> Mapping[str, RecordLabel]
+#       For kind "contact", "invoice" or "payment": each id's label (title such as "Invoice INV-1007",
+#       subtitle such as the contact's name, amount as text with its currency, and the URL of the
+#       record's page in the CRM: absolute http(s) or a path starting with "/"). Unknown ids are left out.
+#   search_records(tenant, query: str, limit: int) -> Mapping[str, Sequence[str]]
+#       The ids per kind ("contact", "invoice", "payment") whose number, name or e-mail contains
+#       `query` (case-insensitive), at most `limit` per kind.
+# ---------------------------------------------------------------------------------------------------
+
+HOST_KINDS = ("contact", "invoice", "payment")
+
+
+@dataclass(frozen=True)
+class RecordLabel:
+    """A record as the CRM's users know it, for the card's rows and history."""
+
+    title: str
+    subtitle: str = ""
+    amount: str = ""
+    url: str | None = None
+
+
+def _safe_url(url: Any) -> str | None:
+    """Only links a browser follows harmlessly: http(s) or a same-site path (never javascript:)."""
+    if not isinstance(url, str) or not url or any(c in url for c in "\\\n\r\t\"<>"):
+        return None
+    if url.startswith("/") and not url.startswith("//"):
+        return url
+    return url if url.lower().startswith(("https://", "http://")) else None
+
+
+def describe_records(host: CrmHost, tenant: str, kind: str, ids: Sequence[str]) -> dict[str, RecordLabel]:
+    """The host's labels for `ids` of `kind`, or none when the host cannot describe records (the
+    card then falls back to kind and id). Labels are cosmetic: an answer that breaks the contract is
+    logged and ignored rather than breaking the card."""
+    method = getattr(host, "describe_records", None)
+    wanted = list(dict.fromkeys(ids))
+    if not callable(method) or not wanted or kind not in HOST_KINDS:
+        return {}
+    found = method(tenant, kind, wanted)
+    if not isinstance(found, Mapping):
+        log.warning("host.contract_broken method=describe_records answer=%s", type(found).__name__)
+        return {}
+    labels: dict[str, RecordLabel] = {}
+    for record_id in wanted:
+        label = found.get(record_id)
+        if isinstance(label, RecordLabel):
+            labels[record_id] = RecordLabel(title=str(label.title), subtitle=str(label.subtitle or ""),
+                                            amount=str(label.amount or ""), url=_safe_url(label.url))
+    return labels
+
+
+def search_records(host: CrmHost, tenant: str, query: str, limit: int = 500) -> dict[str, list[str]]:
+    """Ids per kind the host finds for `query` (number, name, e-mail); {} when it cannot search."""
+    method = getattr(host, "search_records", None)
+    if not callable(method):
+        return {}
+    found = method(tenant, query, limit)
+    if not isinstance(found, Mapping):
+        log.warning("host.contract_broken method=search_records answer=%s", type(found).__name__)
+        return {}
+    return {kind: [i for i in list(found.get(kind) or ())[:limit] if isinstance(i, str)] for kind in HOST_KINDS}
 
 
 class HostContractError(RuntimeError):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
+import sqlalchemy as sa
 from flask import has_request_context, session
 from sqlmodel import col, select
 
@@ -24,6 +26,7 @@ from crm_qbo_plugin import (
     LocationProfile,
     Origin,
     Payment,
+    RecordLabel,
     Tax,
     TriggerCall,
 )
@@ -127,6 +130,50 @@ class ReferenceHost:
                     if row.email_key is not None and row.email_key not in oldest:
                         oldest[row.email_key] = contacts.to_plugin_contact(row)
         return {email: oldest[key] for email, key in keys.items() if key in oldest}
+
+    # -- how users know their records (optional host methods, for the QuickBooks card) ----------
+    def describe_records(self, tenant: str, kind: str, ids: Sequence[str]) -> dict[str, RecordLabel]:
+        """Each record's title, contact, amount and page, as the CRM's own pages show them."""
+        labels: dict[str, RecordLabel] = {}
+        with db_session(self.engine) as db:
+            for start in range(0, len(ids), contacts.IN_CHUNK):
+                chunk = list(ids[start:start + contacts.IN_CHUNK])
+                if kind == "contact":
+                    for c in db.exec(select(ContactRow).where(ContactRow.location_id == tenant, col(ContactRow.id).in_(chunk))):
+                        labels[c.id] = RecordLabel(title=contacts.display_name(c), subtitle=c.email or c.company,
+                                                   url=f"/contacts/{c.id}")
+                elif kind == "invoice":
+                    rows = db.exec(select(InvoiceRow, ContactRow).join(ContactRow, col(ContactRow.id) == InvoiceRow.contact_id)
+                                   .where(InvoiceRow.location_id == tenant, col(InvoiceRow.id).in_(chunk)))
+                    for inv, c in rows:
+                        labels[inv.id] = RecordLabel(title=f"Invoice {inv.number or '(draft)'}", subtitle=contacts.display_name(c),
+                                                     amount=f"{inv.total} {inv.currency}", url=f"/invoices/{inv.id}")
+                elif kind == "payment":
+                    paid = db.exec(select(PaymentRow, ContactRow).join(ContactRow, col(ContactRow.id) == PaymentRow.contact_id)
+                                   .where(PaymentRow.location_id == tenant, col(PaymentRow.id).in_(chunk)))
+                    for p, c in paid:
+                        title = f"Payment {p.reference}" if p.reference else f"Payment ({p.source.replace('_', ' ')})"
+                        labels[p.id] = RecordLabel(title=title, subtitle=contacts.display_name(c),
+                                                   amount=f"{p.amount} {p.currency}", url="/payments")
+        return labels
+
+    def search_records(self, tenant: str, query: str, limit: int) -> dict[str, list[str]]:
+        """Contacts by name, company or e-mail; invoices by number, billing e-mail or their contact;
+        payments by reference or their contact."""
+        pattern = "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def like(column: Any) -> Any:
+            return sa.cast(column, sa.String).ilike(pattern, escape="\\")
+
+        with db_session(self.engine) as db:
+            people = list(db.exec(select(ContactRow.id).where(ContactRow.location_id == tenant).where(
+                like(ContactRow.first_name) | like(ContactRow.last_name) | like(ContactRow.email) | like(ContactRow.company)
+                | like(col(ContactRow.first_name) + " " + col(ContactRow.last_name))).limit(limit)))
+            bills = list(db.exec(select(InvoiceRow.id).where(InvoiceRow.location_id == tenant).where(
+                like(InvoiceRow.number) | like(InvoiceRow.billing_email) | col(InvoiceRow.contact_id).in_(people)).limit(limit)))
+            paid = list(db.exec(select(PaymentRow.id).where(PaymentRow.location_id == tenant).where(
+                like(PaymentRow.reference) | col(PaymentRow.contact_id).in_(people)).limit(limit)))
+        return {"contact": people, "invoice": bills, "payment": paid}
 
     # -- writes from QuickBooks ----------------------------------------------------------------
     def upsert_contact(self, tenant: str, contact: Contact, origin: Origin) -> str:

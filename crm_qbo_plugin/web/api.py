@@ -23,15 +23,19 @@ from crm_qbo_plugin.connections.setup import (
 )
 from crm_qbo_plugin.connections.status import check_authorisation
 from crm_qbo_plugin.events import has_control_characters
+from crm_qbo_plugin.host import RecordLabel, describe_records, search_records
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.activity import last_synced_at, recent_activity
 from crm_qbo_plugin.store.card_settings import card_settings
-from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts
-from crm_qbo_plugin.store.tables import ConnectionStatus
+from crm_qbo_plugin.store.record_pages import HOST_KIND, page_records
+from crm_qbo_plugin.store.records import get_record, recent_runs, record_counts
+from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 from crm_qbo_plugin.web import api_schemas as s
+from crm_qbo_plugin.web import wording
 from crm_qbo_plugin.web.guard import check_csrf_header, csrf_token, require_user
 
 bp = Blueprint("crm_qbo_api", __name__, url_prefix="/api")
@@ -109,6 +113,7 @@ def status() -> Response:
     conn = check_authorisation(state, get_connection(state, user.tenant))
     profile = state.host.location_profile(user.tenant)
     setup = setup_of(conn, profile)
+    counts = record_counts(state, user.tenant)
     body = {
         "status": conn.status if conn else "disconnected",
         "company_name": conn.company_name if conn else None,
@@ -121,7 +126,9 @@ def status() -> Response:
         "refresh_expires_at": conn.refresh_expires_at if conn else None,
         "last_error": conn.last_error if conn else None,
         "setup": {**setup.__dict__, "complete": setup.complete},
-        "counts": record_counts(state, user.tenant),
+        "counts": counts,
+        "needs_attention": sum(counts.get(k, 0) for k in ("failed", "conflict", "not_synced")),
+        "last_synced_at": last_synced_at(state, user.tenant),
         "crm_currency": profile.currency if profile else None,
         "crm_taxes": [{"id": t.id, "name": t.name, "rate_percent": str(t.rate_percent)} for t in (profile.taxes if profile else ())],
     }
@@ -173,13 +180,63 @@ def sync_runs() -> Response:
     return jsonify(s.SyncRunSchema(many=True).dump(recent_runs(get_state(), user.tenant, query["limit"])))
 
 
+@bp.get("/history")
+def history() -> Response:
+    """Sync work in plain language, both directions, newest first; each failure names its record
+    and says what to do."""
+    user = require_user()
+    state = get_state()
+    query = _load(s.HistoryQuerySchema(), request.args.to_dict())
+    entries = recent_activity(state, user.tenant, query["limit"])
+    wanted: dict[str, list[str]] = {}
+    for entry in entries:
+        for failure in entry.failures:
+            wanted.setdefault(failure.kind, []).append(failure.crm_id)
+    labels = {kind: describe_records(state.host, user.tenant, kind, ids) for kind, ids in wanted.items()}
+    body = []
+    for entry in entries:
+        failures = []
+        for f in entry.failures:
+            label = labels.get(f.kind, {}).get(f.crm_id) or wording.fallback_label(f.kind, f.crm_id)
+            failures.append({"kind": f.kind, "crm_id": f.crm_id, "title": " · ".join(p for p in (label.title, label.subtitle) if p),
+                             "url": label.url, "error": wording.plain_error(f.error), "advice": wording.advice(f.error)})
+        body.append({"at": entry.at, "sent": dict(entry.sent), "received": entry.received, "imported": entry.imported,
+                     "failures": failures, "errors": entry.errors,
+                     "summary": wording.summary(entry.sent, entry.received, entry.imported, len(failures), len(entry.errors))})
+    return jsonify(s.HistorySchema(many=True).dump(body))
+
+
+def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
+    """Each record as its users know it: the host's label and page, its QuickBooks page, and the
+    actions that make sense for its status."""
+    state = get_state()
+    by_kind: dict[str, list[str]] = {}
+    for row in rows:
+        by_kind.setdefault(HOST_KIND.get(row.kind, row.kind), []).append(row.crm_id)
+    labels = {kind: describe_records(state.host, tenant, kind, ids) for kind, ids in by_kind.items()}
+    readable = []
+    for row in rows:
+        label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
+        qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id)
+        readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
+                         "actions": wording.ACTIONS.get(row.status, []),
+                         "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})
+    return readable
+
+
 @bp.get("/records")
 def records() -> Response:
+    """One page of records, newest first; X-Total-Count is how many match in all (the tab's true total)."""
     user = require_user()
+    state = get_state()
     query = _load(s.RecordQuerySchema(), request.args.to_dict())
-    rows = list_records(get_state(), user.tenant, status=query.get("status"), kind=query.get("kind"),
-                        limit=query["limit"], offset=query["offset"])
-    return jsonify(s.RecordSchema(many=True).dump(rows))
+    text = (query.get("q") or "").strip()
+    matches = search_records(state.host, user.tenant, text) if text else {}
+    page = page_records(state, user.tenant, status=query.get("status"), kind=query.get("kind"), text=text or None,
+                        host_matches=matches, limit=query["limit"], offset=query["offset"])
+    response = jsonify(s.RecordSchema(many=True).dump(_readable(page.rows, user.tenant)))
+    response.headers["X-Total-Count"] = str(page.total)
+    return response
 
 
 @bp.post("/sync-now")
@@ -202,7 +259,7 @@ def retry(kind: str, crm_id: str) -> Response | tuple[Response, int]:
         retry_record(get_state(), user.tenant, kind, crm_id)
     except (RecordNotFound, ValueError):
         return _problem(404, "no such record")
-    return jsonify(s.RecordSchema().dump(get_record(get_state(), user.tenant, kind, crm_id))), 202
+    return jsonify(s.RecordSchema().dump(_readable(_found(user.tenant, kind, crm_id), user.tenant)[0])), 202
 
 
 @bp.post("/records/<kind>/<crm_id>/ignore")
@@ -212,7 +269,7 @@ def ignore(kind: str, crm_id: str) -> Response | tuple[Response, int]:
         ignore_record(get_state(), user.tenant, kind, crm_id)
     except (RecordNotFound, ValueError):
         return _problem(404, "no such record")
-    return jsonify(s.RecordSchema().dump(get_record(get_state(), user.tenant, kind, crm_id)))
+    return jsonify(s.RecordSchema().dump(_readable(_found(user.tenant, kind, crm_id), user.tenant)[0]))
 
 
 @bp.get("/records/<kind>/<crm_id>")
@@ -221,4 +278,11 @@ def record(kind: str, crm_id: str) -> Response | tuple[Response, int]:
     row = get_record(get_state(), user.tenant, kind, crm_id)
     if row is None:
         return _problem(404, "no such record")
-    return jsonify(s.RecordSchema().dump(row))
+    return jsonify(s.RecordSchema().dump(_readable([row], user.tenant)[0]))
+
+
+def _found(tenant: str, kind: str, crm_id: str) -> list[Link]:
+    row = get_record(get_state(), tenant, kind, crm_id)
+    if row is None:
+        raise RecordNotFound(kind, crm_id)
+    return [row]

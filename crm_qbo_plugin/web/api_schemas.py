@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from crm_qbo_plugin.events import has_control_characters
 from crm_qbo_plugin.store.card_settings import CardSettingsSchema
 
 KINDS = ("contact", "invoice", "sales_receipt", "payment", "item")
@@ -48,6 +49,9 @@ class StatusSchema(Schema):
     setup = fields.Nested(SetupSchema)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
     crm_currency = fields.String(allow_none=True)
+    last_synced_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "when a change was last sent to QuickBooks or a sync run last finished"})
+    needs_attention = fields.Integer(metadata={"description": "records failed, in conflict or not synced"})
     crm_taxes = fields.List(fields.Nested(CrmTaxSchema))
 
 
@@ -82,6 +86,13 @@ class SyncRunSchema(Schema):
     finished_at = fields.AwareDateTime(allow_none=True)
 
 
+class RecordLabelSchema(Schema):
+    title = fields.String(metadata={"description": "the record as the CRM's users know it, e.g. Invoice INV-1007"})
+    subtitle = fields.String(metadata={"description": "e.g. the contact's name"})
+    amount = fields.String(metadata={"description": "e.g. 35.00 USD; empty when the record has none"})
+    url = fields.String(allow_none=True, metadata={"description": "the record's page in the CRM"})
+
+
 class RecordSchema(Schema):
     kind = fields.String()
     crm_id = fields.String()
@@ -91,6 +102,17 @@ class RecordSchema(Schema):
     last_error = fields.String(allow_none=True, metadata={"description": "why the record has this status"})
     detail = fields.Dict(keys=fields.String(), values=fields.Raw())
     updated_at = fields.AwareDateTime()
+    label = fields.Nested(RecordLabelSchema)
+    qbo_title = fields.String(allow_none=True, metadata={"description": "e.g. QuickBooks invoice 1011"})
+    qbo_url = fields.String(allow_none=True, metadata={"description": "the record's page in QuickBooks Online"})
+    actions = fields.List(fields.String(validate=validate.OneOf(("retry", "ignore"))), metadata={
+        "description": "what makes sense for the record now (nothing for a synced one)"})
+    advice = fields.String(allow_none=True, metadata={"description": "what to do about a failed record"})
+
+
+def _printable(value: str) -> None:
+    if has_control_characters(value):
+        raise ValidationError("must not contain control characters")
 
 
 class RecordQuerySchema(Schema):
@@ -99,6 +121,8 @@ class RecordQuerySchema(Schema):
 
     status = fields.String(validate=validate.OneOf(RECORD_STATUSES))
     kind = fields.String(validate=validate.OneOf(KINDS))
+    q = fields.String(validate=[validate.Length(min=1, max=100), _printable], metadata={
+        "description": "search: a CRM number, name or e-mail, or a CRM or QuickBooks id"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
@@ -108,3 +132,26 @@ class RunQuerySchema(Schema):
         unknown = RAISE
 
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+class HistoryQuerySchema(RunQuerySchema):
+    pass
+
+
+class HistoryFailureSchema(Schema):
+    kind = fields.String()
+    crm_id = fields.String()
+    title = fields.String()
+    url = fields.String(allow_none=True)
+    error = fields.String()
+    advice = fields.String(metadata={"description": "what to do about it"})
+
+
+class HistorySchema(Schema):
+    at = fields.AwareDateTime(metadata={"description": "the latest moment of this stretch of sync work"})
+    summary = fields.String(metadata={"description": "e.g. Sent 2 invoices and 1 payment to QuickBooks · Received 1 change"})
+    sent = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "changes sent per kind"})
+    received = fields.Integer()
+    imported = fields.Integer()
+    failures = fields.List(fields.Nested(HistoryFailureSchema))
+    errors = fields.List(fields.String(), metadata={"description": "problems reading changes from QuickBooks"})

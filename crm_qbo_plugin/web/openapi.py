@@ -44,7 +44,7 @@ def build_spec(prefix: str) -> dict[str, Any]:
                                         "for the signed-in CRM user's location."})
     for name, schema in (("Problem", s.ProblemSchema), ("Status", s.StatusSchema), ("Settings", s.SettingsSchema),
                          ("Account", s.AccountSchema), ("TaxCode", s.TaxCodeSchema), ("SyncRun", s.SyncRunSchema),
-                         ("Record", s.RecordSchema)):
+                         ("Record", s.RecordSchema), ("History", s.HistorySchema)):
         spec.components.schema(name, schema=schema)
     conflict = {"409": {"description": "Not possible in the connection's current state", "content": {"application/json": {"schema": "Problem"}}}}
     upstream = {"502": {"description": "QuickBooks did not answer", "content": {"application/json": {"schema": "Problem"}}}}
@@ -63,11 +63,19 @@ def build_spec(prefix: str) -> dict[str, Any]:
             "type": "object", "properties": {"poll_queued": {"type": "boolean"}, "outbox_requeued": {"type": "integer"}}}}}}})})
     spec.path(path=f"{api}/sync-runs", operations={"get": _op("Recent sync runs with counts and errors", "SyncRun", many=True, params=[
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}])})
-    spec.path(path=f"{api}/records", operations={"get": _op("Synced records by status", "Record", many=True, params=[
+    spec.path(path=f"{api}/history", operations={"get": _op(
+        "Sync work in plain language, both directions, newest first", "History", many=True, params=[
+            {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}])})
+    records = _op("One page of records by status, optionally searched, newest first", "Record", many=True, params=[
         {"in": "query", "name": "status", "schema": {"type": "string", "enum": list(s.RECORD_STATUSES)}},
         {"in": "query", "name": "kind", "schema": {"type": "string", "enum": list(s.KINDS)}},
+        {"in": "query", "name": "q", "description": "search: a CRM number, name or e-mail, or a CRM or QuickBooks id",
+         "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}},
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-        {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}])})
+        {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}])
+    records["responses"]["200"]["headers"] = {"X-Total-Count": {
+        "description": "how many records match in all (every page)", "schema": {"type": "integer", "minimum": 0}}}
+    spec.path(path=f"{api}/records", operations={"get": records})
     record_params = [{"in": "path", "name": "kind", "required": True, "schema": {"type": "string", "enum": list(s.KINDS)}},
                      {"in": "path", "name": "crm_id", "required": True, "schema": {"type": "string"}}]
     missing = {"404": {"description": "No such record for this location", "content": {"application/json": {"schema": "Problem"}}}}

@@ -75,6 +75,8 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
         expect(page.locator("#status")).to_have_text("Not connected")
         expect(page.locator("#connect")).to_have_text("Connect to QuickBooks")
         page.screenshot(path=str(ARTIFACTS / "card-5-disconnected.png"), full_page=True)
+        page.set_viewport_size({"width": 360, "height": 780})  # the connect form fits a phone too
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
         browser.close()
     assert get_connection(get_state(app), "loc-1").status == "disconnected"
 
@@ -121,7 +123,7 @@ def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(se
         held_tab.click()
         rows = page.locator("#records tbody tr")
         expect(rows).to_have_count(1)
-        expect(rows.first).to_contain_text("invoice inv-7")
+        expect(rows.first).to_contain_text("Invoice inv-7")
         expect(rows.first).to_contain_text("not synced — sent while QuickBooks was disconnected; Retry sends it to QuickBooks")
         expect(rows.first.get_by_role("button", name="Retry")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "card-6-not-synced.png"), full_page=True)

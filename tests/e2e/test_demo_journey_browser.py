@@ -136,7 +136,8 @@ def test_a_newcomers_journey_through_the_demo(tmp_path):
             shot(page, "7-customer-from-quickbooks")
 
             page.goto(f"{url}/integrations/quickbooks/")
-            expect(page.locator("#runs tbody tr").first).not_to_have_text("No syncs yet.")
+            expect(page.locator("#history-list")).to_contain_text("Sent 1 invoice to QuickBooks")
+            expect(page.locator("#history-list")).to_contain_text("Received 1 change from QuickBooks")
             expect(page.locator("#webhook-health")).not_to_have_text("—")
             shot(page, "8-card-after-sync")
             page.click("#unlink")

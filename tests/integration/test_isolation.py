@@ -136,7 +136,9 @@ CHECKS: dict[tuple[str, str], tuple[Check, set[int]]] = {
     (P + "/api/accounts", "GET"): (_api("GET", "/accounts"), {200}),
     (P + "/api/tax-codes", "GET"): (_api("GET", "/tax-codes"), {200}),
     (P + "/api/sync-runs", "GET"): (_api("GET", "/sync-runs"), {200}),
-    (P + "/api/records", "GET"): (_each(_api("GET", "/records"), _api("GET", "/records?status=failed")), {200}),
+    (P + "/api/records", "GET"): (_each(_api("GET", "/records"), _api("GET", "/records?status=failed"),
+                                       _api("GET", "/records?q=Bea"), _api("GET", "/records?q=bea%40beta.example.com")), {200}),
+    (P + "/api/history", "GET"): (_api("GET", "/history"), {200}),
     (P + "/api/sync-now", "POST"): (_api("POST", "/sync-now"), {202}),
     (P + "/api/records/<kind>/<crm_id>", "GET"): (
         _each(*[_api("GET", f"/records/{kind}/{{{key}}}") for kind, key in RECORD_KINDS]), {404}),

@@ -34,7 +34,7 @@ def test_the_api_honours_its_openapi_document(signed_in):
     schema = schemathesis.openapi.from_wsgi(OPENAPI, signed_in)
     headers = signed_in.config["SCHEMA_HEADERS"]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
 
     for operation in operations:
         @given(case=operation.as_strategy())

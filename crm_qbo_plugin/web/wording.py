@@ -1,0 +1,84 @@
+"""The card's words for records and sync work: what a user calls a record, where it lives in
+QuickBooks Online, and plain-language summaries and advice instead of counters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from crm_qbo_plugin.host import RecordLabel
+
+# Pages of QuickBooks Online's web app (the company open in the user's browser session).
+QBO_APP = {"production": "https://app.qbo.intuit.com", "sandbox": "https://app.sandbox.qbo.intuit.com"}
+QBO_PAGES = {"contact": ("customer", "app/customerdetail?nameId="), "invoice": ("invoice", "app/invoice?txnId="),
+             "sales_receipt": ("sales receipt", "app/salesreceipt?txnId="), "payment": ("payment", "app/recvpayment?txnId=")}
+NOUNS = {"contact": ("contact", "contacts"), "invoice": ("invoice", "invoices"), "payment": ("payment", "payments")}
+KIND_TITLES = {"contact": "Contact", "invoice": "Invoice", "payment": "Payment", "sales_receipt": "Payment"}
+# What a record in each status lets the user do: Retry and Ignore only where they change something.
+ACTIONS = {"failed": ["retry", "ignore"], "conflict": ["retry", "ignore"], "not_synced": ["retry", "ignore"],
+           "ignored": ["retry"]}
+# Known QuickBooks refusals and what the user can do about each (matched on the stored error text).
+ADVICE = (
+    ("closed", "Once the date is in an open period (or the period is reopened in QuickBooks), press Retry."),
+    ("duplicate", "Rename one of the two records (QuickBooks needs unique names and numbers), then Retry."),
+    ("tax", "Check the tax mapping under Settings, then Retry."),
+    ("account", "Choose the revenue account under Settings, then Retry."),
+    ("disconnected", "Reconnect QuickBooks, then Retry."),
+    ("reconnect", "Reconnect QuickBooks, then Retry."),
+)
+DEFAULT_ADVICE = "Correct the record in the CRM, then Retry it under Errors."
+
+
+def qbo_app(environment: str) -> str:
+    return QBO_APP["production" if environment.lower() == "production" else "sandbox"]
+
+
+def qbo_link(environment: str, kind: str, qbo_id: str | None) -> tuple[str | None, str | None]:
+    """("QuickBooks invoice 1011", its web address), or (None, None) for a record not in QuickBooks."""
+    if not qbo_id or kind not in QBO_PAGES:
+        return None, None
+    noun, page = QBO_PAGES[kind]
+    return f"QuickBooks {noun} {qbo_id}", f"{qbo_app(environment)}/{page}{qbo_id}"
+
+
+def fallback_label(kind: str, crm_id: str) -> RecordLabel:
+    return RecordLabel(title=f"{KIND_TITLES.get(kind, kind.title())} {crm_id}")
+
+
+_EXCEPTION_PREFIX = re.compile(r"^[A-Z][A-Za-z]*(?:Error|Failed|Exception): ")
+
+
+def plain_error(error: str) -> str:
+    """The stored error without the exception name a push failure is recorded with."""
+    return _EXCEPTION_PREFIX.sub("", error, count=1)
+
+
+def advice(error: str) -> str:
+    lowered = error.lower()
+    return next((text for key, text in ADVICE if key in lowered), DEFAULT_ADVICE)
+
+
+def _count(n: int, kind: str) -> str:
+    one, many = NOUNS.get(kind, (kind, kind + "s"))
+    return f"{n} {one if n == 1 else many}"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def summary(sent: Mapping[str, int], received: int, imported: int, failed: int, errors: int) -> str:
+    """E.g. "Sent 2 invoices and 1 payment to QuickBooks · Received 1 change · 1 failed"."""
+    parts = []
+    order = [k for k in ("invoice", "payment", "contact") if sent.get(k)] + sorted(k for k in sent if k not in NOUNS and sent[k])
+    if order:
+        parts.append(f"Sent {_and([_count(sent[k], k) for k in order])} to QuickBooks")
+    if imported:
+        parts.append(f"Imported {imported} record{'s' if imported != 1 else ''} from QuickBooks")
+    if received:
+        parts.append(f"Received {received} change{'s' if received != 1 else ''} from QuickBooks")
+    if failed:
+        parts.append(f"{failed} could not be sent")
+    if errors:
+        parts.append(f"{errors} problem{'s' if errors != 1 else ''} reading QuickBooks")
+    return " · ".join(parts)
