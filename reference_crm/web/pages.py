@@ -218,8 +218,9 @@ def qbo_retry(kind: str, record_id: str) -> Response:
         flash("Nothing to retry for this record.", "error")
     else:
         flash("Sending to QuickBooks again.")
-    return redirect(url_for("crm.invoice_detail" if kind == "invoice" else "crm.contact_detail",
-                            **({"invoice_id": record_id} if kind == "invoice" else {"contact_id": record_id})))
+    if kind == "invoice":
+        return redirect(url_for("crm.invoice_detail", invoice_id=record_id))
+    return redirect(url_for("crm.contact_detail", contact_id=record_id))
 
 
 @bp.post("/qbo/invoice/<invoice_id>/export")
