@@ -27,8 +27,13 @@ def sign_in(page: Page, stack: CrmStack, path: str) -> None:
     expect(page).to_have_url(stack.url + path)
 
 
-def shot(page: Page, name: str, selector: str = "main") -> None:
-    page.locator(selector).first.screenshot(path=str(SHOTS / f"{name}.png"))
+def shot(page: Page, name: str) -> None:
+    """The record page's heading and QuickBooks badge, small."""
+    top, badge = page.locator(".heading").bounding_box(), page.locator("#qbo-sync").bounding_box()
+    assert top is not None and badge is not None
+    bottom = badge["y"] + badge["height"] + 8
+    page.screenshot(path=str(SHOTS / f"{name}.png"), clip={"x": 0, "y": top["y"] - 8, "width": 900,
+                                                           "height": bottom - top["y"] + 8})
 
 
 def sent_invoice(stack: CrmStack, contact_id: str, **extra: Any) -> dict[str, Any]:
@@ -62,8 +67,7 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
             expect(page.locator("#qbo-sync-reason")).to_have_text(
                 "— QuickBooks books are closed for 2026-11-15, change the date or reopen the period")
             expect(badge.get_by_role("button", name="Retry")).to_be_visible()
-            shot(page, "invoice-failed-books-closed", ".heading, #qbo-sync")
-            page.screenshot(path=str(SHOTS / "invoice-failed-page.png"))
+            shot(page, "invoice-failed-books-closed")
 
             set_books_closed(stack, None)  # the bookkeeper reopens the period
             badge.get_by_role("button", name="Retry").click()
@@ -79,7 +83,14 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
                 pushed = qbo.query_all("Invoice", where=[])
             assert [row["TxnDate"] for row in pushed] == ["2026-11-15"]
             assert link.get_attribute("href") == f"https://app.sandbox.qbo.intuit.com/app/invoice?txnId={pushed[0]['Id']}"
-            page.screenshot(path=str(SHOTS / "invoice-synced-page.png"))
+            shot(page, "invoice-synced")
+
+            page.click("text=Ada Lovelace")  # the contact's page shows its own badge
+            expect(page.locator("#qbo-sync-status")).to_have_text("synced")
+            with stack.qbo() as qbo:
+                (customer,) = qbo.query_all("Customer", where=[])
+            expect(page.locator("#qbo-open")).to_have_attribute(
+                "href", f"https://app.sandbox.qbo.intuit.com/app/customerdetail?nameId={customer['Id']}")
 
             page.goto(stack.url + "/integrations/quickbooks/")
             page.uncheck("#export-on-send")
@@ -100,7 +111,7 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
             expect(badge.get_by_role("button", name="Retry")).to_have_count(0)
             with stack.qbo() as qbo:
                 assert len(qbo.query_all("Invoice", where=[])) == 1  # nothing exported by itself
-            shot(page, "invoice-not-exported", ".heading, #qbo-sync")
+            shot(page, "invoice-not-exported")
             badge.get_by_role("button", name="Send to QuickBooks").click()
             expect(page.get_by_role("status")).to_have_text(f"Invoice {manual['number']} is on its way to QuickBooks.")
             stack.sync()

@@ -180,3 +180,21 @@ def test_the_card_page_shows_the_stored_toggles_before_reconnecting(card):
     assert boxes == {"import-invoices": False, "review-request-pre": True, "import-customers": True}
     store_raw(card, ["not", "an", "object"])
     assert card.client.get(P + "/").status_code == 200
+
+
+def test_invoices_cannot_be_imported_without_their_customers(card):
+    with session(get_state(card.app).engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == card.location["id"])).one()
+        row.status = "disconnected"
+        db.add(row)
+        db.commit()
+    assert patch(card, {"import_invoices": True}).status_code == 200
+    before = stored(card)
+    answer = patch(card, {"import_customers": False})
+    assert (answer.status_code, answer.json["error"], list(answer.json["fields"])) == (
+        400, "settings not changed", ["import_customers"])
+    assert stored(card) == before
+    answer = patch(card, {"import_customers": False, "import_invoices": False})
+    assert (answer.status_code, answer.json["import_customers"], answer.json["import_invoices"]) == (200, False, False)
+    answer = patch(card, {"import_invoices": True})
+    assert (answer.status_code, list(answer.json["fields"])) == (400, ["import_invoices"])
