@@ -77,10 +77,11 @@ def badge_of(link: Link, realm_id: str | None, sandbox: bool) -> RecordSync:
     if message and message.startswith("PushFailed: "):
         reason = reason[len("PushFailed: "):] if reason else reason
     exportable = link.kind == INVOICE and (link.detail or {}).get("reason") == "export_off" and link.status == NOT_SYNCED
+    label = LABELS.get(link.status, link.status.replace("_", " "))
     if exportable:
-        reason, action = "not exported yet (automatic export is off)", "Send to QuickBooks exports it"
+        label, reason, action = "not exported", "automatic export is off", "Send to QuickBooks exports it"
     return RecordSync(
-        status=link.status, message=message, label=LABELS.get(link.status, link.status.replace("_", " ")),
+        status=link.status, message=message, label=label,
         reason=reason if link.status != SYNCED else None, action=action,
         qbo_url=qbo_web_url(link.kind, link.qbo_id, realm_id, sandbox) if link.status != DELETED else None,
         can_retry=link.status in RETRYABLE and not exportable, can_export=exportable,

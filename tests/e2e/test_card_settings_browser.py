@@ -105,9 +105,9 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
             manual = sent_invoice(stack, contact["id"])
             stack.sync()
             page.goto(f"{stack.url}/invoices/{manual['id']}")
-            expect(page.locator("#qbo-sync-status")).to_have_text("not synced")
+            expect(page.locator("#qbo-sync-status")).to_have_text("not exported")
             expect(page.locator("#qbo-sync-reason")).to_have_text(
-                "— not exported yet (automatic export is off), Send to QuickBooks exports it")
+                "— automatic export is off, Send to QuickBooks exports it")
             expect(badge.get_by_role("button", name="Retry")).to_have_count(0)
             with stack.qbo() as qbo:
                 assert len(qbo.query_all("Invoice", where=[])) == 1  # nothing exported by itself

@@ -41,3 +41,9 @@ def test_with_export_off_only_the_invoice_sent_by_hand_reaches_quickbooks(plugin
                 raise AssertionError("an unknown invoice was exported")
             assert plugin.record_sync(stack.tenant, "invoice", "no-such-invoice") is None
         assert after == ["not_synced", "not_synced", "synced", "not_synced"]
+
+        with stack.app.app_context():  # Retry (the card's button on such a row) exports it too
+            plugin.retry_record(stack.tenant, "invoice", ids[0])
+        stack.sync()
+        with stack.qbo() as qbo:
+            assert sorted(row["TotalAmt"] for row in qbo.query_all("Invoice", where=[])) == [10, 30]

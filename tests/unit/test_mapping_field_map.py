@@ -99,4 +99,6 @@ def test_the_badge_splits_reason_and_what_to_do_and_builds_the_quickbooks_addres
         "synced", None, "https://app.qbo.intuit.com/app/customerdetail?nameId=58", False)
     held = Link(tenant_id="t", kind="invoice", crm_id="i2", origin="crm", status="not_synced", last_error="x",
                 detail={"reason": "export_off"})
-    assert (badge_of(held, "123", True).can_export, badge_of(held, "123", True).can_retry) == (True, False)
+    badge = badge_of(held, "123", sandbox=True)
+    assert (badge.label, badge.reason, badge.can_export, badge.can_retry) == (
+        "not exported", "automatic export is off", True, False)
