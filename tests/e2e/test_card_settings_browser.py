@@ -5,6 +5,7 @@ applied to a pushed invoice. Small screenshots land in tests/e2e/screenshots/.""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
+from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.card_settings import card_settings
 from tests.support.browser import launch_chromium
 from tests.support.crm_stack import PASSWORD, CrmStack, crm_stack
 
@@ -97,9 +101,15 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
             expect(page.locator("#settings")).to_have_attribute("data-saved", "1")
             page.select_option("#map-invoice-number", "PrivateNote")
             expect(page.locator("#settings")).to_have_attribute("data-saved", "2")
+            page.fill("#sync-from", "2026-01-01")  # a closed period before it
+            expect(page.locator("#settings")).to_have_attribute("data-saved", "3")
             page.reload()
+            expect(page.locator("#sync-from")).to_have_value("2026-01-01")
             expect(page.locator("#export-on-send")).not_to_be_checked()
             expect(page.locator("#map-invoice-number")).to_have_value("PrivateNote")
+            saved = card_settings(get_connection(get_state(stack.app), stack.tenant))
+            assert (saved.export_on_send, dict(saved.field_mapping), saved.sync_from) == (
+                False, {"invoice.number": "PrivateNote", "contact.id": "none"}, date(2026, 1, 1))
             page.locator("#settings").screenshot(path=str(SHOTS / "card-settings.png"))
 
             manual = sent_invoice(stack, contact["id"])
@@ -145,10 +155,12 @@ def test_tax_mapping_on_a_canadian_company_pushes_the_mapped_codes(plugin_config
             expect(page.locator("#tax-explainer")).to_contain_text("Map each CRM tax rate to a QuickBooks tax code")
             gst_select, hst_select = table.locator(f"select[data-crm-tax='{gst}']"), table.locator(f"select[data-crm-tax='{hst}']")
             gst_code, hst_code = next(c for n, c in codes.items() if "GST" in n), next(c for n, c in codes.items() if "HST" in n)
-            gst_select.select_option(gst_code)
-            expect(gst_select).to_have_value(gst_code)
-            hst_select.select_option(hst_code)
-            expect(hst_select).to_have_value(hst_code)
+            for select, code in ((gst_select, gst_code), (hst_select, hst_code)):
+                # each choice is saved before the next (a changed mapping asks for the taxes to be confirmed again)
+                with page.expect_response(lambda r: r.url.endswith("/api/settings") and r.request.method == "PATCH") as saved:
+                    select.select_option(code)
+                assert saved.value.status == 200
+                expect(select).to_have_value(code)
             page.check("#taxes-confirmed")
             expect(page.locator("#setup-state")).to_have_text("— complete")
             page.locator("#setup").screenshot(path=str(SHOTS / "card-tax-mapping-ca.png"))
