@@ -42,8 +42,26 @@ def test_with_export_off_only_the_invoice_sent_by_hand_reaches_quickbooks(plugin
             assert plugin.record_sync(stack.tenant, "invoice", "no-such-invoice") is None
         assert after == ["not_synced", "not_synced", "synced", "not_synced"]
 
+        # a payment on an invoice not exported is kept, saying what to do, never lost
+        paid = stack.api("POST", "/api/payments", json={"source": "invoice", "invoice_id": ids[1], "amount": "20"})
+        assert paid.status_code == 201, paid.json
+        stack.sync()
+        with stack.app.app_context():
+            held = plugin.record_sync(stack.tenant, "payment", paid.json["id"])
+            assert (held.status, held.can_retry) == ("not_synced", True)
+            assert held.reason.startswith("not synced: its invoice is not in QuickBooks")
+            plugin.export_invoice(stack.tenant, ids[1])
+        stack.sync()
+        with stack.app.app_context():
+            plugin.retry_record(stack.tenant, "payment", paid.json["id"])
+        stack.sync()
+        with stack.qbo() as qbo:
+            assert [row["TotalAmt"] for row in qbo.query_all("Payment", where=[])] == [20]
+        with stack.app.app_context():
+            assert plugin.record_sync(stack.tenant, "payment", paid.json["id"]).status == "synced"
+
         with stack.app.app_context():  # Retry (the card's button on such a row) exports it too
             plugin.retry_record(stack.tenant, "invoice", ids[0])
         stack.sync()
         with stack.qbo() as qbo:
-            assert sorted(row["TotalAmt"] for row in qbo.query_all("Invoice", where=[])) == [10, 30]
+            assert sorted(row["TotalAmt"] for row in qbo.query_all("Invoice", where=[])) == [10, 20, 30]
