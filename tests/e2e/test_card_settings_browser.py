@@ -97,6 +97,8 @@ def test_a_failed_invoice_fixed_from_its_page_then_manual_export_with_a_field_ma
                 "href", f"https://app.sandbox.qbo.intuit.com/app/customerdetail?nameId={customer['Id']}")
 
             page.goto(stack.url + "/integrations/quickbooks/")
+            explainer = page.locator("label:has(#taxes-confirmed) + #tax-explainer")  # right next to the box
+            expect(explainer).to_contain_text("QuickBooks will therefore report no sales tax collected on those invoices")
             page.uncheck("#export-on-send")
             expect(page.locator("#settings")).to_have_attribute("data-saved", "1")
             page.select_option("#map-invoice-number", "PrivateNote")
@@ -152,7 +154,8 @@ def test_tax_mapping_on_a_canadian_company_pushes_the_mapped_codes(plugin_config
             page.goto(stack.url + "/integrations/quickbooks/")
             table = page.locator("#tax-mapping")
             expect(table).to_be_visible()
-            expect(page.locator("#tax-explainer")).to_contain_text("Map each CRM tax rate to a QuickBooks tax code")
+            expect(page.locator("label:has(#taxes-confirmed) + #tax-explainer")).to_contain_text(
+                "Map each CRM tax rate to a QuickBooks tax code")
             gst_select, hst_select = table.locator(f"select[data-crm-tax='{gst}']"), table.locator(f"select[data-crm-tax='{hst}']")
             gst_code, hst_code = next(c for n, c in codes.items() if "GST" in n), next(c for n, c in codes.items() if "HST" in n)
             for select, code in ((gst_select, gst_code), (hst_select, hst_code)):

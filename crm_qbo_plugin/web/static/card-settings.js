@@ -7,6 +7,14 @@
   const api = card.dataset.api;
   const $ = (id) => document.getElementById(id);
 
+  // The words about taxes belong next to "My taxes are correct", wherever the card shows it.
+  const confirm = $("taxes-confirmed");
+  const toggle = confirm && confirm.closest("label");
+  if (toggle) {
+    toggle.after($("tax-explainer"));
+    confirm.setAttribute("aria-describedby", "tax-explainer");
+  }
+
   async function call(method, body) {
     const csrf = card.dataset.csrf;
     const response = await fetch(api + "/settings", {
