@@ -40,11 +40,14 @@ class CardSettingsSchema(Schema):
     tax_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
                               values=fields.String(validate=validate.Length(min=1, max=32)))
     sync_from = fields.Date(allow_none=True)
-    export_on_send = fields.Boolean()
-    import_customers = fields.Boolean()
+    export_on_send = fields.Boolean(metadata={"description": "off: invoices reach QuickBooks only when exported "
+                                                             "one by one (Send to QuickBooks)"})
+    import_customers = fields.Boolean(metadata={"description": "import QuickBooks customers when connecting"})
     field_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
                                 values=fields.String(validate=validate.Length(min=1, max=32)),
-                                validate=_field_mapping_valid)
+                                validate=_field_mapping_valid,
+                                metadata={"description": "CRM field -> QuickBooks field: invoice.number -> DocNumber | "
+                                                         "PrivateNote | CustomerMemo | none; contact.id -> none | Notes"})
     # Set by the plugin when review_request is switched on; never by a request.
     review_request_since = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
 
