@@ -74,8 +74,6 @@ def badge_of(link: Link, realm_id: str | None, sandbox: bool) -> RecordSync:
     reason, action = message, GENERIC_ACTION.get(link.status)
     if message and "; " in message and link.status in (FAILED, CONFLICT):
         reason, action = message.split("; ", 1)
-    if message and message.startswith("PushFailed: "):
-        reason = reason[len("PushFailed: "):] if reason else reason
     exportable = link.kind == INVOICE and (link.detail or {}).get("reason") == "export_off" and link.status == NOT_SYNCED
     label = LABELS.get(link.status, link.status.replace("_", " "))
     if exportable:
