@@ -14,6 +14,7 @@ import redis
 from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType, HostEvent
+from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.jobs.queues import enqueue_outbox
 from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE, publish
 from crm_qbo_plugin.outbound.invoices import MANUAL_EXPORT
@@ -92,9 +93,14 @@ def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int
 def export_invoice(state: PluginState, tenant: str, invoice_id: str) -> int:
     """"Send to QuickBooks" on one CRM invoice: exported even while automatic export is off (the
     invoice's link carries the request, outbound/invoices.py check_eligible lets it through).
-    Returns the outbox row's id; RecordNotFound when the CRM has no such invoice."""
-    if state.host.get_invoice(tenant, invoice_id) is None:
-        raise RecordNotFound(f"no invoice {invoice_id} in the CRM")
+    Returns the outbox row's id; RecordNotFound (nothing changed) when the CRM has no such sent
+    invoice of its own or it is in QuickBooks already."""
+    invoice = state.host.get_invoice(tenant, invoice_id)
+    if invoice is None or invoice.sent_at is None or invoice.origin is not Origin.CRM:
+        raise RecordNotFound(f"no sent CRM invoice {invoice_id} to export")
+    link = get_link(state, tenant, INVOICE, invoice_id)
+    if link is not None and (link.qbo_id or link.origin != Origin.CRM.value):
+        raise RecordNotFound(f"invoice {invoice_id} is in QuickBooks already")
     set_status(state, tenant, INVOICE, invoice_id, PENDING, None, detail={MANUAL_EXPORT: True})
     try:
         return retry_record(state, tenant, INVOICE, invoice_id)

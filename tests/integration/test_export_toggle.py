@@ -33,12 +33,14 @@ def test_with_export_off_only_the_invoice_sent_by_hand_reaches_quickbooks(plugin
         assert [row["TotalAmt"] for row in pushed] == [30]
         with stack.app.app_context():
             after = [plugin.record_sync(stack.tenant, "invoice", i).status for i in ids]
-            try:
-                plugin.export_invoice(stack.tenant, "no-such-invoice")
-            except LookupError:
-                pass
-            else:
-                raise AssertionError("an unknown invoice was exported")
+            for unknown_or_exported in ("no-such-invoice", ids[2]):
+                try:
+                    plugin.export_invoice(stack.tenant, unknown_or_exported)
+                except LookupError:
+                    pass
+                else:
+                    raise AssertionError(f"{unknown_or_exported} was exported")
+            assert plugin.record_sync(stack.tenant, "invoice", ids[2]).status == "synced"  # nothing changed
             assert plugin.record_sync(stack.tenant, "invoice", "no-such-invoice") is None
         assert after == ["not_synced", "not_synced", "synced", "not_synced"]
 
