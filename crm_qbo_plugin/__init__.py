@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         Tax,
         TriggerCall,
     )
+    from crm_qbo_plugin.outbound.badge import RecordSync
     from crm_qbo_plugin.outbound.intake import PublishResult
     from crm_qbo_plugin.signing import sign_host_event
 
@@ -38,7 +39,7 @@ _EXPORTS = {
     "Contact": "host", "CrmHost": "host", "HostUser": "host", "Invoice": "host",
     "InvoiceStatus": "host", "LineItem": "host", "LocationProfile": "host", "Origin": "host",
     "Payment": "host", "PaymentSource": "host", "RecordLabel": "host", "Tax": "host", "TriggerCall": "host",
-    "PublishResult": "outbound.intake",
+    "PublishResult": "outbound.intake", "RecordSync": "outbound.badge",
     "sign_host_event": "signing",
 }
 
@@ -59,6 +60,7 @@ __all__ = [
     "PublishResult",
     "QuickBooksPlugin",
     "RecordLabel",
+    "RecordSync",
     "Tax",
     "TriggerCall",
     "sign_host_event",

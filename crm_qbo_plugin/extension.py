@@ -8,7 +8,6 @@ Settings and the manifest are validated here, so a bad deployment fails at start
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from flask import Flask
 
@@ -18,25 +17,13 @@ from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
+from crm_qbo_plugin.outbound.badge import RecordSync, badge_of
 from crm_qbo_plugin.outbound.handlers import HANDLERS
 from crm_qbo_plugin.outbound.intake import PublishResult, publish, publish_many
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
 from crm_qbo_plugin.store.db import make_engine
-
-
-@dataclass(frozen=True)
-class RecordSync:
-    """Where one CRM record stands with QuickBooks, for the host's own pages."""
-
-    status: str  # as the plugin API's records: synced, pending, not_synced, crm_only, failed …
-    message: str | None  # why, in words for the user
-
-    @property
-    def changed_in_crm_only(self) -> bool:
-        """An imported (QuickBooks-owned) record edited, voided or deleted in the CRM only."""
-        return self.status == "crm_only"
 
 
 class QuickBooksPlugin:
@@ -82,12 +69,36 @@ class QuickBooksPlugin:
         return publish_many(get_state(), tenant, events)
 
     def record_sync(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
-        """The sync status of one record (kind: contact, invoice, payment, sales_receipt), or None
-        if the plugin has never handled it; needs an app context."""
+        """What a badge on the host's page of one record needs (kind: contact, invoice, payment,
+        sales_receipt): status in words, the reason and what to do, the record's QuickBooks web
+        address, whether Retry (or, for an invoice not exported, Send to QuickBooks) applies.
+        None if the plugin has never handled it; needs an app context."""
+        from crm_qbo_plugin.connections.lifecycle import get_connection
         from crm_qbo_plugin.store.records import get_record
 
-        link = get_record(get_state(), tenant, kind, crm_id)
-        return RecordSync(link.status, link.last_error) if link is not None else None
+        state = get_state()
+        link = get_record(state, tenant, kind, crm_id)
+        if link is None:
+            return None
+        conn = get_connection(state, tenant)
+        sandbox = state.settings.environment.lower() != "production"
+        return badge_of(link, conn.realm_id if conn else None, sandbox)
+
+    def retry_record(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
+        """Retry from the host's page: the record is sent to QuickBooks again (its badge turns to
+        sending); LookupError if the plugin has nothing to retry for it; needs an app context."""
+        from crm_qbo_plugin.outbound.records import retry_record
+
+        retry_record(get_state(), tenant, kind, crm_id)
+        return self.record_sync(tenant, kind, crm_id)
+
+    def export_invoice(self, tenant: str, invoice_id: str) -> RecordSync | None:
+        """"Send to QuickBooks" on one invoice (for when automatic export is off); LookupError when
+        the CRM has no such invoice; needs an app context."""
+        from crm_qbo_plugin.outbound.records import export_invoice
+
+        export_invoice(get_state(), tenant, invoice_id)
+        return self.record_sync(tenant, "invoice", invoice_id)
 
     def state(self, app: Flask | None = None) -> PluginState:
         return get_state(app)

@@ -90,14 +90,21 @@ def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) ->
         conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
     connected = conn is not None and conn.status == ConnectionStatus.CONNECTED.value
     problems: dict[str, str] = {}
-    if "import_invoices" in changes and connected:
-        problems["import_invoices"] = "only read when connecting; disconnect and connect again to change it"
+    for key in ("import_invoices", "import_customers"):
+        if key in changes and connected:
+            problems[key] = "only read when connecting; disconnect and connect again to change it"
     needs_qbo = [k for k in ("revenue_account_id", "tax_mapping") if changes.get(k)]
     if needs_qbo and not connected:
         for key in needs_qbo:
             problems[key] = "connect QuickBooks first"
     if problems:
         raise SettingsRejected(problems, status=409)
+    stored = card_settings(conn)
+    invoices_on = changes.get("import_invoices", stored.import_invoices)
+    if invoices_on and not changes.get("import_customers", stored.import_customers):
+        key = "import_customers" if "import_customers" in changes else "import_invoices"
+        raise SettingsRejected({key: "imported invoices need their customers: import customers too, "
+                                     "or leave invoices out"})
     if connected and conn is not None and conn.realm_id:
         with client_for(state, conn.realm_id) as qbo:
             if changes.get("revenue_account_id"):

@@ -38,6 +38,7 @@ from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import Condition, QboClient, QboError, ReconnectRequired, gt
 from crm_qbo_plugin.qbo.query import page_statements
 from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, RunStatus, SyncRun
 
@@ -101,7 +102,8 @@ def run_import(state: PluginState, tenant: str) -> SyncRun | None:
         target = replace(Target.of(connection), fire_automations=False)  # history never fires triggers
         run = _open_run(state, tenant) or start_run(state.engine, tenant, KIND)
         counts = dict(run.counts)
-        phases = [p for p in PHASES if p[0] == "Customer" or target.import_invoices]
+        customers = card_settings(connection).import_customers or target.import_invoices
+        phases = [p for p in PHASES if (customers if p[0] == "Customer" else target.import_invoices)]
         errors: list[str] = []
         try:
             with client_for(state, target.realm_id) as qbo, _Reader(state, target.realm_id) as reader:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from crm_qbo_plugin.host import Contact
+from crm_qbo_plugin.mapping.field_map import apply_contact_fields
 from crm_qbo_plugin.mapping.names import (
     MAX_PHONE,
     clean_text,
@@ -27,7 +29,8 @@ def display_name_candidates(tenant: str, contact: Contact) -> list[str]:
                                f"{tenant}/{contact.id}")
 
 
-def customer_fields(contact: Contact, display: str, currency: str | None = None) -> dict[str, Any]:
+def customer_fields(contact: Contact, display: str, currency: str | None = None,
+                    field_mapping: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The Customer body for a create, or the sparse part of an update (without Id/SyncToken).
 
     Empty parts are left out rather than sent empty, so a sparse update never blanks a value a
@@ -50,4 +53,4 @@ def customer_fields(contact: Contact, display: str, currency: str | None = None)
         body["PrimaryPhone"] = {"FreeFormNumber": phone}
     if currency:
         body["CurrencyRef"] = {"value": currency}
-    return body
+    return apply_contact_fields(body, contact.id, field_mapping)

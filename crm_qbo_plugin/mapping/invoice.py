@@ -23,11 +23,11 @@ from decimal import Decimal
 from typing import Any
 
 from crm_qbo_plugin.host import Invoice, LineItem, Tax
+from crm_qbo_plugin.mapping.field_map import apply_invoice_number
 from crm_qbo_plugin.mapping.money import ZERO, allocate, cents, tidy, unit_price_for
 from crm_qbo_plugin.mapping.names import (
     GENERIC_ITEM_NAME,
     description,
-    doc_number,
     item_key,
     valid_email,
 )
@@ -50,6 +50,7 @@ class Company:
     multicurrency: bool = False
     custom_txn_numbers: bool = False
     tax_mapping: Mapping[str, str] | None = None
+    field_mapping: Mapping[str, str] | None = None  # the card's "Map fields" (mapping/field_map.py)
 
 
 def crm_marker(tenant: str, record_id: str) -> str:
@@ -150,16 +151,13 @@ def invoice_body(tenant: str, invoice: Invoice, company: Company, customer_id: s
     body["TxnDate"] = invoice.issue_date.isoformat()
     if invoice.due_date is not None:
         body["DueDate"] = invoice.due_date.isoformat()
-    number = doc_number(invoice.number)
-    if company.custom_txn_numbers and number:
-        body["DocNumber"] = number
     email = valid_email(invoice.billing_email)
     if email:
         body["BillEmail"] = {"Address": email}
     if company.multicurrency:
         body["CurrencyRef"] = {"value": invoice.currency}
     body["PrivateNote"] = crm_marker(tenant, invoice.id)
-    return body
+    return apply_invoice_number(body, invoice.number, company.field_mapping, company.custom_txn_numbers)
 
 
 def currency_problem(currency: str, company: Company) -> str | None:

@@ -133,8 +133,9 @@ def description(text: str | None) -> str:
 
 
 def doc_number(number: str | None) -> str | None:
-    """A DocNumber (≤ 21 characters). Longer numbers keep their end, where counters live."""
+    """A DocNumber (≤ 21 UTF-16 units, as every QBO limit is counted here). Longer numbers keep
+    their end, where counters live."""
     text = clean_text(number)
     if not text:
         return None
-    return text[-MAX_DOC_NUMBER:]
+    return cut(text[::-1], MAX_DOC_NUMBER)[::-1].strip() or None

@@ -98,8 +98,11 @@ def push_invoice_or_batch(push: Push) -> None:
 
 def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
     """`invoice` if it is a first create that can go in a batch as is (foreign currency, voided,
-    not yet sent, before the connection or the sync start date: the single path decides)."""
+    not yet sent, before the connection or the sync start date, automatic export off: the single
+    path decides)."""
     if invoice is None or invoice.origin != Origin.CRM or invoice.sent_at is None:
+        return None
+    if not push.settings.export_on_send:
         return None
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
         return None

@@ -54,6 +54,7 @@ def company_of(conn: Connection) -> Company:
         multicurrency=bool(conn.multicurrency),
         custom_txn_numbers=bool(conn.custom_txn_numbers),
         tax_mapping=dict(card_settings(conn).tax_mapping),
+        field_mapping=dict(card_settings(conn).field_mapping),
     )
 
 

@@ -171,9 +171,14 @@ def link_new_customer(push: Push, contact: Contact, found: Iterable[dict[str, An
     return _create(push, contact, None, 0)
 
 
+def _fields(push: Push, contact: Contact, display: str, currency: str | None = None) -> dict[str, Any]:
+    """The Customer fields for `contact`, with the card's field mapping applied (the one place it is)."""
+    return customer_fields(contact, display, currency, push.settings.field_mapping)
+
+
 def _adopt(push: Push, contact: Contact, row: dict[str, Any]) -> str:
     """Link an existing customer and bring our fields up to date (keeping its DisplayName)."""
-    fields = customer_fields(contact, str(row.get("DisplayName", "")))
+    fields = _fields(push, contact, str(row.get("DisplayName", "")))
     merged = {**row, **fields}
     if owned_hash("Customer", merged) == owned_hash("Customer", row):
         record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", row)
@@ -194,7 +199,7 @@ def _create(push: Push, contact: Contact, currency: str | None, generation: int)
     forget_absent(push, valid_email(contact.email))  # if this answer is lost, the retry must ask QBO
     for index, name in enumerate(names):
         try:
-            answer = push.qbo.create("Customer", customer_fields(contact, name, currency),
+            answer = push.qbo.create("Customer", _fields(push, contact, name, currency),
                                      push.rid(f"cu{index}", generation))
         except DuplicateNameError:
             continue  # the next, deterministic, candidate; never the same name twice
@@ -236,12 +241,12 @@ def _update(push: Push, contact: Contact, qbo_id: str, sync_token: str) -> None:
         raise Skip("the QuickBooks customer is gone; it is created again with the contact's next billable activity") from None
     names = display_name_candidates(push.tenant, contact)
     keep = current.get("DisplayName") if current.get("DisplayName") in names else names[0]
-    fields = customer_fields(contact, str(keep))
+    fields = _fields(push, contact, str(keep))
     if owned_hash("Customer", {**current, **fields}) == owned_hash("Customer", current):
         record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", current)
         raise Skip("nothing we own changed")
     for index, name in enumerate([str(keep), *[n for n in names if n != keep]]):
-        body = {**customer_fields(contact, name), "Id": qbo_id, "SyncToken": current["SyncToken"]}
+        body = {**_fields(push, contact, name), "Id": qbo_id, "SyncToken": current["SyncToken"]}
         try:
             answer = push.qbo.update("Customer", body, push.rid(f"cuu{index}"))
         except DuplicateNameError:

@@ -34,6 +34,7 @@ from crm_qbo_plugin.outbound.links import (
     FAILED,
     IGNORED,
     INVOICE,
+    NOT_SYNCED,
     PENDING,
     SYNCED,
     Write,
@@ -168,10 +169,22 @@ def _refuse_by_link(link: Link | None) -> None:
         raise Skip(link.last_error or "ignored on the QuickBooks card")
 
 
+NOT_EXPORTED = ("not exported: \"Export invoices automatically when sent\" is off on the QuickBooks card; "
+                "Send to QuickBooks on the invoice exports it")
+MANUAL_EXPORT = "manual_export"  # Link.detail key: "Send to QuickBooks" (or Retry) asked for this one
+
+
 def check_eligible(push: Push, invoice: Invoice) -> None:
-    """Never pushed: drafts, invoices sent before the connection, invoices before `sync_from`."""
+    """Never pushed: drafts, invoices sent before the connection, invoices before `sync_from`, and
+    (with automatic export off) invoices nobody exported by hand."""
     if invoice.sent_at is None:
         raise Skip("not sent yet: an invoice reaches QuickBooks when it is sent")
+    if not push.settings.export_on_send:
+        link = get_link(push.state, push.tenant, INVOICE, invoice.id)
+        if link is None or not (link.detail or {}).get(MANUAL_EXPORT):
+            set_status(push.state, push.tenant, INVOICE, invoice.id, NOT_SYNCED, NOT_EXPORTED,
+                       detail={"reason": "export_off"})
+            raise Skip(NOT_EXPORTED)
     cutoff = push.conn.connected_at
     if cutoff is not None and invoice.sent_at < cutoff:
         reason = "sent before QuickBooks was connected (no retroactive sync); it is never pushed"

@@ -17,7 +17,12 @@ from crm_qbo_plugin.mapping.sales_receipt import sales_receipt_body
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.customers import ensure_customer
 from crm_qbo_plugin.outbound.failures import PushFailed
-from crm_qbo_plugin.outbound.invoices import find_by_marker, record_with_total, sync_invoice
+from crm_qbo_plugin.outbound.invoices import (
+    MANUAL_EXPORT,
+    find_by_marker,
+    record_with_total,
+    sync_invoice,
+)
 from crm_qbo_plugin.outbound.items import ensure_items
 from crm_qbo_plugin.outbound.links import (
     CONFLICT,
@@ -25,6 +30,7 @@ from crm_qbo_plugin.outbound.links import (
     FAILED,
     IGNORED,
     INVOICE,
+    NOT_SYNCED,
     PAYMENT,
     PENDING,
     SALES_RECEIPT,
@@ -69,6 +75,10 @@ def push_payment(push: Push) -> None:
             _sales_receipt(push, payment, retrying)
         else:
             _invoice_payment(push, payment, retrying)
+
+
+PAYMENT_NOT_EXPORTED = ("not synced: its invoice is not in QuickBooks (\"Export invoices automatically when sent\" "
+                        "is off); send the invoice with Send to QuickBooks, then Retry this payment")
 
 
 def _check_eligible(push: Push, payment: Payment, kind: str) -> None:
@@ -116,6 +126,10 @@ def _invoice_payment_locked(push: Push, payment: Payment, retrying: bool) -> Non
         invoice = push.host.get_invoice(push.tenant, payment.invoice_id)
         if invoice is None or invoice.sent_at is None:
             raise RetryLater("its invoice is not in QuickBooks yet; the payment follows once the invoice is sent")
+        if not push.settings.export_on_send and not ((invoice_link.detail or {}) if invoice_link else {}).get(MANUAL_EXPORT):
+            # kept, with the way out, rather than exporting an invoice the user chose to export by hand
+            set_status(push.state, push.tenant, PAYMENT, payment.id, NOT_SYNCED, PAYMENT_NOT_EXPORTED)
+            raise Skip(PAYMENT_NOT_EXPORTED)
         invoice_link = sync_invoice(push, invoice, get_link(push.state, push.tenant, INVOICE, invoice.id))  # first
         push.txn_date = payment.paid_at.date()
     assert invoice_link.qbo_id is not None

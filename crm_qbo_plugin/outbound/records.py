@@ -8,13 +8,16 @@ record's link ignored; every later push of it is skipped with that reason until 
 from __future__ import annotations
 
 from contextlib import suppress
+from uuid import uuid4
 
 import redis
 from sqlmodel import col, select
 
-from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.events import EventType, HostEvent
+from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.jobs.queues import enqueue_outbox
-from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
+from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE, publish
+from crm_qbo_plugin.outbound.invoices import MANUAL_EXPORT
 from crm_qbo_plugin.outbound.links import (
     CONTACT,
     IGNORED,
@@ -79,10 +82,31 @@ def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int
     assert outbox_id is not None
     link = get_link(state, tenant, kind, crm_id)
     if link is not None:
-        set_status(state, tenant, kind, crm_id, PENDING, None)
+        # Retrying an invoice held back by "Export automatically" being off is exporting it by hand.
+        held_back = kind == INVOICE and (link.detail or {}).get("reason") == "export_off"
+        set_status(state, tenant, kind, crm_id, PENDING, None, detail={MANUAL_EXPORT: True} if held_back else None)
     with suppress(redis.RedisError):  # else the sweeper enqueues it when the lease runs out
         enqueue_outbox(state.queue, outbox_id)
     return outbox_id
+
+
+def export_invoice(state: PluginState, tenant: str, invoice_id: str) -> int:
+    """"Send to QuickBooks" on one CRM invoice: exported even while automatic export is off (the
+    invoice's link carries the request, outbound/invoices.py check_eligible lets it through).
+    Returns the outbox row's id; RecordNotFound (nothing changed) when the CRM has no such sent
+    invoice of its own or it is in QuickBooks already."""
+    invoice = state.host.get_invoice(tenant, invoice_id)
+    if invoice is None or invoice.sent_at is None or invoice.origin is not Origin.CRM:
+        raise RecordNotFound(f"no sent CRM invoice {invoice_id} to export")
+    link = get_link(state, tenant, INVOICE, invoice_id)
+    if link is not None and (link.qbo_id or link.origin != Origin.CRM.value):
+        raise RecordNotFound(f"invoice {invoice_id} is in QuickBooks already")
+    set_status(state, tenant, INVOICE, invoice_id, PENDING, None, detail={MANUAL_EXPORT: True})
+    try:
+        return retry_record(state, tenant, INVOICE, invoice_id)
+    except RecordNotFound:  # the host never told us it was sent: ask for it now
+        event = HostEvent(type=EventType.INVOICE_SENT, subject_id=invoice_id, key=f"export:{invoice_id}:{uuid4().hex}")
+        return publish(state, tenant, event).outbox_id
 
 
 def ignore_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> None:

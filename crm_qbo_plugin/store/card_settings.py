@@ -17,9 +17,16 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from crm_qbo_plugin.mapping.field_map import problems
 from crm_qbo_plugin.store.tables import Connection
 
 log = logging.getLogger(__name__)
+
+
+def _field_mapping_valid(value: Mapping[str, str]) -> None:
+    found = problems(value)
+    if found:
+        raise ValidationError("; ".join(f"{field}: {why}" for field, why in found.items()))
 
 
 class CardSettingsSchema(Schema):
@@ -33,6 +40,14 @@ class CardSettingsSchema(Schema):
     tax_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
                               values=fields.String(validate=validate.Length(min=1, max=32)))
     sync_from = fields.Date(allow_none=True)
+    export_on_send = fields.Boolean(metadata={"description": "off: invoices reach QuickBooks only when exported "
+                                                             "one by one (Send to QuickBooks)"})
+    import_customers = fields.Boolean(metadata={"description": "import QuickBooks customers when connecting"})
+    field_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                                values=fields.String(validate=validate.Length(min=1, max=32)),
+                                validate=_field_mapping_valid,
+                                metadata={"description": "CRM field -> QuickBooks field: invoice.number -> DocNumber | "
+                                                         "PrivateNote | CustomerMemo | none; contact.id -> none | Notes"})
     # Set by the plugin when review_request is switched on; never by a request.
     review_request_since = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
 
@@ -49,6 +64,9 @@ class CardSettings:
     tax_mapping: Mapping[str, str] = field(default_factory=dict)  # CRM tax id -> QBO tax code id
     sync_from: date | None = None  # records dated before it are never pushed
     review_request_since: datetime | None = None  # None: on from the start
+    export_on_send: bool = True  # off: an invoice reaches QuickBooks only by "Send to QuickBooks"
+    import_customers: bool = True  # only read when connecting
+    field_mapping: Mapping[str, str] = field(default_factory=dict)  # mapping/field_map.py; {} = defaults
 
     @classmethod
     def from_stored(cls, raw: Any) -> CardSettings:

@@ -198,7 +198,42 @@ def contact_detail(contact_id: str) -> str:
         "contact.html", contact=row, name=contacts.display_name(row),
         invoices=invoices.list_invoices(db(), tenant(), contact_id=row.id),
         payments=[p for p in payments.list_payments(db(), tenant()) if p.contact_id == row.id],
+        **_qbo_sync("contact", row.id),
     )
+
+
+def _qbo_sync(kind: str, record_id: str) -> dict[str, Any]:
+    """What the record's QuickBooks badge needs (None: the plugin never handled the record)."""
+    return {"qbo_sync": crm_state().plugin.record_sync(tenant(), kind, record_id)}
+
+
+@bp.post("/qbo/<kind>/<record_id>/retry")
+def qbo_retry(kind: str, record_id: str) -> Response:
+    """Retry from the record's own page (the badge's button)."""
+    if kind not in ("contact", "invoice"):
+        abort(404)
+    try:
+        crm_state().plugin.retry_record(tenant(), kind, record_id)
+    except LookupError:
+        flash("Nothing to retry for this record.", "error")
+    else:
+        flash("Sending to QuickBooks again.")
+    if kind == "invoice":
+        return redirect(url_for("crm.invoice_detail", invoice_id=record_id))
+    return redirect(url_for("crm.contact_detail", contact_id=record_id))
+
+
+@bp.post("/qbo/invoice/<invoice_id>/export")
+def qbo_export(invoice_id: str) -> Response:
+    """"Send to QuickBooks" on one invoice (automatic export off)."""
+    row = invoices.get_invoice_row(db(), tenant(), invoice_id)
+    try:
+        crm_state().plugin.export_invoice(tenant(), row.id)
+    except LookupError:
+        flash("This invoice cannot be sent to QuickBooks.", "error")
+    else:
+        flash(f"Invoice {row.number} is on its way to QuickBooks.")
+    return redirect(url_for("crm.invoice_detail", invoice_id=row.id))
 
 
 # -- invoices -------------------------------------------------------------------------------------
@@ -251,7 +286,7 @@ def invoice_detail(invoice_id: str) -> str:
     return render_template("invoice.html", invoice=row, lines=invoices.invoice_lines(db(), row.id),
                            contact=contact, name=contacts.display_name(contact),
                            payments=payments.list_payments(db(), tenant(), invoice_id=row.id),
-                           qbo_sync=crm_state().plugin.record_sync(tenant(), "invoice", row.id))
+                           **_qbo_sync("invoice", row.id))
 
 
 @bp.post("/invoices/<invoice_id>/<action>")

@@ -111,6 +111,16 @@ BAD = [
     ({"tax_mapping": {"": "5"}}, "tax_mapping"),
     ({"tax_mapping": None}, "tax_mapping"),
     ({"review_request_since": "2026-01-01T00:00:00+00:00"}, "review_request_since"),  # the plugin's to set
+    ({"export_on_send": "maybe"}, "export_on_send"),
+    ({"export_on_send": None}, "export_on_send"),
+    ({"import_customers": "perhaps"}, "import_customers"),
+    ({"field_mapping": "invoice.number=PrivateNote"}, "field_mapping"),
+    ({"field_mapping": {"invoice.number": "Memo"}}, "field_mapping"),  # not a QuickBooks field offered for it
+    ({"field_mapping": {"invoice.total": "DocNumber"}}, "field_mapping"),  # not a mapped CRM field
+    ({"field_mapping": {"contact.id": "DocNumber"}}, "field_mapping"),
+    ({"field_mapping": {"invoice.number": 5}}, "field_mapping"),
+    ({"field_mapping": None}, "field_mapping"),
+    ({"export_on_send": False, "field_mapping": {"invoice.number": "DocNumber", "contact.id": "Memo"}}, "field_mapping"),
     ({"auto_sync": False, "review_request": True, "sync_from": "01/02/2026"}, "sync_from"),  # nothing half-written
 ]
 
@@ -135,7 +145,8 @@ def test_values_an_older_version_stored_read_as_their_defaults_and_the_card_keep
     assert shown.status_code == 200
     assert shown.json == {"import_invoices": True, "review_request": False, "auto_sync": False,
                           "revenue_account_id": None, "taxes_confirmed": True, "tax_mapping": {},
-                          "sync_from": None, "review_request_since": None}
+                          "sync_from": None, "review_request_since": None, "export_on_send": True,
+                          "import_customers": True, "field_mapping": {}}
     assert card.client.get(P + "/api/status").json["setup"]["revenue_account_chosen"] is False
     assert card.client.get(P + "/").status_code == 200
 
@@ -166,6 +177,24 @@ def test_the_card_page_shows_the_stored_toggles_before_reconnecting(card):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     boxes = {m.group(1): "checked" in m.group(0) for m in re.finditer(r'<input type="checkbox"[^>]*id="([\w-]+)"[^>]*>', html)}
-    assert boxes == {"import-invoices": False, "review-request-pre": True}
+    assert boxes == {"import-invoices": False, "review-request-pre": True, "import-customers": True}
     store_raw(card, ["not", "an", "object"])
     assert card.client.get(P + "/").status_code == 200
+
+
+def test_invoices_cannot_be_imported_without_their_customers(card):
+    with session(get_state(card.app).engine) as db:
+        row = db.exec(select(Connection).where(Connection.tenant_id == card.location["id"])).one()
+        row.status = "disconnected"
+        db.add(row)
+        db.commit()
+    assert patch(card, {"import_invoices": True}).status_code == 200
+    before = stored(card)
+    answer = patch(card, {"import_customers": False})
+    assert (answer.status_code, answer.json["error"], list(answer.json["fields"])) == (
+        400, "settings not changed", ["import_customers"])
+    assert stored(card) == before
+    answer = patch(card, {"import_customers": False, "import_invoices": False})
+    assert (answer.status_code, answer.json["import_customers"], answer.json["import_invoices"]) == (200, False, False)
+    answer = patch(card, {"import_invoices": True})
+    assert (answer.status_code, list(answer.json["fields"])) == (400, ["import_invoices"])

@@ -105,6 +105,17 @@ def test_with_the_toggle_off_no_invoice_is_imported(plugin_config, sandbox_url):
         assert len(env.host.contacts) == 40
 
 
+def test_with_customers_and_invoices_off_nothing_is_imported(plugin_config, sandbox_url):
+    with inbound_env(plugin_config, sandbox_url, webhooks=False, import_invoices=False, import_customers=False) as env:
+        _seed_books(env, 5, 3)
+        with env.app.app_context():
+            start_import(env.state, TENANT)
+        env.work()
+        (run,) = _runs(env)
+        assert (run["status"], run["counts"]) == ("succeeded", {})
+        assert env.host.contacts == {} and env.host.invoices == {} and env.links("contact") == []
+
+
 def test_a_worker_killed_mid_import_resumes_and_imports_each_record_exactly_once(plugin_config, sandbox_url, tmp_path):
     """The import runs in a subprocess against a CRM kept in a file; it is SIGKILLed while the
     second page of customers is being written (host writes done, page not committed). The locks it

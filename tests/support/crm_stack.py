@@ -37,6 +37,7 @@ class CrmStack:
     location: dict[str, Any]
     sandbox_url: str
     realm: str
+    url: str = ""  # where the CRM is served (for a browser)
 
     @property
     def tenant(self) -> str:
@@ -83,17 +84,18 @@ class CrmStack:
 
 @contextmanager
 def crm_stack(plugin_config: dict[str, Any], sandbox_url: str, company: dict[str, Any] | None = None,
-              **settings: Any) -> Iterator[CrmStack]:
+              location: dict[str, Any] | None = None, **settings: Any) -> Iterator[CrmStack]:
     """A fresh location of the reference CRM connected to a new sandbox company (`company` adds to
-    its spec; `settings` go on the connection, e.g. review_request=True)."""
+    its spec, `location` to the location's, e.g. tax_rates; `settings` go on the connection, e.g.
+    review_request=True)."""
     app = create_app(crm_config({**plugin_config, **plugin_overrides(sandbox_url)}))
     try:
         with serve_in_thread(app) as crm_url:
             register_app(sandbox_url, webhook_url=crm_url + WEBHOOK_PATH)
             realm = create_company(sandbox_url, limits={"enabled": False}, **(company or {}))
             client = app.test_client()
-            location = new_location(client)
-            connect_directly(app, location["id"], sandbox_url, realm, **{"revenue_account_id": "1", **settings})
-            yield CrmStack(app, client, location, sandbox_url, realm)
+            made = new_location(client, **(location or {}))
+            connect_directly(app, made["id"], sandbox_url, realm, **{"revenue_account_id": "1", **settings})
+            yield CrmStack(app, client, made, sandbox_url, realm, crm_url)
     finally:
         close(app)
