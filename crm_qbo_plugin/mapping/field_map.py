@@ -81,8 +81,7 @@ def apply_contact_fields(body: dict[str, Any], contact_id: str, mapping: Mapping
     """`body` with the contact's mapped extras (e.g. its CRM reference in Notes)."""
     target = resolved(mapping)["contact.id"]
     out = dict(body)
-    if target == "Notes":
-        text = fitted(f"CRM contact {contact_id}", "contact.id", target)
-        if text:
-            out["Notes"] = text
+    reference = clean_text(contact_id)
+    if target == "Notes" and reference:  # an id that cleans to nothing sends no bare "CRM contact"
+        out["Notes"] = fitted(f"CRM contact {reference}", "contact.id", target)
     return out
