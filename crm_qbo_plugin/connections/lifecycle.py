@@ -23,7 +23,7 @@ from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
-from crm_qbo_plugin.inbound.importer import start_import
+from crm_qbo_plugin.inbound.importer import import_open, start_import
 from crm_qbo_plugin.jobs.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.state import PluginState
@@ -193,10 +193,13 @@ def _owner_of(state: PluginState, realm_id: str) -> str | None:
 
 def after_connect(state: PluginState, tenant: str, now: datetime, *, same_company: bool) -> None:
     """What follows a stored connection: parked rows resume and the import runs. Back on the same
-    company, a poll also reads what changed in QuickBooks while the location was disconnected (its
-    webhooks reached no one; the CDC watermark was kept)."""
+    company the records are linked already, so instead of importing everything again a poll reads
+    what changed in QuickBooks while the location was disconnected (its webhooks reached no one; the
+    CDC watermark was kept, and one older than CDC's 30 days falls back to a full reconcile); an
+    import the disconnect interrupted is resumed."""
     _resume_parked(state, tenant, now)
-    start_import(state, tenant)
+    if not same_company or import_open(state, tenant):
+        start_import(state, tenant)
     if not same_company:
         return
     try:

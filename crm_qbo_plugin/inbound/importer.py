@@ -85,6 +85,11 @@ def start_import(state: PluginState, tenant: str) -> SyncRun:
     return run
 
 
+def import_open(state: PluginState, tenant: str) -> bool:
+    """An import run is open (started and not finished, e.g. cut short by a disconnect)."""
+    return _open_run(state, tenant) is not None
+
+
 def import_unfinished(state: PluginState, tenant: str) -> bool:
     """An import run is open and no worker holds it (its worker died): it should be resumed."""
     return _open_run(state, tenant) is not None and import_lock(state, tenant).holder() is None

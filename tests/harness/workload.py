@@ -226,7 +226,8 @@ class Workload:
                    (self.qbo_void, 1)]
         choices = (crm_ops if crm_up else []) + (qbo_ops if qbo_up else [])
         if crm_up and qbo_up:
-            choices.append((self.disconnect_or_reconnect, 1))
+            # rare, as in life: a tenant is disconnected for a while (its changes held), then reconnects
+            choices.append((self.disconnect_or_reconnect, 0.15))
         if not choices:
             return "idle"
         op = self.rng.choices([c[0] for c in choices], weights=[c[1] for c in choices])[0]

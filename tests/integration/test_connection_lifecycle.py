@@ -171,6 +171,41 @@ def test_reconnecting_keeps_links_and_switching_company_needs_confirmation_then_
     assert _counts(qbo_app) == (1, 0)
 
 
+def test_a_reconnect_to_the_same_company_polls_instead_of_importing_everything_again(qbo_app, fake_host):
+    """Links are kept, so what changed meanwhile comes from one poll; only an import the disconnect cut
+    short is taken up again. Another company is imported from scratch."""
+    from crm_qbo_plugin.inbound.enqueue import POLL_CDC, RUN_IMPORT
+    from crm_qbo_plugin.store.tables import RunStatus, SyncRun
+
+    first = create_company(qbo_app.config["SANDBOX_URL"], name="First Co")
+    state = get_state(qbo_app)
+
+    def queued_and_runs() -> tuple[list[str], int]:
+        names = [job.func_name for job in state.queue.jobs]
+        state.queue.empty()
+        with session(state.engine) as db:
+            return names, len(db.exec(select(SyncRun).where(SyncRun.kind == "import")).all())
+
+    client = connect(qbo_app, fake_host, ALICE, first)[0]
+    assert queued_and_runs() == ([RUN_IMPORT], 1)  # a first connect imports
+    with session(state.engine) as db:
+        run = db.exec(select(SyncRun)).one()
+        run.status, run.finished_at = RunStatus.SUCCEEDED.value, datetime.now(UTC)
+        db.add(run)
+        db.commit()
+    client.post(CARD + "unlink", data={"csrf_token": _csrf(client)})
+    connect(qbo_app, fake_host, ALICE, first, client=client)
+    assert queued_and_runs() == ([POLL_CDC], 1)  # back on the same company: a poll, no new import
+    with session(state.engine) as db:
+        run = db.exec(select(SyncRun)).one()
+        run.status, run.finished_at = RunStatus.RUNNING.value, None  # as if the disconnect cut it short
+        db.add(run)
+        db.commit()
+    client.post(CARD + "unlink", data={"csrf_token": _csrf(client)})
+    connect(qbo_app, fake_host, ALICE, first, client=client)
+    assert queued_and_runs() == ([RUN_IMPORT, POLL_CDC], 1)  # the open run is resumed, not restarted
+
+
 def _csrf(client) -> str:
     with client.session_transaction() as sess:
         return str(sess["crm_qbo_csrf"])
