@@ -66,7 +66,7 @@ class Ticker:
         self.samples: list[tuple[float, int]] = []
 
     def __call__(self) -> None:
-        from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+        from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 
         now = time.perf_counter()
         if now - self.last < 1.0:

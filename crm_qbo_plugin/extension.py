@@ -10,19 +10,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, current_app
 
 from crm_qbo_plugin.crypto import TokenCipher
 from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
-from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
 from crm_qbo_plugin.outbound.handlers import HANDLERS
 from crm_qbo_plugin.outbound.intake import PublishResult, publish, publish_many
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
+from crm_qbo_plugin.runtime import services as _services
+from crm_qbo_plugin.runtime.queue import make_queue
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.settings import load_settings
-from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
 from crm_qbo_plugin.store.db import make_engine
+
+EXTENSION_KEY = "crm_qbo"
+
+
+def get_services(app: Flask | None = None) -> Services:
+    """The plugin services of `app`, or of the current app; a clear error if the plugin is not mounted."""
+    target = app or current_app
+    try:
+        services: Services = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("QuickBooksPlugin is not initialised on this app: call plugin.init_app(app, host)") from None
+    return services
+
+
+get_state = get_services  # the old name, kept for one release
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ class QuickBooksPlugin:
         settings = load_settings(app.config)
         manifest = load_manifest()
         connection = redis.Redis.from_url(settings.redis_url)
-        app.extensions[EXTENSION_KEY] = PluginState(
+        app.extensions[EXTENSION_KEY] = Services(
             settings=settings,
             manifest=manifest,
             engine=make_engine(settings.database_url),
@@ -68,6 +84,7 @@ class QuickBooksPlugin:
             limiter=RedisLimiter(connection),
             handlers=dict(HANDLERS),
         )
+        _services.provide(get_services)
         app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
         app.cli.add_command(plugin_cli, "crm-qbo")
 
@@ -87,5 +104,8 @@ class QuickBooksPlugin:
         link = get_record(get_state(), tenant, kind, crm_id)
         return RecordSync(link.status, link.last_error) if link is not None else None
 
-    def state(self, app: Flask | None = None) -> PluginState:
-        return get_state(app)
+    def state(self, app: Flask | None = None) -> Services:
+        return get_services(app)
+
+    def services(self, app: Flask | None = None) -> Services:
+        return get_services(app)

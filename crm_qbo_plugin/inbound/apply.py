@@ -61,7 +61,7 @@ from crm_qbo_plugin.mapping.imported_invoice import (
 )
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import NotFoundError, QboClient
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, InboxStatus
@@ -136,7 +136,7 @@ class Applier:
     `defer_host_writes`, contact and invoice upserts (and the hooks after them) wait for
     `write_host()`, which must run before `flush`."""
 
-    def __init__(self, state: PluginState, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
+    def __init__(self, state: Services, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
         self.state = state
         self.host: CrmHost = state.host
         self.target = target

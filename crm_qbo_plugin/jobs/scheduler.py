@@ -6,21 +6,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask
 from sqlmodel import select
 
 from crm_qbo_plugin.automations.claims import complete_unfinished
-from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
 from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
-from crm_qbo_plugin.jobs.leader import LeaderLock
-from crm_qbo_plugin.jobs.sweeper import sweep_outbox
-from crm_qbo_plugin.state import PluginState, get_state
+from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
+from crm_qbo_plugin.outbound.sweeper import sweep_outbox
+from crm_qbo_plugin.runtime.locks import LeaderLock
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.retention import Pruned, prune_settled
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
@@ -110,7 +110,7 @@ class LeaderScheduler:
             self.stop()
 
 
-def enqueue_for_connected(state: PluginState, task: str) -> int:
+def enqueue_for_connected(state: Services, task: str) -> int:
     """Enqueue `task(connection_id)` for every connected tenant (ids only)."""
     with session(state.engine) as db:
         ids = db.exec(select(Connection.id).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
@@ -119,23 +119,24 @@ def enqueue_for_connected(state: PluginState, task: str) -> int:
     return len(ids)
 
 
-def plugin_jobs(app: Flask) -> list[ScheduledJob]:
-    """The plugin's periodic work; each runs inside the host app's context."""
+def plugin_jobs(services: Services,
+                in_context: Callable[[], AbstractContextManager[object]] = nullcontext) -> list[ScheduledJob]:
+    """The plugin's periodic work; each runs inside `in_context()` (the host app's context, which
+    the host's reads may need)."""
 
-    def in_app(fn: Callable[[], object]) -> Callable[[], object]:
+    def in_app(fn: Callable[[Services], object]) -> Callable[[], object]:
         def run() -> object:
-            with app.app_context():
-                return fn()
+            with in_context():
+                return fn(services)
         return run
 
     return [
-        ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
-        ScheduledJob("token-keepalive", 6 * 3600, in_app(lambda: refresh_idle_connections(get_state()))),
-        ScheduledJob("cdc-poll", get_state(app).settings.poll_seconds, in_app(lambda: enqueue_polls(get_state())),
-                     run_at_start=True),
-        ScheduledJob("automation-claims", 60, in_app(lambda: complete_unfinished(get_state()))),
-        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda: enqueue_for_connected(get_state(), CHECK_OVERDUE))),
-        ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(lambda: prune(get_state()))),
+        ScheduledJob("outbox-sweeper", 15, in_app(sweep_outbox)),
+        ScheduledJob("token-keepalive", 6 * 3600, in_app(refresh_idle_connections)),
+        ScheduledJob("cdc-poll", services.settings.poll_seconds, in_app(enqueue_polls), run_at_start=True),
+        ScheduledJob("automation-claims", 60, in_app(complete_unfinished)),
+        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: enqueue_for_connected(s, CHECK_OVERDUE))),
+        ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(prune)),
     ]
 
 
@@ -143,7 +144,7 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
 RETENTION_EVERY_SECONDS = 3600
 
 
-def prune(state: PluginState) -> Pruned:
+def prune(state: Services) -> Pruned:
     pruned = prune_settled(state.engine, state.settings.retention_days)
     if any(pruned.as_dict().values()):
         log.info("retention pruned settled rows: %s", pruned.as_dict())

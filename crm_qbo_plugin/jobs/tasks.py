@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_qbo_plugin.outbound.processor import process
-from crm_qbo_plugin.state import PluginState, get_state
+from crm_qbo_plugin.runtime.services import Services, current
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
@@ -14,13 +14,13 @@ from crm_qbo_plugin.store.types import utcnow
 def process_outbox(outbox_id: int) -> str:
     if not isinstance(outbox_id, int) or isinstance(outbox_id, bool):
         raise TypeError("process_outbox takes an outbox row id")
-    state = get_state()
+    state = current()
     if not claimable(state, outbox_id):
         return "not-claimed"
     return process(state, outbox_id)
 
 
-def claimable(state: PluginState, outbox_id: int) -> bool:
+def claimable(state: Services, outbox_id: int) -> bool:
     """Whether the processor's claim could take the row now: one read instead of a write for the
     jobs of rows a batch leader took, or that are settled already. (The claim itself stays the
     judge: a row claimable here may still be taken by someone else first.)"""

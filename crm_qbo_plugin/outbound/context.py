@@ -24,7 +24,7 @@ from crm_qbo_plugin.mapping.invoice import Company
 from crm_qbo_plugin.outbound.links import push_lock_key
 from crm_qbo_plugin.outbound.processor import RetryLater
 from crm_qbo_plugin.qbo import QboClient
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
@@ -59,7 +59,7 @@ def company_of(conn: Connection) -> Company:
 
 @dataclass
 class Push:
-    state: PluginState
+    state: Services
     conn: Connection
     row: OutboxEvent
     qbo: QboClient

@@ -24,8 +24,8 @@ from sqlmodel import select
 
 from crm_qbo_plugin.events import EventError, HostEvent, check_id
 from crm_qbo_plugin.host import Origin
-from crm_qbo_plugin.jobs.queues import enqueue_outbox
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.queue import enqueue_outbox
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -55,7 +55,7 @@ def _check_event(event: object) -> HostEvent:
     return event
 
 
-def publish(state: PluginState, tenant: str, event: HostEvent) -> PublishResult:
+def publish(state: Services, tenant: str, event: HostEvent) -> PublishResult:
     """Record `event` for `tenant` in the outbox (once per event key) and enqueue it after commit."""
     validate_tenant(tenant)
     _check_event(event)
@@ -134,7 +134,7 @@ def _existing(conn: DbConnection, tenant: str, keys: list[str]) -> dict[str, int
     return found
 
 
-def publish_many(state: PluginState, tenant: str, events: Sequence[HostEvent]) -> list[PublishResult]:
+def publish_many(state: Services, tenant: str, events: Sequence[HostEvent]) -> list[PublishResult]:
     """`publish` for many events: one transaction records them all (once per event key: a key
     already stored, or repeated in `events`, makes no second row), then the new non-echo rows are
     enqueued. Every input is checked before anything is written; results follow `events`' order."""

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Link, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
@@ -44,12 +44,12 @@ def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
     return f"crm-qbo:push:{tenant}:{kind}:{crm_id}"
 
 
-def get_link(state: PluginState, tenant: str, kind: str, crm_id: str) -> Link | None:
+def get_link(state: Services, tenant: str, kind: str, crm_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()
 
 
-def links_for(state: PluginState, tenant: str, kind: str, crm_ids: list[str]) -> dict[str, Link]:
+def links_for(state: Services, tenant: str, kind: str, crm_ids: list[str]) -> dict[str, Link]:
     if not crm_ids:
         return {}
     with session(state.engine) as db:
@@ -58,12 +58,12 @@ def links_for(state: PluginState, tenant: str, kind: str, crm_ids: list[str]) ->
     return {row.crm_id: row for row in rows}
 
 
-def link_by_qbo_id(state: PluginState, tenant: str, kind: str, qbo_id: str) -> Link | None:
+def link_by_qbo_id(state: Services, tenant: str, kind: str, qbo_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.qbo_id == qbo_id)).first()
 
 
-def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: str,
+def set_status(state: Services, tenant: str, kind: str, crm_id: str, status: str,
                error: str | None = None, *, detail: Mapping[str, Any] | None = None,
                clear_qbo: bool = False, bump_generation: bool = False) -> Link:
     """Create or update the link's visible status (and reason) without touching its QBO side."""
@@ -87,7 +87,7 @@ def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: 
         return link
 
 
-def mark_if_token(state: PluginState, tenant: str, kind: str, crm_id: str, sync_token: str | None, status: str,
+def mark_if_token(state: Services, tenant: str, kind: str, crm_id: str, sync_token: str | None, status: str,
                   error: str | None, detail: Mapping[str, Any]) -> bool:
     """Set the link's status only if it still holds `sync_token` (an inbound change that moved
     the link on meanwhile wins: one conditional UPDATE); returns whether it was set."""
@@ -113,7 +113,7 @@ class Write:
     detail: Mapping[str, Any] | None = field(default=None)
 
 
-def set_statuses(state: PluginState, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
+def set_statuses(state: Services, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
                  error: str | None = None) -> None:
     """`set_status` for many records of one kind, in one transaction (a batch's members)."""
     if not crm_ids:
@@ -132,14 +132,14 @@ def set_statuses(state: PluginState, tenant: str, kind: str, crm_ids: Sequence[s
         db.commit()
 
 
-def record_write(state: PluginState, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
+def record_write(state: Services, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
                  response: Mapping[str, Any], *, status: str = SYNCED, error: str | None = None,
                  detail: Mapping[str, Any] | None = None) -> Link:
     """Remember a successful write: link + write-ledger row, one transaction."""
     return record_writes(state, tenant, realm_id, kind, entity, [Write(crm_id, response, status, error, detail)])[0]
 
 
-def record_writes(state: PluginState, tenant: str, realm_id: str, kind: str, entity: str,
+def record_writes(state: Services, tenant: str, realm_id: str, kind: str, entity: str,
                   writes: Sequence[Write]) -> list[Link]:
     """`record_write` for many records of one kind (a batch's answers): links and write-ledger rows
     of them all in ONE transaction, read with one query each. Returns the links in order."""

@@ -17,7 +17,6 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.held import (
@@ -33,7 +32,8 @@ from crm_qbo_plugin.qbo import (
     ThrottledError,
     TransientError,
 )
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -53,7 +53,7 @@ PASSING_TROUBLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
 )
 
-Handler = Callable[[PluginState, OutboxEvent, Connection], None]
+Handler = Callable[[Services, OutboxEvent, Connection], None]
 
 
 class RetryLater(Exception):
@@ -70,7 +70,7 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def claim(state: PluginState, outbox_id: int, now: datetime) -> OutboxEvent | None:
+def claim(state: Services, outbox_id: int, now: datetime) -> OutboxEvent | None:
     """Take the row if it is pending, or processing with an expired lease; None if someone has it."""
     table = OutboxEvent.__table__  # type: ignore[attr-defined]
     claimable = sa.or_(
@@ -94,7 +94,7 @@ def claim(state: PluginState, outbox_id: int, now: datetime) -> OutboxEvent | No
         return db.get(OutboxEvent, outbox_id)
 
 
-def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
+def finish(state: Services, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
            retry_at: datetime | None = None) -> None:
     with session(state.engine) as db:
         fresh = db.get(OutboxEvent, row.id)
@@ -108,7 +108,7 @@ def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: st
         db.commit()
 
 
-def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str | None]:
+def gate(state: Services, row: OutboxEvent) -> tuple[Connection | None, str | None]:
     """Return the tenant's connection, or the reason this event must not be pushed."""
     if row.origin == Origin.QBO.value:
         return None, ECHO_REASON
@@ -121,7 +121,7 @@ def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str |
     return conn, None
 
 
-def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> str:
+def _retry(state: Services, row: OutboxEvent, now: datetime, reason: str) -> str:
     if row.attempts >= MAX_ATTEMPTS:
         finish(state, row, OutboxStatus.FAILED, f"gave up after {row.attempts} attempts: {reason}")
         return OutboxStatus.FAILED.value
@@ -129,14 +129,14 @@ def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> 
     return "retry"
 
 
-def _park(state: PluginState, row: OutboxEvent, now: datetime) -> str:
+def _park(state: Services, row: OutboxEvent, now: datetime) -> str:
     """Wait without burning attempts until the tenant reconnects, listed on the card as pending."""
     show_waiting(state, row)
     finish(state, row, OutboxStatus.PENDING, WAITING_FOR_RECONNECT, now + timedelta(hours=1))
     return "parked"
 
 
-def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> str:
+def process(state: Services, outbox_id: int, now: datetime | None = None) -> str:
     """Run one outbox row to its next state; returns that state's name (for logs and tests)."""
     now = now or utcnow()
     row = claim(state, outbox_id, now)

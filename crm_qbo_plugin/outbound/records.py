@@ -13,7 +13,6 @@ import redis
 from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.jobs.queues import enqueue_outbox
 from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
 from crm_qbo_plugin.outbound.links import (
     CONTACT,
@@ -26,7 +25,8 @@ from crm_qbo_plugin.outbound.links import (
     get_link,
     set_status,
 )
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.queue import enqueue_outbox
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -50,7 +50,7 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
 
 
-def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int:
+def retry_record(state: Services, tenant: str, kind: str, crm_id: str) -> int:
     """Re-publish the record's latest outbox row; returns its id. The link goes back to pending."""
     _check_kind(kind)
     if kind not in EVENT_TYPES:
@@ -85,7 +85,7 @@ def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int
     return outbox_id
 
 
-def ignore_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> None:
+def ignore_record(state: Services, tenant: str, kind: str, crm_id: str) -> None:
     """Mark the record ignored: skipped from now on, until someone retries it."""
     _check_kind(kind)
     if get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES:

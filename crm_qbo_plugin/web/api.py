@@ -13,20 +13,20 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from crm_qbo_plugin.connections.lifecycle import get_connection
-from crm_qbo_plugin.connections.setup import (
+from crm_qbo_plugin.events import has_control_characters
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.setup import (
     SettingsRejected,
     income_accounts,
     setup_of,
     tax_codes,
     update_settings,
 )
-from crm_qbo_plugin.connections.status import check_authorisation
-from crm_qbo_plugin.events import has_control_characters
-from crm_qbo_plugin.inbound.enqueue import enqueue_poll
-from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
+from crm_qbo_plugin.outbound.sweeper import resend_waiting
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
+from crm_qbo_plugin.runtime.status import check_authorisation
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.records import get_record, list_records, recent_runs, record_counts

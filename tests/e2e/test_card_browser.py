@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from crm_qbo_plugin import HostUser
-from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
 from crm_qbo_plugin.state import get_state
 from qbo_sandbox.server import BackgroundServer
 from tests.support.browser import launch_chromium

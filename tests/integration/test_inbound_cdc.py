@@ -147,7 +147,7 @@ def test_more_than_1000_changes_in_a_burst_still_all_arrive(plugin_config, sandb
 
 
 def test_turning_auto_sync_off_on_the_card_stops_the_scheduled_polls(plugin_config, sandbox_url):
-    from crm_qbo_plugin.connections.setup import update_settings
+    from crm_qbo_plugin.onboarding.setup import update_settings
 
     with inbound_env(plugin_config, sandbox_url, webhooks=False) as env, env.app.app_context():
         update_settings(env.state, TENANT, {"auto_sync": False})

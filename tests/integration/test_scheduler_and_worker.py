@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
 from crm_qbo_plugin.inbound.enqueue import POLL_CDC
-from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.scheduler import LeaderScheduler, ScheduledJob, plugin_jobs
+from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent
@@ -94,7 +94,7 @@ def test_the_scheduler_polls_each_connected_company_as_soon_as_it_starts(plugin_
         for location in (north, south, quiet):
             connect_directly(app, location, sandbox_url, create_company(sandbox_url, name=f"{location} Books"),
                              auto_sync=location != quiet)
-        jobs = plugin_jobs(app)
+        jobs = plugin_jobs(get_state(app), app.app_context)
         assert {job.name: job.every_seconds for job in jobs}["cdc-poll"] == 3600
         state = get_state(app)
         service = LeaderScheduler(state.redis, jobs)

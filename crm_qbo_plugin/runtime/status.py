@@ -7,7 +7,7 @@ import logging
 
 from sqlmodel import select
 
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import tokens_readable
@@ -20,7 +20,7 @@ UNREADABLE = ("The stored QuickBooks authorisation cannot be read (this server's
               "Syncing is paused and nothing is lost: reconnect to QuickBooks to resume.")
 
 
-def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None:
+def mark_needs_reconnect(state: Services, realm_id: str, reason: str) -> None:
     """Intuit refused our refresh token, or our tokens cannot be decrypted: stop this tenant's work
     until a person reconnects. Undecryptable tokens always get the UNREADABLE reason, whatever
     error led here, so the card says what actually happened."""
@@ -41,7 +41,7 @@ def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None
         log.warning("QuickBooks connection needs reconnecting (%s)", reason)
 
 
-def check_authorisation(state: PluginState, row: Connection | None) -> Connection | None:
+def check_authorisation(state: Services, row: Connection | None) -> Connection | None:
     """`row`, moved to needs-reconnect first if it says connected but its tokens cannot be decrypted
     (the status API and the card must not show a connection no job can use), or back to connected
     if it was parked only for that and they decrypt again."""
@@ -61,7 +61,7 @@ def _parked_unreadable(row: Connection) -> bool:
     return row.status == ConnectionStatus.NEEDS_RECONNECT.value and row.last_error == UNREADABLE
 
 
-def resume_readable(state: PluginState, tenant: str | None = None) -> int:
+def resume_readable(state: Services, tenant: str | None = None) -> int:
     """Connections (all, or `tenant`'s) parked only because their tokens could not be decrypted,
     whose tokens decrypt again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected
     again, so nobody has to reconnect. Their parked outbox rows go out when their lease ends (the

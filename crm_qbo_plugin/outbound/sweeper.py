@@ -9,16 +9,16 @@ from datetime import datetime, timedelta
 import redis
 import sqlalchemy as sa
 
-from crm_qbo_plugin.jobs.queues import enqueue_outbox
 from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.queue import enqueue_outbox
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
 
-def sweep_outbox(state: PluginState, now: datetime | None = None, limit: int = 500) -> int:
+def sweep_outbox(state: Services, now: datetime | None = None, limit: int = 500) -> int:
     """Enqueue up to `limit` rows whose lease expired; returns how many were enqueued."""
     now = now or utcnow()
     table = OutboxEvent.__table__  # type: ignore[attr-defined]
@@ -49,7 +49,7 @@ def sweep_outbox(state: PluginState, now: datetime | None = None, limit: int = 5
     return enqueued
 
 
-def resend_waiting(state: PluginState, tenant: str, now: datetime | None = None) -> int:
+def resend_waiting(state: Services, tenant: str, now: datetime | None = None) -> int:
     """"Sync now": a tenant's pending rows waiting out a backoff are due now; returns how many."""
     now = now or utcnow()
     table = OutboxEvent.__table__  # type: ignore[attr-defined]

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import token_manager
-from crm_qbo_plugin.connections.status import mark_needs_reconnect, resume_readable
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import token_manager
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect, resume_readable
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import DbTokenStore
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 REFRESH_WHEN_LEFT = timedelta(days=70)
 
 
-def refresh_idle_connections(state: PluginState, now: datetime | None = None) -> int:
+def refresh_idle_connections(state: Services, now: datetime | None = None) -> int:
     """Refresh the tokens of connections whose refresh token is getting old; returns how many."""
     now = now or utcnow()
     resume_readable(state)  # tokens parked as unreadable come back once their key is restored

@@ -17,17 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import client_with_token
-from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
-from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import start_import
-from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+from crm_qbo_plugin.onboarding.company import CompanyFacts, company_facts
+from crm_qbo_plugin.onboarding.oauth_state import consume_state, issue_state
+from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_with_token
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import stored_with
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import (
     Connection,
@@ -60,12 +61,11 @@ INVALID_STATE = ConnectRefused(
 )
 
 
-def get_connection(state: PluginState, tenant: str) -> Connection | None:
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+def get_connection(state: Services, tenant: str) -> Connection | None:
+    return connection_for(state.engine, tenant)
 
 
-def authorization_url(state: PluginState, user: HostUser, session_nonce: str, *, switch_company: bool = False,
+def authorization_url(state: Services, user: HostUser, session_nonce: str, *, switch_company: bool = False,
                       import_invoices: bool = False, now: datetime | None = None) -> str:
     """Where to send the browser to connect `user.tenant`; the state is stored before we redirect."""
     value = issue_state(state.engine, user, session_nonce, now or utcnow(),
@@ -81,7 +81,7 @@ def authorization_url(state: PluginState, user: HostUser, session_nonce: str, *,
     return f"{endpoint}?{query}"
 
 
-def complete_connect(state: PluginState, user: HostUser, session_nonce: str | None,
+def complete_connect(state: Services, user: HostUser, session_nonce: str | None,
                      params: Mapping[str, str], now: datetime | None = None) -> Connection:
     """Handle the OAuth callback. Raises ConnectRefused (nothing stored) or returns the connection."""
     now = now or utcnow()
@@ -125,7 +125,7 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
     return row
 
 
-def _read_and_save(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, *, switching: bool,
+def _read_and_save(state: Services, tenant: str, realm_id: str, tokens: Tokens, *, switching: bool,
                    import_invoices: bool, now: datetime) -> Connection:
     """Read the company's facts with the new tokens and store the connection; ConnectRefused if
     QuickBooks will not share the facts or another tenant took the company meanwhile."""
@@ -141,14 +141,14 @@ def _read_and_save(state: PluginState, tenant: str, realm_id: str, tokens: Token
         raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
 
 
-def _revoke_quietly(state: PluginState, refresh_token: str) -> None:
+def _revoke_quietly(state: Services, refresh_token: str) -> None:
     try:
         state.token_endpoint.revoke(refresh_token)
     except QboError as exc:  # Intuit expires an unused grant too; the refusal is what the user needs
         log.warning("revoking the tokens of a refused connect failed (%s)", exc.code or type(exc).__name__)
 
 
-def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
+def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
                     switching: bool, import_invoices: bool, now: datetime) -> Connection:
     """Store a completed connection in one transaction (a company switch also clears links and
     cursors). Raises IntegrityError if the realm belongs to another tenant."""
@@ -185,13 +185,13 @@ def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Toke
     return row
 
 
-def _owner_of(state: PluginState, realm_id: str) -> str | None:
+def _owner_of(state: Services, realm_id: str) -> str | None:
     with session(state.engine) as db:
         row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
     return row.tenant_id if row else None
 
 
-def after_connect(state: PluginState, tenant: str, now: datetime, *, same_company: bool) -> None:
+def after_connect(state: Services, tenant: str, now: datetime, *, same_company: bool) -> None:
     """What follows a stored connection: parked rows resume and the import runs. Back on the same
     company, a poll also reads what changed in QuickBooks while the location was disconnected (its
     webhooks reached no one; the CDC watermark was kept)."""
@@ -205,7 +205,7 @@ def after_connect(state: PluginState, tenant: str, now: datetime, *, same_compan
         log.warning("poll after reconnecting not queued (%s)", type(exc).__name__)
 
 
-def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:
+def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
     """Rows parked while the connection needed reconnecting go back to the queue now."""
     table = OutboxEvent.__table__  # type: ignore[attr-defined]
     with state.engine.begin() as conn:
@@ -217,7 +217,7 @@ def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:
     sweep_outbox(state, now=now)
 
 
-def unlink(state: PluginState, tenant: str) -> bool:
+def unlink(state: Services, tenant: str) -> bool:
     """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
     with session(state.engine) as db:
         row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
