@@ -84,7 +84,7 @@ class Ticker:
 
 
 def check_push(st: Stack, rest: Rest, tenant: str, invoices: int) -> dict[str, Any]:
-    from crm_qbo_plugin.outbound.links import CONTACT
+    from crm_qbo_plugin.store.links import CONTACT
 
     contacts = (invoices + INVOICES_PER_CONTACT - 1) // INVOICES_PER_CONTACT
     qbo_invoices = list(rest.all("Invoice"))

@@ -48,7 +48,10 @@ from crm_qbo_plugin.outbound.customers import (
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import backoff, finish
+from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import (
     CONTACT,
     INVOICE,
     PENDING,
@@ -59,9 +62,7 @@ from crm_qbo_plugin.outbound.links import (
     set_status,
     set_statuses,
 )
-from crm_qbo_plugin.outbound.processor import PROCESSING_LEASE, backoff, finish
-from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.outbox import PROCESSING_LEASE
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 

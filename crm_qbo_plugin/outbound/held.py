@@ -16,7 +16,9 @@ from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Origin, PaymentSource
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
     DELETED,
@@ -31,8 +33,6 @@ from crm_qbo_plugin.outbound.links import (
     push_lock_key,
     set_status,
 )
-from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, Link, OutboxEvent
 
 LOCK_SECONDS = 300  # as a push holds it (outbound/context.py)

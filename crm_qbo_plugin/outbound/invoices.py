@@ -26,7 +26,10 @@ from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.customers import ensure_customer
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.items import ensure_items
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import Skip
+from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
     CRM_ONLY,
@@ -43,9 +46,6 @@ from crm_qbo_plugin.outbound.links import (
     record_writes,
     set_status,
 )
-from crm_qbo_plugin.outbound.processor import Skip
-from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
-from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import Link
 
 VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"

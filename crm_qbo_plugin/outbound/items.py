@@ -19,7 +19,8 @@ from crm_qbo_plugin.mapping.names import (
 )
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.qbo import DuplicateNameError, build_select, eq
+from crm_qbo_plugin.store.links import (
     DELETED,
     ITEM,
     link_by_qbo_id,
@@ -27,7 +28,6 @@ from crm_qbo_plugin.outbound.links import (
     record_write,
     set_status,
 )
-from crm_qbo_plugin.qbo import DuplicateNameError, build_select, eq
 
 MAX_SKU = 100
 

@@ -19,7 +19,9 @@ from crm_qbo_plugin.outbound.customers import ensure_customer
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import find_by_marker, record_with_total, sync_invoice
 from crm_qbo_plugin.outbound.items import ensure_items
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import RetryLater, Skip
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,
     FAILED,
@@ -33,8 +35,6 @@ from crm_qbo_plugin.outbound.links import (
     record_write,
     set_status,
 )
-from crm_qbo_plugin.outbound.processor import RetryLater, Skip
-from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import OutboxEvent
 
 

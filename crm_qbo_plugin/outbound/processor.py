@@ -34,13 +34,13 @@ from crm_qbo_plugin.qbo import (
 )
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-PROCESSING_LEASE = timedelta(minutes=5)
 NOT_CONNECTED = "not connected to QuickBooks"
 MAX_ATTEMPTS = 8
 
@@ -72,40 +72,12 @@ def backoff(attempts: int) -> timedelta:
 
 def claim(state: Services, outbox_id: int, now: datetime) -> OutboxEvent | None:
     """Take the row if it is pending, or processing with an expired lease; None if someone has it."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    claimable = sa.or_(
-        table.c.status == OutboxStatus.PENDING.value,
-        sa.and_(table.c.status == OutboxStatus.PROCESSING.value, table.c.lease_until < now),
-    )
-    with state.engine.begin() as conn:
-        result = conn.execute(
-            table.update()
-            .where(table.c.id == outbox_id, claimable)
-            .values(
-                status=OutboxStatus.PROCESSING.value,
-                lease_until=now + PROCESSING_LEASE,
-                attempts=table.c.attempts + 1,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:
-            return None
-    with session(state.engine) as db:
-        return db.get(OutboxEvent, outbox_id)
+    return outbox.claim(state.engine, outbox_id, now)
 
 
 def finish(state: Services, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
            retry_at: datetime | None = None) -> None:
-    with session(state.engine) as db:
-        fresh = db.get(OutboxEvent, row.id)
-        if fresh is None:
-            return
-        fresh.status = status.value
-        fresh.last_error = error
-        fresh.lease_until = retry_at
-        fresh.updated_at = utcnow()
-        db.add(fresh)
-        db.commit()
+    outbox.finish(state.engine, row, status, error, retry_at)
 
 
 def gate(state: Services, row: OutboxEvent) -> tuple[Connection | None, str | None]:
@@ -179,5 +151,6 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
         log.exception("outbox row %s (%s) failed", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
-    finish(state, row, OutboxStatus.DONE)
+    if not outbox.completed(row):  # else its link write completed it, in the same transaction
+        finish(state, row, OutboxStatus.DONE)
     return OutboxStatus.DONE.value

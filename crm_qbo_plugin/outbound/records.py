@@ -14,7 +14,10 @@ from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.runtime.queue import enqueue_outbox
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import (
     CONTACT,
     IGNORED,
     INVOICE,
@@ -25,9 +28,6 @@ from crm_qbo_plugin.outbound.links import (
     get_link,
     set_status,
 )
-from crm_qbo_plugin.runtime.queue import enqueue_outbox
-from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from crm_qbo_plugin.mapping.invoice import MappingError
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
-from crm_qbo_plugin.outbound.links import PENDING, SYNCED, get_link, set_status
 from crm_qbo_plugin.outbound.processor import Handler, RetryLater, Skip
 from crm_qbo_plugin.qbo import AuthenticationError, QboError, ThrottledError, TransientError
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.links import PENDING, SYNCED, get_link, set_status
+from crm_qbo_plugin.store.outbox import completing
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 KindOf = Callable[[OutboxEvent], str]
@@ -28,7 +29,8 @@ def tracked(kind_of: KindOf, what: str, push_fn: Callable[[Push], None]) -> Hand
         kind = kind_of(row)
         with client_for(state, conn.realm_id) as qbo:
             push = Push(state, conn, row, qbo)
-            run_tracked(push, kind, what, push_fn)
+            with completing(row, kind):
+                run_tracked(push, kind, what, push_fn)
 
     return handler
 

@@ -81,8 +81,8 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
 
 def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(served_card, fake_host):
     from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
-    from crm_qbo_plugin.outbound.links import set_status
     from crm_qbo_plugin.outbound.processor import process
+    from crm_qbo_plugin.store.links import set_status
     from tests.integration.outbound_helpers import invoice
 
     app, url, sandbox = served_card

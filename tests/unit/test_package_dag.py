@@ -18,7 +18,8 @@ LAYERS: list[set[str]] = [
     {"inbound", "outbound", "reconcile"},
     {"automations"},
     {"runtime"},  # services, locks, the queue, per-realm clients, connection status
-    {"store", "mapping"},
+    {"store"},
+    {"mapping"},
     {"qbo"},
     {"settings", "manifest"},
     {"events", "crypto", "signing", "metrics", "logs"},
