@@ -24,6 +24,7 @@ from crm_qbo_plugin.runtime.queue import make_queue
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.store.db import make_engine
+from crm_qbo_plugin.store.tables import LinkStatus
 
 EXTENSION_KEY = "crm_qbo"
 
@@ -51,7 +52,7 @@ class RecordSync:
     @property
     def changed_in_crm_only(self) -> bool:
         """An imported (QuickBooks-owned) record edited, voided or deleted in the CRM only."""
-        return self.status == "crm_only"
+        return self.status == LinkStatus.CRM_ONLY
 
 
 class QuickBooksPlugin:

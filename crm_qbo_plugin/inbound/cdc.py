@@ -36,7 +36,7 @@ from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connected, connection_for
-from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus, SyncRun
+from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus, LinkKind, LinkStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,8 @@ class Poller:
         # The listing completed (an error would have raised): linked invoices missing from it
         # were deleted in QBO while CDC could not see it.
         applier = Applier(self.state, self.target, self.qbo)
-        for qbo_id, link in applier.book.all_qbo_ids("invoice").items():
-            if qbo_id not in seen_invoices and link.status != "deleted":
+        for qbo_id, link in applier.book.all_qbo_ids(LinkKind.INVOICE).items():
+            if qbo_id not in seen_invoices and link.status != LinkStatus.DELETED:
                 applier.invoice_deleted(qbo_id)
                 self.counts["deleted"] = self.counts.get("deleted", 0) + 1
         with self.state.engine.begin() as conn:
@@ -211,7 +211,7 @@ def poll(state: Services, tenant: str, now: datetime | None = None) -> SyncRun |
             except _Stopped as exc:
                 errors.extend(exc.errors or [str(exc)])
             except ReconnectRequired:
-                mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+                mark_needs_reconnect(state, target.realm_id)
                 errors.append("QuickBooks needs to be reconnected")
             except (QboError, SaturatedWindow) as exc:
                 log.warning("CDC poll failed (%s)", type(exc).__name__)

@@ -142,7 +142,7 @@ def _drain(state: Services, target: Target, qbo: QboClient, lock: LeaderLock, re
         try:
             bodies = prefetch(state, qbo, batch)
         except ReconnectRequired:
-            mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+            mark_needs_reconnect(state, target.realm_id)
             result.stopped = "needs reconnect"
             return result
         except (ThrottledError, TransientError) as exc:
@@ -224,7 +224,7 @@ def apply_batch(state: Services, target: Target, qbo: QboClient, notice_ids: lis
 def _paused(state: Services, target: Target, result: DrainResult, exc: Exception) -> str:
     """Why draining stops here (the notices stay pending): QBO wants a reconnect, or is busy."""
     if isinstance(exc, ReconnectRequired):
-        mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+        mark_needs_reconnect(state, target.realm_id)
         return "needs reconnect"
     log.info("inbound drain paused for realm (%s)", type(exc).__name__)
     result.errors.append(f"{type(exc).__name__}: {exc}")

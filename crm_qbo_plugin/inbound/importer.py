@@ -104,7 +104,7 @@ def run_import(state: Services, tenant: str) -> SyncRun | None:
                 for phase in _plan(state, target, reader, run, counts, phases):
                     _import_entity(state, target, qbo, run, counts, phase, lock)
         except ReconnectRequired:
-            mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+            mark_needs_reconnect(state, target.realm_id)
             errors.append("QuickBooks needs to be reconnected; the import resumes after reconnecting")
         except (QboError, _Busy) as exc:
             log.warning("import stopped (%s); it resumes from its checkpoint", type(exc).__name__)

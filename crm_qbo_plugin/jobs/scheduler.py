@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlmodel import select
 
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
@@ -21,9 +20,8 @@ from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.connections import connected
 from crm_qbo_plugin.store.retention import Pruned, prune_settled
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +110,7 @@ class LeaderScheduler:
 
 def enqueue_for_connected(state: Services, task: str) -> int:
     """Enqueue `task(connection_id)` for every connected tenant (ids only)."""
-    with session(state.engine) as db:
-        ids = db.exec(select(Connection.id).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
+    ids = [conn.id for conn in connected(state.engine)]
     for connection_id in ids:
         state.queue.enqueue(task, connection_id, job_timeout=600, result_ttl=60, failure_ttl=86400)
     return len(ids)

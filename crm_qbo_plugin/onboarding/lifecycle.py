@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
@@ -28,7 +27,7 @@ from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import stored_with
-from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import (
     Connection,
@@ -153,7 +152,7 @@ def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens,
     """Store a completed connection in one transaction (a company switch also clears links and
     cursors). Raises IntegrityError if the realm belongs to another tenant."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
@@ -186,8 +185,7 @@ def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens,
 
 
 def _owner_of(state: Services, realm_id: str) -> str | None:
-    with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
+    row = connection_of_realm(state.engine, realm_id)
     return row.tenant_id if row else None
 
 
@@ -220,7 +218,7 @@ def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
 def unlink(state: Services, tenant: str) -> bool:
     """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
             return False
         try:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
-
 from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings, stored_with
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -86,8 +85,7 @@ def _realm(conn: Connection) -> str:
 def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> CardSettings:
     """Validate `changes` (already schema-checked, typed) against QuickBooks and store them, all or
     nothing; returns the settings now stored."""
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+    conn = connection_for(state.engine, tenant)
     connected = conn is not None and conn.status == ConnectionStatus.CONNECTED.value
     problems: dict[str, str] = {}
     if "import_invoices" in changes and connected:
@@ -115,7 +113,7 @@ def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> Ca
         raise SettingsRejected(problems)
     now = utcnow()
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         current = card_settings(row)

@@ -36,6 +36,7 @@ from crm_qbo_plugin.store.links import (
     CONTACT,
     DELETED,
     IGNORED,
+    PENDING,
     SYNCED,
     get_link,
     link_by_qbo_id,
@@ -57,7 +58,7 @@ def ensure_customer(push: Push, contact_id: str, currency: str | None = None) ->
             return link.qbo_id
         generation = link.generation if link is not None else 0
         if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, "pending",
+            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
                                     clear_qbo=True, bump_generation=True).generation
         contact = push.host.get_contact(push.tenant, contact_id)
         if contact is None:

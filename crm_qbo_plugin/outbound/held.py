@@ -12,12 +12,11 @@ from __future__ import annotations
 from contextlib import suppress
 
 from redis.exceptions import LockError
-from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Origin, PaymentSource
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
@@ -33,7 +32,7 @@ from crm_qbo_plugin.store.links import (
     push_lock_key,
     set_status,
 )
-from crm_qbo_plugin.store.tables import Connection, Link, OutboxEvent
+from crm_qbo_plugin.store.tables import Link, OutboxEvent
 
 LOCK_SECONDS = 300  # as a push holds it (outbound/context.py)
 LOCK_WAIT_SECONDS = 30
@@ -75,8 +74,7 @@ def _would_push(row: OutboxEvent, kind: str, link: Link | None) -> bool:
 
 
 def _was_connected(state: Services, tenant: str) -> bool:
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+    conn = connection_for(state.engine, tenant)
     return conn is not None and conn.pinned_realm_id is not None
 
 

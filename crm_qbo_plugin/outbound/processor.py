@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import select
 
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.outbound.failures import PushFailed
@@ -35,7 +34,7 @@ from crm_qbo_plugin.qbo import (
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store import outbox
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
@@ -84,8 +83,7 @@ def gate(state: Services, row: OutboxEvent) -> tuple[Connection | None, str | No
     """Return the tenant's connection, or the reason this event must not be pushed."""
     if row.origin == Origin.QBO.value:
         return None, ECHO_REASON
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
+    conn = connection_for(state.engine, row.tenant_id)
     if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:
         return None, NOT_CONNECTED
     if conn.connected_at is not None and row.occurred_at < conn.connected_at:
@@ -132,7 +130,7 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
     try:
         handler(state, row, conn)
     except ReconnectRequired:
-        mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
+        mark_needs_reconnect(state, conn.realm_id or "")
         return _park(state, row, now)
     except PASSING_TROUBLE as exc:
         # Only ReconnectRequired (handled above) needs a person. A retry replays the row's

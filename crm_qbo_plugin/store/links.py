@@ -10,7 +10,6 @@ the one the outbox row being processed was for, that row's completion commits wi
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,34 +20,8 @@ from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.store.db import HasEngine, session
 from crm_qbo_plugin.store.outbox import complete_in
-from crm_qbo_plugin.store.tables import Link, WriteLedger
+from crm_qbo_plugin.store.tables import Link, LinkKind, LinkStatus, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
-
-
-class LinkKind(enum.StrEnum):
-    """What a link's CRM side is (the values are the stored strings)."""
-
-    CONTACT = "contact"
-    INVOICE = "invoice"
-    ITEM = "item"
-    SALES_RECEIPT = "sales_receipt"
-    PAYMENT = "payment"
-
-
-class LinkStatus(enum.StrEnum):
-    """A link's visible sync status (the values are the stored strings the card and API show)."""
-
-    SYNCED = "synced"
-    PENDING = "pending"
-    FAILED = "failed"
-    CONFLICT = "conflict"
-    IGNORED = "ignored"
-    DELETED = "deleted"
-    # Changed in the CRM while QuickBooks was disconnected: kept for Retry, never pushed by itself.
-    NOT_SYNCED = "not_synced"
-    # An imported (QuickBooks-owned) invoice edited or deleted in the CRM: the change stays local.
-    CRM_ONLY = "crm_only"
-
 
 # Short names, as the push and pull code use them.
 CONTACT, INVOICE, ITEM = LinkKind.CONTACT, LinkKind.INVOICE, LinkKind.ITEM

@@ -6,20 +6,20 @@ import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from crm_qbo_plugin.store.db import HasEngine, session
-from crm_qbo_plugin.store.tables import Link, SyncRun
+from crm_qbo_plugin.store.tables import Link, LinkKind, SyncRun
 
 
 def record_counts(state: HasEngine, tenant: str) -> dict[str, int]:
     with session(state.engine) as db:
         rows = db.exec(
-            select(Link.status, func.count()).where(Link.tenant_id == tenant, Link.kind != "item").group_by(Link.status)
+            select(Link.status, func.count()).where(Link.tenant_id == tenant, Link.kind != LinkKind.ITEM.value).group_by(Link.status)
         ).all()
     return {status: int(count) for status, count in rows}
 
 
 def list_records(state: HasEngine, tenant: str, *, status: str | None = None, kind: str | None = None,
                  limit: int = 50, offset: int = 0) -> list[Link]:
-    query = select(Link).where(Link.tenant_id == tenant, Link.kind != "item")
+    query = select(Link).where(Link.tenant_id == tenant, Link.kind != LinkKind.ITEM.value)
     if status:
         query = query.where(Link.status == status)
     if kind:
