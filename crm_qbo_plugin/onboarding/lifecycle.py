@@ -10,7 +10,7 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.card_settings import stored_with
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
@@ -34,9 +35,8 @@ from crm_qbo_plugin.store.tables import (
     ConnectionStatus,
     Cursor,
     Link,
+    LinkStatus,
     OAuthState,
-    OutboxEvent,
-    OutboxStatus,
 )
 from crm_qbo_plugin.store.token_store import write_tokens
 from crm_qbo_plugin.store.types import utcnow
@@ -158,7 +158,7 @@ def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens,
         if switching:
             # Changes held while disconnected stay visible: never sent to the new company (no
             # retroactive sync), so they become "ignored" with the reason, links cleared.
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != "not_synced"))  # type: ignore[arg-type]
+            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != LinkStatus.NOT_SYNCED.value))  # type: ignore[arg-type]
             db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
                 status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
                 last_error="changed while QuickBooks was disconnected from the previous company; "
@@ -205,13 +205,7 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
 
 def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
     """Rows parked while the connection needed reconnecting go back to the queue now."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    with state.engine.begin() as conn:
-        conn.execute(
-            table.update()
-            .where(table.c.tenant_id == tenant, table.c.status == OutboxStatus.PENDING.value)
-            .values(lease_until=now - timedelta(seconds=1))  # expired: the sweep below takes them
-        )
+    outbox.due_now(state.engine, tenant, now, every_pending=True)  # expired: the sweep below takes them
     sweep_outbox(state, now=now)
 
 

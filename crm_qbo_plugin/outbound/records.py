@@ -10,13 +10,11 @@ from __future__ import annotations
 from contextlib import suppress
 
 import redis
-from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE
 from crm_qbo_plugin.runtime.queue import enqueue_outbox
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.links import (
     CONTACT,
     IGNORED,
@@ -28,7 +26,7 @@ from crm_qbo_plugin.store.links import (
     get_link,
     set_status,
 )
-from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
+from crm_qbo_plugin.store.tables import OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -56,27 +54,14 @@ def retry_record(state: Services, tenant: str, kind: str, crm_id: str) -> int:
     if kind not in EVENT_TYPES:
         raise RecordNotFound("items are pushed with the invoices and receipts that use them")
     now = utcnow()
-    with session(state.engine) as db:
-        row = db.exec(
-            select(OutboxEvent)
-            .where(OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
-                   col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))
-            .order_by(col(OutboxEvent.id).desc())
-        ).first()
-        if row is None:
-            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} waits to be pushed")
-        if row.status == OutboxStatus.PROCESSING.value and row.lease_until and row.lease_until > now:
-            assert row.id is not None
-            return row.id  # running right now
-        row.status = OutboxStatus.PENDING.value
-        row.attempts = 0
-        row.last_error = None
-        row.lease_until = now + ENQUEUE_LEASE
-        row.updated_at = now
-        db.add(row)
-        db.commit()
-        outbox_id = row.id
+    row = outbox.latest_for(state.engine, tenant, crm_id, EVENT_TYPES[kind])
+    if row is None:
+        raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} waits to be pushed")
+    outbox_id = row.id
     assert outbox_id is not None
+    if row.status == OutboxStatus.PROCESSING.value and row.lease_until and row.lease_until > now:
+        return outbox_id  # running right now
+    outbox.reopen(state.engine, row, now)
     link = get_link(state, tenant, kind, crm_id)
     if link is not None:
         set_status(state, tenant, kind, crm_id, PENDING, None)
@@ -88,11 +73,7 @@ def retry_record(state: Services, tenant: str, kind: str, crm_id: str) -> int:
 def ignore_record(state: Services, tenant: str, kind: str, crm_id: str) -> None:
     """Mark the record ignored: skipped from now on, until someone retries it."""
     _check_kind(kind)
-    if get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES:
-        with session(state.engine) as db:
-            known = db.exec(select(OutboxEvent.id).where(
-                OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
-                col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))).first()
-        if known is None:
-            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} is known for this location")
+    if (get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES
+            and outbox.latest_for(state.engine, tenant, crm_id, EVENT_TYPES[kind]) is None):
+        raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} is known for this location")
     set_status(state, tenant, kind, crm_id, IGNORED, "ignored on the QuickBooks card")
