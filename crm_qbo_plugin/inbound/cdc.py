@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_qbo_plugin.inbound import cursors, inbox
 from crm_qbo_plugin.inbound.apply import Applier, Target
 from crm_qbo_plugin.inbound.drain import DrainResult, apply_one, drain_locked
 from crm_qbo_plugin.inbound.enqueue import enqueue_import, enqueue_poll
-from crm_qbo_plugin.inbound.notices import Notice
-from crm_qbo_plugin.inbound.runs import finish_run, start_run
 from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, in_, parse_timestamp
+from crm_qbo_plugin.qbo.notices import Notice
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import cursors, inbox
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connected, connection_for
+from crm_qbo_plugin.store.runs import finish_run, start_run
 from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus, LinkKind, LinkStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
 

@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_qbo_plugin.host import HostContractError
-from crm_qbo_plugin.inbound import inbox
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target
 from crm_qbo_plugin.inbound.enqueue import drain_flag, mark_drained
 from crm_qbo_plugin.qbo import (
@@ -39,6 +38,7 @@ from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import inbox
 from crm_qbo_plugin.store.connections import connection_of_realm
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import ConnectionStatus, InboxNotice, InboxStatus

@@ -27,10 +27,8 @@ from typing import Any, TypeVar
 import redis
 from sqlmodel import col, select
 
-from crm_qbo_plugin.inbound import cursors
 from crm_qbo_plugin.inbound.apply import Applier, Target
 from crm_qbo_plugin.inbound.enqueue import enqueue_import
-from crm_qbo_plugin.inbound.runs import finish_run, save_counts, start_run
 from crm_qbo_plugin.qbo import Condition, QboClient, QboError, ReconnectRequired, gt
 from crm_qbo_plugin.qbo.query import page_statements
 from crm_qbo_plugin.runtime.clients import client_for
@@ -38,8 +36,10 @@ from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.runs import finish_run, save_counts, start_run
 from crm_qbo_plugin.store.tables import ConnectionStatus, RunStatus, SyncRun
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import requests
 
-from crm_qbo_plugin.inbound import cursors
 from crm_qbo_plugin.inbound.cdc import CURSOR, enqueue_polls, poll
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.tables import RunStatus
 from crm_qbo_plugin.store.types import utcnow
 from tests.support.inbound import TENANT, inbound_env, seed
