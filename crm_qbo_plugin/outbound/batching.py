@@ -31,7 +31,7 @@ from typing import Any
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.host import Contact, Invoice
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
 from crm_qbo_plugin.mapping.names import doc_number, valid_email
 from crm_qbo_plugin.outbound.context import Push
@@ -42,6 +42,7 @@ from crm_qbo_plugin.outbound.customers import (
     forget_absent,
     link_new_customer,
 )
+from crm_qbo_plugin.outbound.decision import batchable
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
@@ -88,27 +89,27 @@ Unfit = tuple[OutboxEvent, str]
 
 
 def push_invoice_or_batch(push: Push) -> None:
-    if push.row.attempts == 1 and _batch(push):
+    """A first attempt leads a batch only when a backlog waits (one read, no claim, no host reads
+    otherwise); everything else takes the single path."""
+    if push.row.attempts == 1 and _backlog(push) and _batch(push):
         return
     push_invoice(push)
+
+
+def _backlog(push: Push) -> bool:
+    """Whether enough other first sends wait to make a batch worth it."""
+    return outbox.backlog(push.state.engine, push.tenant, push.row.id, push.conn.connected_at, BATCH_MIN - 1)
 
 
 def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
     """`invoice` if it is a first create that can go in a batch as is (foreign currency, voided,
     not yet sent, before the connection or the sync start date: the single path decides)."""
-    if invoice is None or invoice.origin != Origin.CRM or invoice.sent_at is None:
-        return None
-    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
-        return None
-    cutoff, since = push.conn.connected_at, push.settings.sync_from
-    if (cutoff is not None and invoice.sent_at < cutoff) or (since is not None and invoice.issue_date < since):
+    if invoice is None:
         return None
     company = push.company
-    if currency_problem(invoice.currency, company) is not None:
-        return None
-    if invoice.currency.upper() != company.home_currency:
-        return None  # a foreign-currency customer may need creating: single path
-    return invoice
+    fits = batchable(invoice, push.conn.connected_at, push.settings.sync_from, company.home_currency,
+                     currency_problem(invoice.currency, company))
+    return invoice if fits else None
 
 
 def _batch(push: Push) -> bool:

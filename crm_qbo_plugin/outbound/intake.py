@@ -19,6 +19,7 @@ import redis
 
 from crm_qbo_plugin.events import EventError, HostEvent, check_id
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.outbound.decision import ECHO_REASON
 from crm_qbo_plugin.runtime.queue import enqueue_outbox
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import outbox
@@ -28,7 +29,6 @@ from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-ECHO_REASON = "came from QuickBooks; it is never pushed back"
 
 
 @dataclass(frozen=True)

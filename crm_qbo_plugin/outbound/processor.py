@@ -17,6 +17,8 @@ import redis
 import sqlalchemy as sa
 
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.outbound.decision import NOT_CONNECTED
+from crm_qbo_plugin.outbound.decision import gate as decide_gate
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.held import (
     WAITING_FOR_RECONNECT,
@@ -24,7 +26,6 @@ from crm_qbo_plugin.outbound.held import (
     hold_disconnected,
     show_waiting,
 )
-from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import (
     AuthenticationError,
     ReconnectRequired,
@@ -40,7 +41,6 @@ from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-NOT_CONNECTED = "not connected to QuickBooks"
 MAX_ATTEMPTS = 8
 
 # Passing trouble: QBO busy or down, a token Intuit did not accept even after one refresh (the next
@@ -81,14 +81,10 @@ def finish(state: Services, row: OutboxEvent, status: OutboxStatus, error: str |
 
 def gate(state: Services, row: OutboxEvent) -> tuple[Connection | None, str | None]:
     """Return the tenant's connection, or the reason this event must not be pushed."""
-    if row.origin == Origin.QBO.value:
-        return None, ECHO_REASON
-    conn = connection_for(state.engine, row.tenant_id)
-    if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:
-        return None, NOT_CONNECTED
-    if conn.connected_at is not None and row.occurred_at < conn.connected_at:
-        return None, "happened before QuickBooks was connected (no retroactive sync)"
-    return conn, None
+    conn = None if row.origin == Origin.QBO.value else connection_for(state.engine, row.tenant_id)
+    live = conn is not None and conn.status != ConnectionStatus.DISCONNECTED.value
+    decision = decide_gate(row.origin, live, conn.connected_at if conn is not None else None, row.occurred_at)
+    return (conn, None) if decision.push else (None, decision.reason)
 
 
 def _retry(state: Services, row: OutboxEvent, now: datetime, reason: str) -> str:
