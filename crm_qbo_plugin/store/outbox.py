@@ -52,8 +52,8 @@ def claim(engine: Engine, outbox_id: int, now: datetime) -> OutboxEvent | None:
         )
         if result.rowcount != 1:
             return None
-    with session(engine) as db:
-        return db.get(OutboxEvent, outbox_id)
+        taken = conn.execute(sa.select(_TABLE).where(_TABLE.c.id == outbox_id)).mappings().one()
+    return OutboxEvent(**taken)  # read in the claim's own transaction
 
 
 def finish(engine: Engine, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
