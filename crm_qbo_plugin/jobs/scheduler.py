@@ -56,10 +56,10 @@ class LeaderScheduler:
         try:
             leading = self.lock.try_acquire_or_renew()
         except redis.RedisError as exc:
-            log.warning("scheduler cannot reach Redis (%s); standing down", type(exc).__name__)
+            log.warning("scheduler.redis_unreachable error=%s leader=false", type(exc).__name__)
             leading = False
         if leading != self._leader:
-            log.info("scheduler %s leader", "became" if leading else "is no longer")
+            log.info("scheduler.leader leading=%s", leading)
         became_leader = leading and not self._leader
         self._leader = leading
         if became_leader and self._scheduler.running:
@@ -79,7 +79,7 @@ class LeaderScheduler:
                 job.run()
                 self.runs[job.name] += 1
             except Exception:
-                log.exception("scheduled job %s failed", job.name)
+                log.exception("scheduler.job_failed job=%s", job.name)
         return run
 
     def start(self) -> None:
@@ -144,5 +144,5 @@ RETENTION_EVERY_SECONDS = 3600
 def prune(state: Services) -> Pruned:
     pruned = prune_settled(state.engine, state.settings.retention_days)
     if any(pruned.as_dict().values()):
-        log.info("retention pruned settled rows: %s", pruned.as_dict())
+        log.info("retention.pruned %s", " ".join(f"{k}={v}" for k, v in pruned.as_dict().items()))
     return pruned

@@ -41,5 +41,5 @@ def refresh_idle_connections(state: Services, now: datetime | None = None) -> in
         except ReconnectRequired:
             mark_needs_reconnect(state, row.realm_id)
         except QboError as exc:  # transient: the next pass tries again, long before expiry
-            log.warning("keep-alive refresh failed (%s); will retry on the next pass", exc.code or type(exc).__name__)
+            log.warning("connection.keepalive_failed error=%s retry=next_pass", exc.code or type(exc).__name__)
     return refreshed

@@ -120,7 +120,7 @@ def complete_connect(state: Services, user: HostUser, session_nonce: str | None,
         _revoke_quietly(state, tokens.refresh_token)
         raise
     after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == realm_id)
-    log.info("tenant connected to QuickBooks (switch=%s)", switching)
+    log.info("connection.connected switching=%s", switching)
     return row
 
 
@@ -144,7 +144,7 @@ def _revoke_quietly(state: Services, refresh_token: str) -> None:
     try:
         state.token_endpoint.revoke(refresh_token)
     except QboError as exc:  # Intuit expires an unused grant too; the refusal is what the user needs
-        log.warning("revoking the tokens of a refused connect failed (%s)", exc.code or type(exc).__name__)
+        log.warning("connection.revoke_failed after=refused_connect error=%s", exc.code or type(exc).__name__)
 
 
 def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
@@ -200,7 +200,7 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
     try:
         enqueue_poll(state, tenant)
     except redis.RedisError as exc:  # the scheduler's next poll reads them
-        log.warning("poll after reconnecting not queued (%s)", type(exc).__name__)
+        log.warning("connection.poll_not_enqueued after=reconnect error=%s", type(exc).__name__)
 
 
 def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
@@ -218,7 +218,7 @@ def unlink(state: Services, tenant: str) -> bool:
         try:
             refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
         except TokenDecryptionError:  # nothing to revoke with; dropping the tokens is what matters
-            log.warning("the stored QuickBooks tokens cannot be decrypted; unlinking without revoking them at Intuit")
+            log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
             refresh = None
         row.status = ConnectionStatus.DISCONNECTED.value
         row.realm_id = None
@@ -233,6 +233,6 @@ def unlink(state: Services, tenant: str) -> bool:
         try:
             state.token_endpoint.revoke(refresh)
         except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
-            log.warning("revoking the QuickBooks token failed (%s); it was deleted locally", exc.code)
-    log.info("tenant unlinked from QuickBooks")
+            log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+    log.info("connection.unlinked")
     return True

@@ -310,7 +310,7 @@ def _link_contacts(push: Push, contact_ids: list[str], row_of: dict[str, OutboxE
         except (QboError, PushFailed) as exc:
             if isinstance(exc, QboError) and exc.retryable:
                 raise
-            log.info("customer for a batched invoice left to the single path (%s)", type(exc).__name__)
+            log.info("outbound.batch_customer_deferred error=%s", type(exc).__name__)
             trouble[contact.id] = f"its customer could not be made ({type(exc).__name__})"
 
 
@@ -386,7 +386,7 @@ def _send(push: Push, members: list[Ready]) -> None:
         # QBO may have made them: their next attempt looks for each invoice by its marker first.
         _finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
         raise
-    log.info("batched %d invoice creates for one realm", len(members))
+    log.info("outbound.batch_sent invoices=%d", len(members))
     leader_error: QboError | None = None
     created, failed = [], []
     for member, result in zip(members, results, strict=True):

@@ -138,11 +138,11 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
     except RetryLater as exc:
         return _retry(state, row, now, str(exc))
     except PushFailed as exc:  # expected: a person must act (the message says how), then Retry
-        log.warning("outbox row %s (%s) needs attention: %s", row.id, row.event_type, exc)
+        log.warning("outbound.needs_attention outbox_id=%s event_type=%s error=%s", row.id, row.event_type, type(exc).__name__)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
     except Exception as exc:
-        log.exception("outbox row %s (%s) failed", row.id, row.event_type)
+        log.exception("outbound.failed outbox_id=%s event_type=%s", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
     if not outbox.completed(row):  # else its link write completed it, in the same transaction

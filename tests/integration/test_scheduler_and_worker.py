@@ -119,15 +119,15 @@ def test_scheduler_processes_elect_one_leader_and_fail_over(plugin_config, tmp_p
     cmd = [sys.executable, "-m", "crm_qbo_plugin", "scheduler", "--lock-ttl", "2"]
     first = subprocess.Popen(cmd, env=env, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: "scheduler became leader" in logs[0].read_text(), timeout=20)
+        assert wait_for(lambda: "scheduler.leader leading=True" in logs[0].read_text(), timeout=20)
         second = subprocess.Popen(cmd, env=env, stdout=logs[1].open("w"), stderr=subprocess.STDOUT)
         try:
             assert wait_for(lambda: "scheduler started" in logs[1].read_text(), timeout=20)
             time.sleep(2.5)  # longer than the TTL: the live leader keeps renewing
-            assert "became leader" not in logs[1].read_text()
+            assert "leading=True" not in logs[1].read_text()
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
-            assert wait_for(lambda: "scheduler became leader" in logs[1].read_text(), timeout=10)
+            assert wait_for(lambda: "scheduler.leader leading=True" in logs[1].read_text(), timeout=10)
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0
