@@ -21,7 +21,6 @@ from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import start_import
 from crm_qbo_plugin.onboarding.company import CompanyFacts, company_facts
-from crm_qbo_plugin.onboarding.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
@@ -30,6 +29,7 @@ from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.card_settings import stored_with
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.store.tables import (
     Connection,
     ConnectionStatus,
