@@ -66,7 +66,7 @@ class Ticker:
         self.samples: list[tuple[float, int]] = []
 
     def __call__(self) -> None:
-        from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+        from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 
         now = time.perf_counter()
         if now - self.last < 1.0:
@@ -84,7 +84,7 @@ class Ticker:
 
 
 def check_push(st: Stack, rest: Rest, tenant: str, invoices: int) -> dict[str, Any]:
-    from crm_qbo_plugin.outbound.links import CONTACT
+    from crm_qbo_plugin.store.links import CONTACT
 
     contacts = (invoices + INVOICES_PER_CONTACT - 1) // INVOICES_PER_CONTACT
     qbo_invoices = list(rest.all("Invoice"))

@@ -100,7 +100,7 @@ def scheduler(ctx: click.Context, lock_ttl: float) -> None:
 
     app = _load_app(ctx)
     state = get_state(app)
-    service = LeaderScheduler(state.redis, plugin_jobs(app), lock_ttl=lock_ttl)
+    service = LeaderScheduler(state.redis, plugin_jobs(state, app.app_context), lock_ttl=lock_ttl)
     click.echo(f"scheduler started (lock {service.lock.key}, ttl {lock_ttl:g}s)")
     service.run_forever(_stop_event())
 
@@ -109,8 +109,8 @@ def scheduler(ctx: click.Context, lock_ttl: float) -> None:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt stored tokens under the first CRM_QBO_SECRET_KEYS key (then drop the old key)."""
-    from crm_qbo_plugin.connections.rotation import rotate_token_keys
     from crm_qbo_plugin.crypto import TokenDecryptionError
+    from crm_qbo_plugin.onboarding.rotation import rotate_token_keys
     from crm_qbo_plugin.state import get_state
 
     try:

@@ -9,21 +9,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import Flask
+from flask import Flask, current_app
 
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.crypto import TokenCipher
 from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
-from crm_qbo_plugin.jobs.queues import make_queue
 from crm_qbo_plugin.manifest import load_manifest
 from crm_qbo_plugin.outbound.badge import RecordSync, badge_of
 from crm_qbo_plugin.outbound.handlers import HANDLERS
 from crm_qbo_plugin.outbound.intake import PublishResult, publish, publish_many
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
+from crm_qbo_plugin.runtime import services as _services
+from crm_qbo_plugin.runtime.queue import make_queue
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.settings import load_settings
-from crm_qbo_plugin.state import EXTENSION_KEY, PluginState, get_state
 from crm_qbo_plugin.store.db import make_engine
+
+EXTENSION_KEY = "crm_qbo"
+
+
+def get_services(app: Flask | None = None) -> Services:
+    """The plugin services of `app`, or of the current app; a clear error if the plugin is not mounted."""
+    target = app or current_app
+    try:
+        services: Services = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("QuickBooksPlugin is not initialised on this app: call plugin.init_app(app, host)") from None
+    return services
+
+
+get_state = get_services  # the old name, kept for one release
 
 
 class QuickBooksPlugin:
@@ -45,7 +61,7 @@ class QuickBooksPlugin:
         settings = load_settings(app.config)
         manifest = load_manifest()
         connection = redis.Redis.from_url(settings.redis_url)
-        app.extensions[EXTENSION_KEY] = PluginState(
+        app.extensions[EXTENSION_KEY] = Services(
             settings=settings,
             manifest=manifest,
             engine=make_engine(settings.database_url),
@@ -57,6 +73,7 @@ class QuickBooksPlugin:
             limiter=RedisLimiter(connection),
             handlers=dict(HANDLERS),
         )
+        _services.provide(get_services)
         app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
         app.cli.add_command(plugin_cli, "crm-qbo")
 
@@ -73,14 +90,14 @@ class QuickBooksPlugin:
         sales_receipt): status in words, the reason and what to do, the record's QuickBooks web
         address, whether Retry (or, for an invoice not exported, Send to QuickBooks) applies.
         None if the plugin has never handled it; needs an app context."""
-        from crm_qbo_plugin.connections.lifecycle import get_connection
+        from crm_qbo_plugin.store.connections import connection_for
         from crm_qbo_plugin.store.records import get_record
 
         state = get_state()
         link = get_record(state, tenant, kind, crm_id)
         if link is None:
             return None
-        conn = get_connection(state, tenant)
+        conn = connection_for(state.engine, tenant)
         sandbox = state.settings.environment.lower() != "production"
         return badge_of(link, conn.realm_id if conn else None, sandbox)
 
@@ -100,5 +117,8 @@ class QuickBooksPlugin:
         export_invoice(get_state(), tenant, invoice_id)
         return self.record_sync(tenant, "invoice", invoice_id)
 
-    def state(self, app: Flask | None = None) -> PluginState:
-        return get_state(app)
+    def state(self, app: Flask | None = None) -> Services:
+        return get_services(app)
+
+    def services(self, app: Flask | None = None) -> Services:
+        return get_services(app)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from crm_qbo_plugin.host import TriggerCall
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import AutomationRun
 from crm_qbo_plugin.store.types import utcnow
@@ -32,7 +32,7 @@ def idempotency_key(tenant: str, trigger: str, subject_id: str) -> str:
     return f"crm-qbo:{trigger}:{digest}"[:100]
 
 
-def fire_once(state: PluginState, tenant: str, trigger: str, subject_id: str, contact_id: str,
+def fire_once(state: Services, tenant: str, trigger: str, subject_id: str, contact_id: str,
               payload: Mapping[str, Any]) -> bool:
     """Claim and fire; True if this call delivered the trigger (or completed an unfinished claim)."""
     if trigger not in state.manifest.trigger_ids():
@@ -63,13 +63,13 @@ def fire_once(state: PluginState, tenant: str, trigger: str, subject_id: str, co
     return True
 
 
-def unfinished_claims(state: PluginState) -> list[AutomationRun]:
+def unfinished_claims(state: Services) -> list[AutomationRun]:
     """Claims whose host call may not have happened (a crash in between): re-fired by the sweeper."""
     with session(state.engine) as db:
         return list(db.exec(select(AutomationRun).where(AutomationRun.status == CLAIMED)))
 
 
-def complete_unfinished(state: PluginState) -> int:
+def complete_unfinished(state: Services) -> int:
     done = 0
     for run in unfinished_claims(state):
         contact = str(run.payload.get("contact_id", ""))

@@ -17,9 +17,9 @@ from sqlmodel import select
 
 from crm_qbo_plugin.automations.claims import FIRED, fire_once
 from crm_qbo_plugin.automations.policy import first_invoice, paid_in_full
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.qbo import eq, parse_timestamp
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import AutomationRun, Connection
@@ -49,14 +49,14 @@ def _settled_while_on(conn: Connection, invoice: Mapping[str, Any]) -> bool:
     return updated is not None and updated >= since
 
 
-def _claimed(state: PluginState, tenant: str, trigger: str, subject_id: str) -> bool:
+def _claimed(state: Services, tenant: str, trigger: str, subject_id: str) -> bool:
     with session(state.engine) as db:
         return db.exec(select(AutomationRun.id).where(
             AutomationRun.tenant_id == tenant, AutomationRun.trigger == trigger,
             AutomationRun.subject_id == subject_id, AutomationRun.status == FIRED)).first() is not None
 
 
-def after_invoice_applied(state: PluginState, conn: Connection, invoice: Mapping[str, Any], contact_id: str | None) -> list[str]:
+def after_invoice_applied(state: Services, conn: Connection, invoice: Mapping[str, Any], contact_id: str | None) -> list[str]:
     """Fire what a QBO invoice's new state calls for; returns the triggers fired (for runs/logs)."""
     fired: list[str] = []
     if contact_id is None or not paid_in_full(invoice) or not _since_connect(conn, invoice):
@@ -76,7 +76,7 @@ def after_invoice_applied(state: PluginState, conn: Connection, invoice: Mapping
     return fired
 
 
-def after_payment_applied(state: PluginState, conn: Connection, payment: Mapping[str, Any], contact_id: str | None) -> bool:
+def after_payment_applied(state: Services, conn: Connection, payment: Mapping[str, Any], contact_id: str | None) -> bool:
     """A payment recorded in QuickBooks (the caller passes no payment the plugin wrote itself)."""
     if contact_id is None or not _since_connect(conn, payment, "CreateTime"):
         return False
@@ -84,7 +84,7 @@ def after_payment_applied(state: PluginState, conn: Connection, payment: Mapping
                      {"qbo_payment_id": str(payment.get("Id")), "amount": str(payment.get("TotalAmt"))})
 
 
-def after_customer_created(state: PluginState, conn: Connection, customer: Mapping[str, Any], contact_id: str) -> bool:
+def after_customer_created(state: Services, conn: Connection, customer: Mapping[str, Any], contact_id: str) -> bool:
     """A customer created in QuickBooks after the connection (imports of older ones never fire)."""
     if not _since_connect(conn, customer, "CreateTime"):
         return False

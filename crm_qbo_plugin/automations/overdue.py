@@ -8,15 +8,15 @@ from datetime import date
 from sqlmodel import select
 
 from crm_qbo_plugin.automations.claims import fire_once
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.qbo import gt, lt
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, Link
 from crm_qbo_plugin.store.types import utcnow
 
 
-def fire_overdue(state: PluginState, conn: Connection, today: date | None = None) -> int:
+def fire_overdue(state: Services, conn: Connection, today: date | None = None) -> int:
     if conn.realm_id is None:
         return 0
     today = today or utcnow().date()

@@ -31,7 +31,6 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy.engine import Connection as DbConnection
-from sqlmodel import select
 
 from crm_qbo_plugin.automations import hooks
 from crm_qbo_plugin.host import (
@@ -45,7 +44,6 @@ from crm_qbo_plugin.host import (
     upsert_contacts,
     upsert_invoices,
 )
-from crm_qbo_plugin.inbound.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.mapping.contact import (
     contact_from_customer,
     customer_email,
@@ -61,16 +59,17 @@ from crm_qbo_plugin.mapping.imported_invoice import (
 )
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import NotFoundError, QboClient
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, InboxStatus
+from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.store.link_book import Ledger, LinkBook, LinkRow, proposed_crm_id
+from crm_qbo_plugin.store.tables import Connection, InboxStatus, LinkKind, LinkStatus
 
 log = logging.getLogger(__name__)
 
-CONTACT, INVOICE = "contact", "invoice"
+CONTACT, INVOICE = LinkKind.CONTACT.value, LinkKind.INVOICE.value
 ROUNDING_TOLERANCE = CENT = Decimal("0.01")
-DELETED = "deleted"
+DELETED = LinkStatus.DELETED.value
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ class Applier:
     `defer_host_writes`, contact and invoice upserts (and the hooks after them) wait for
     `write_host()`, which must run before `flush`."""
 
-    def __init__(self, state: PluginState, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
+    def __init__(self, state: Services, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
         self.state = state
         self.host: CrmHost = state.host
         self.target = target
@@ -159,8 +158,7 @@ class Applier:
         """The tenant's connection, for the automation hooks (None when they are off)."""
         if not self.target.fire_automations:
             return None
-        with session(self.state.engine) as db:
-            return db.exec(select(Connection).where(Connection.tenant_id == self.tenant)).first()
+        return connection_for(self.state.engine, self.tenant)
 
     def _linked_contact(self, customer_id: str | None) -> str | None:
         link = self.book.by_qbo(CONTACT, customer_id) if customer_id else None
@@ -284,8 +282,8 @@ class Applier:
         link.sync_token, link.owned_hash = _token(body), owned_hash(entity, body)
         # a change held while disconnected stays "not synced" until its Retry: QuickBooks' news
         # (our own earlier write's echo, say) does not carry it
-        if link.status not in (DELETED, "ignored", "not_synced"):
-            link.status = "synced"
+        if link.status not in (DELETED, LinkStatus.IGNORED, LinkStatus.NOT_SYNCED):
+            link.status = LinkStatus.SYNCED.value
         self.book.changed(link)
 
     # ------------------------------------------------------------------ customers

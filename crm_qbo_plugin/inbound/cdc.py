@@ -22,24 +22,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import select
-
 from crm_qbo_plugin import logs, metrics
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
-from crm_qbo_plugin.inbound import cursors, inbox
 from crm_qbo_plugin.inbound.apply import Applier, Target
 from crm_qbo_plugin.inbound.drain import DrainResult, apply_one, drain_locked
 from crm_qbo_plugin.inbound.enqueue import enqueue_import, enqueue_poll
-from crm_qbo_plugin.inbound.notices import Notice
-from crm_qbo_plugin.inbound.realm_lock import holding
-from crm_qbo_plugin.inbound.runs import finish_run, start_run
-from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, in_, parse_timestamp
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.qbo.notices import Notice
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.locks import LeaderLock
+from crm_qbo_plugin.runtime.realm_lock import holding
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import cursors, inbox
 from crm_qbo_plugin.store.card_settings import card_settings
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, InboxStatus, SyncRun
+from crm_qbo_plugin.store.connections import connected, connection_for
+from crm_qbo_plugin.store.runs import finish_run, start_run
+from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus, LinkKind, LinkStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,7 @@ def _changes(answer: Mapping[str, list[dict[str, Any]]]) -> list[Change]:
 class Poller:
     """One poll of one connection, while holding its realm lock."""
 
-    def __init__(self, state: PluginState, target: Target, qbo: QboClient, lock: LeaderLock) -> None:
+    def __init__(self, state: Services, target: Target, qbo: QboClient, lock: LeaderLock) -> None:
         self.state = state
         self.target = target
         self.qbo = qbo
@@ -175,8 +173,8 @@ class Poller:
         # The listing completed (an error would have raised): linked invoices missing from it
         # were deleted in QBO while CDC could not see it.
         applier = Applier(self.state, self.target, self.qbo)
-        for qbo_id, link in applier.book.all_qbo_ids("invoice").items():
-            if qbo_id not in seen_invoices and link.status != "deleted":
+        for qbo_id, link in applier.book.all_qbo_ids(LinkKind.INVOICE).items():
+            if qbo_id not in seen_invoices and link.status != LinkStatus.DELETED:
                 applier.invoice_deleted(qbo_id)
                 self.counts["deleted"] = self.counts.get("deleted", 0) + 1
         with self.state.engine.begin() as conn:
@@ -190,9 +188,9 @@ class _Stopped(Exception):
         self.errors = errors
 
 
-def poll(state: PluginState, tenant: str, now: datetime | None = None) -> SyncRun | None:
+def poll(state: Services, tenant: str, now: datetime | None = None) -> SyncRun | None:
     """Poll one tenant's connection; None when it is not connected."""
-    connection = _connection(state, tenant)
+    connection = connection_for(state.engine, tenant)
     if connection is None or connection.status != ConnectionStatus.CONNECTED.value or not connection.realm_id:
         return None
     target = Target.of(connection)
@@ -216,7 +214,7 @@ def poll(state: PluginState, tenant: str, now: datetime | None = None) -> SyncRu
             except _Stopped as exc:
                 errors.extend(exc.errors or [str(exc)])
             except ReconnectRequired:
-                mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+                mark_needs_reconnect(state, target.realm_id)
                 errors.append("QuickBooks needs to be reconnected")
             except (QboError, SaturatedWindow) as exc:
                 log.warning("inbound.cdc_poll_failed error=%s", type(exc).__name__)
@@ -226,16 +224,10 @@ def poll(state: PluginState, tenant: str, now: datetime | None = None) -> SyncRu
     return finished
 
 
-def _connection(state: PluginState, tenant: str) -> Connection | None:
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
-
-
-def enqueue_polls(state: PluginState) -> int:
+def enqueue_polls(state: Services) -> int:
     """The scheduler's job: one poll per connected tenant with auto-sync on (the card's toggle;
     off means webhooks and "Sync now" only), and resume imports that stopped. Returns the polls."""
-    with session(state.engine) as db:
-        connections = list(db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)))
+    connections = connected(state.engine)
     from crm_qbo_plugin.inbound.importer import import_unfinished
 
     polled = 0

@@ -19,17 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
 
 from crm_qbo_plugin import logs, metrics
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import HostContractError
-from crm_qbo_plugin.inbound import inbox
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target
 from crm_qbo_plugin.inbound.enqueue import drain_flag, mark_drained
-from crm_qbo_plugin.inbound.realm_lock import holding
-from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import (
     Condition,
     QboClient,
@@ -40,9 +34,15 @@ from crm_qbo_plugin.qbo import (
     build_select,
     in_,
 )
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.locks import LeaderLock
+from crm_qbo_plugin.runtime.realm_lock import holding
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import inbox
+from crm_qbo_plugin.store.connections import connection_of_realm
 from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, InboxNotice, InboxStatus
+from crm_qbo_plugin.store.tables import ConnectionStatus, InboxNotice, InboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,7 @@ class DrainResult:
         self.errors.extend(other.errors)
 
 
-def _connection(state: PluginState, realm_id: str) -> Connection | None:
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
-
-
-def drain_realm(state: PluginState, realm_id: str) -> DrainResult:
+def drain_realm(state: Services, realm_id: str) -> DrainResult:
     """Apply the realm's pending notices; returns at once if another worker holds the realm."""
     total = DrainResult()
     while True:
@@ -99,10 +94,10 @@ def drain_realm(state: PluginState, realm_id: str) -> DrainResult:
                 return total
 
 
-def drain_locked(state: PluginState, realm_id: str, lock: LeaderLock, qbo: QboClient | None = None) -> DrainResult:
+def drain_locked(state: Services, realm_id: str, lock: LeaderLock, qbo: QboClient | None = None) -> DrainResult:
     """Drain while the caller holds the realm lock (the poll job does, around its CDC windows)."""
     result = DrainResult()
-    connection = _connection(state, realm_id)
+    connection = connection_of_realm(state.engine, realm_id)
     if connection is None or connection.status != ConnectionStatus.CONNECTED.value:
         result.stopped = "not connected"
         if connection is None:
@@ -116,7 +111,7 @@ def drain_locked(state: PluginState, realm_id: str, lock: LeaderLock, qbo: QboCl
         return _drain(state, target, client, lock, result)
 
 
-def _orphan(state: PluginState, realm_id: str) -> None:
+def _orphan(state: Services, realm_id: str) -> None:
     """Notices of a realm nobody holds any more can never be applied: dead-letter them."""
     with state.engine.begin() as conn:
         orphans = inbox.pending_ids(conn, realm_id, limit=10_000)
@@ -140,7 +135,7 @@ class _Renewer:
             self.renewed = now
 
 
-def _drain(state: PluginState, target: Target, qbo: QboClient, lock: LeaderLock, result: DrainResult) -> DrainResult:
+def _drain(state: Services, target: Target, qbo: QboClient, lock: LeaderLock, result: DrainResult) -> DrainResult:
     last = 0
     renew = _Renewer(lock)
     while True:
@@ -152,7 +147,7 @@ def _drain(state: PluginState, target: Target, qbo: QboClient, lock: LeaderLock,
         try:
             bodies = prefetch(state, qbo, batch)
         except ReconnectRequired:
-            mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+            mark_needs_reconnect(state, target.realm_id)
             result.stopped = "needs reconnect"
             return result
         except (ThrottledError, TransientError) as exc:
@@ -184,7 +179,7 @@ class _OneByOne(Exception):
     """A notice of the batch failed: nothing of the batch was written; apply it notice by notice."""
 
 
-def apply_batch(state: PluginState, target: Target, qbo: QboClient, notice_ids: list[int],
+def apply_batch(state: Services, target: Target, qbo: QboClient, notice_ids: list[int],
                 bodies: Mapping[int, Mapping[str, Any]], result: DrainResult) -> str | None:
     """Apply the pending notices among `notice_ids` together (see the module docstring); returns a
     reason to stop draining (nothing of the batch written) or None. Raises `_OneByOne` when a
@@ -231,17 +226,17 @@ def apply_batch(state: PluginState, target: Target, qbo: QboClient, notice_ids: 
     return None
 
 
-def _paused(state: PluginState, target: Target, result: DrainResult, exc: Exception) -> str:
+def _paused(state: Services, target: Target, result: DrainResult, exc: Exception) -> str:
     """Why draining stops here (the notices stay pending): QBO wants a reconnect, or is busy."""
     if isinstance(exc, ReconnectRequired):
-        mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+        mark_needs_reconnect(state, target.realm_id)
         return "needs reconnect"
     log.info("inbound.drain_paused error=%s", type(exc).__name__)
     result.errors.append(f"{type(exc).__name__}: {exc}")
     return type(exc).__name__
 
 
-def _count(state: PluginState, result: DrainResult, outcome: Outcome) -> None:
+def _count(state: Services, result: DrainResult, outcome: Outcome) -> None:
     metrics.count(state.redis, "drains", outcome=outcome.status.value)
     metrics.count(state.redis, "failures", int(outcome.status is InboxStatus.DEAD), kind="dead_letter")
     if outcome.status is InboxStatus.APPLIED:
@@ -253,7 +248,7 @@ def _count(state: PluginState, result: DrainResult, outcome: Outcome) -> None:
         result.errors.append(outcome.reason or "")
 
 
-def prefetch(state: PluginState, qbo: QboClient, notice_ids: list[int]) -> dict[int, Mapping[str, Any]]:
+def prefetch(state: Services, qbo: QboClient, notice_ids: list[int]) -> dict[int, Mapping[str, Any]]:
     """Current bodies for a batch of notices with `SELECT * FROM <Entity> WHERE Id IN (…)`, one
     query per 1000 ids of an entity instead of one read per notice. Bodies are applied in the
     notices' order, as the per-notice re-read would be; a notice whose entity the query does not
@@ -279,7 +274,7 @@ def prefetch(state: PluginState, qbo: QboClient, notice_ids: list[int]) -> dict[
     return bodies
 
 
-def apply_one(state: PluginState, target: Target, qbo: QboClient, notice_id: int, result: DrainResult,
+def apply_one(state: Services, target: Target, qbo: QboClient, notice_id: int, result: DrainResult,
               body: Mapping[str, Any] | None = None) -> str | None:
     """Apply one notice — from `body` when the caller has the entity's current state (CDC), else
     by re-reading it — and return a reason to stop draining (the notice stays pending) or None."""

@@ -6,7 +6,7 @@ import logging
 
 import redis
 
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def burst_marker(realm_id: str) -> str:
     return f"crm-qbo:inbound:drained-recently:{realm_id}"
 
 
-def request_drain(state: PluginState, realm_id: str) -> bool:
+def request_drain(state: Services, realm_id: str) -> bool:
     """Queue one drain job for the realm unless one is queued and not yet started.
 
     One Redis round trip when a job is already queued (the usual case in a burst). The job clears
@@ -55,9 +55,9 @@ def in_burst(redis_client: redis.Redis, realm_id: str) -> bool:
     return bool(redis_client.exists(burst_marker(realm_id)))
 
 
-def enqueue_poll(state: PluginState, tenant: str) -> None:
+def enqueue_poll(state: Services, tenant: str) -> None:
     state.queue.enqueue(POLL_CDC, tenant, job_timeout=1800, result_ttl=60, failure_ttl=86400)
 
 
-def enqueue_import(state: PluginState, tenant: str) -> None:
+def enqueue_import(state: Services, tenant: str) -> None:
     state.queue.enqueue(RUN_IMPORT, tenant, job_timeout=4 * 3600, result_ttl=60, failure_ttl=86400)

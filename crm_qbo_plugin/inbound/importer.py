@@ -27,20 +27,21 @@ from typing import Any, TypeVar
 import redis
 from sqlmodel import col, select
 
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
-from crm_qbo_plugin.inbound import cursors
 from crm_qbo_plugin.inbound.apply import Applier, Target
 from crm_qbo_plugin.inbound.enqueue import enqueue_import
-from crm_qbo_plugin.inbound.realm_lock import holding
-from crm_qbo_plugin.inbound.runs import finish_run, save_counts, start_run
-from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.qbo import Condition, QboClient, QboError, ReconnectRequired, gt
 from crm_qbo_plugin.qbo.query import page_statements
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.locks import LeaderLock
+from crm_qbo_plugin.runtime.realm_lock import holding
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.card_settings import card_settings
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, RunStatus, SyncRun
+from crm_qbo_plugin.store.runs import finish_run, save_counts, start_run
+from crm_qbo_plugin.store.tables import ConnectionStatus, RunStatus, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,12 @@ def stream(entity: str) -> str:
     return f"import:{entity}"
 
 
-def import_lock(state: PluginState, tenant: str) -> LeaderLock:
+def import_lock(state: Services, tenant: str) -> LeaderLock:
     """One import per tenant at a time; a killed worker's lock runs out after its TTL."""
     return LeaderLock(state.redis, key=f"crm-qbo:import:{tenant}", ttl_seconds=300)
 
 
-def _connection(state: PluginState, tenant: str) -> Connection | None:
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
-
-
-def _open_run(state: PluginState, tenant: str) -> SyncRun | None:
+def _open_run(state: Services, tenant: str) -> SyncRun | None:
     with session(state.engine) as db:
         return db.exec(
             select(SyncRun).where(SyncRun.tenant_id == tenant, SyncRun.kind == KIND,
@@ -75,7 +71,7 @@ def _open_run(state: PluginState, tenant: str) -> SyncRun | None:
         ).first()
 
 
-def start_import(state: PluginState, tenant: str) -> SyncRun:
+def start_import(state: Services, tenant: str) -> SyncRun:
     """Record an import run for the card and queue the job (called at the end of a connect)."""
     run = _open_run(state, tenant) or start_run(state.engine, tenant, KIND)
     try:
@@ -85,19 +81,19 @@ def start_import(state: PluginState, tenant: str) -> SyncRun:
     return run
 
 
-def import_open(state: PluginState, tenant: str) -> bool:
+def import_open(state: Services, tenant: str) -> bool:
     """An import run is open (started and not finished, e.g. cut short by a disconnect)."""
     return _open_run(state, tenant) is not None
 
 
-def import_unfinished(state: PluginState, tenant: str) -> bool:
+def import_unfinished(state: Services, tenant: str) -> bool:
     """An import run is open and no worker holds it (its worker died): it should be resumed."""
     return _open_run(state, tenant) is not None and import_lock(state, tenant).holder() is None
 
 
-def run_import(state: PluginState, tenant: str) -> SyncRun | None:
+def run_import(state: Services, tenant: str) -> SyncRun | None:
     """Import, or resume, the tenant's QBO records; None if not connected or already running."""
-    connection = _connection(state, tenant)
+    connection = connection_for(state.engine, tenant)
     if connection is None or connection.status != ConnectionStatus.CONNECTED.value or not connection.realm_id:
         return None
     lock = import_lock(state, tenant)
@@ -115,7 +111,7 @@ def run_import(state: PluginState, tenant: str) -> SyncRun | None:
                 for phase in _plan(state, target, reader, run, counts, phases):
                     _import_entity(state, target, qbo, run, counts, phase, lock)
         except ReconnectRequired:
-            mark_needs_reconnect(state, target.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+            mark_needs_reconnect(state, target.realm_id)
             errors.append("QuickBooks needs to be reconnected; the import resumes after reconnecting")
         except (QboError, _Busy) as exc:
             log.warning("inbound.import_stopped error=%s next=resume_from_checkpoint", type(exc).__name__)
@@ -132,7 +128,7 @@ class _Busy(Exception):
     """The realm lock stayed taken (a long drain): the page is tried again by the next run."""
 
 
-def _stopped(state: PluginState, run: SyncRun, errors: list[str]) -> SyncRun:
+def _stopped(state: Services, run: SyncRun, errors: list[str]) -> SyncRun:
     """Keep the run open (so it is resumed) but show why it paused."""
     with session(state.engine) as db:
         row = db.get(SyncRun, run.id)
@@ -148,7 +144,7 @@ class _Reader:
     per-realm limiter keeps them, with every other worker's calls, within QBO's limits. An error
     met by a read is raised where its result is taken, as a read made in place would be."""
 
-    def __init__(self, state: PluginState, realm_id: str) -> None:
+    def __init__(self, state: Services, realm_id: str) -> None:
         self._state, self._realm_id = state, realm_id
         self._local = threading.local()
         self._clients: list[QboClient] = []
@@ -216,7 +212,7 @@ class _Phase:
     pages: _Pages | None  # None: nothing left to import
 
 
-def _plan(state: PluginState, target: Target, reader: _Reader, run: SyncRun, counts: dict[str, Any],
+def _plan(state: Services, target: Target, reader: _Reader, run: SyncRun, counts: dict[str, Any],
           phases: list[tuple[str, str]]) -> list[_Phase]:
     """Each phase's checkpoint and size (COUNTs taken together, once per run, saved on the run),
     and its first page asked for at once: the invoices' first page arrives while customers apply."""
@@ -237,7 +233,7 @@ def _plan(state: PluginState, target: Target, reader: _Reader, run: SyncRun, cou
     return plan
 
 
-def _import_entity(state: PluginState, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
+def _import_entity(state: Services, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
                    phase: _Phase, lock: LeaderLock) -> None:
     if phase.pages is None:
         return
@@ -248,7 +244,7 @@ def _import_entity(state: PluginState, target: Target, qbo: QboClient, run: Sync
             break  # the count said this was all: no query for an empty last page
 
 
-def _apply_page(state: PluginState, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
+def _apply_page(state: Services, target: Target, qbo: QboClient, run: SyncRun, counts: dict[str, Any],
                 entity: str, key: str, page: list[dict[str, Any]]) -> None:
     with holding(state.redis, target.realm_id, wait_seconds=LOCK_WAIT_SECONDS) as realm:
         if realm is None:

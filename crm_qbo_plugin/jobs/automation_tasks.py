@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.overdue import fire_overdue
-from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.runtime.services import current
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 
@@ -12,7 +12,7 @@ CHECK_OVERDUE = "crm_qbo_plugin.jobs.automation_tasks.check_overdue"
 
 
 def check_overdue(connection_id: int) -> int:
-    state = get_state()
+    state = current()
     with session(state.engine) as db:
         conn = db.get(Connection, connection_id)
     if conn is None or conn.status != ConnectionStatus.CONNECTED.value:

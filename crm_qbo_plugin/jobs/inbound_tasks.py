@@ -10,7 +10,7 @@ from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
 from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
-from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.runtime.services import current
 
 
 def _text_id(value: object, what: str) -> str:
@@ -21,7 +21,7 @@ def _text_id(value: object, what: str) -> str:
 
 def drain_inbox(realm_id: str) -> str:
     """Apply a realm's pending webhook notices in order (in a burst, after gathering them briefly)."""
-    state = get_state()
+    state = current()
     realm_id = _text_id(realm_id, "realm_id")
     if in_burst(state.redis, realm_id):
         time.sleep(GATHER_SECONDS)  # the flag is still set: the burst's next notices queue no job
@@ -34,12 +34,12 @@ def drain_inbox(realm_id: str) -> str:
 def poll_cdc(tenant: str) -> str:
     """One CDC poll for a tenant (then its pending notices)."""
     with logs.bind(tenant=tenant):  # the poll adds the tenant's realm
-        run = poll(get_state(), _text_id(tenant, "tenant"))
+        run = poll(current(), _text_id(tenant, "tenant"))
     return run.status if run is not None else "not-connected"
 
 
 def run_import(tenant: str) -> str:
     """Import (or resume importing) a tenant's QBO customers and invoices."""
     with logs.bind(tenant=tenant):
-        run = import_tenant(get_state(), _text_id(tenant, "tenant"))
+        run = import_tenant(current(), _text_id(tenant, "tenant"))
     return run.status if run is not None else "nothing-to-do"

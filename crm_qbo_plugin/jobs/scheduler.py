@@ -6,25 +6,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask
-from sqlmodel import select
 
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.claims import complete_unfinished
-from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
 from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
-from crm_qbo_plugin.jobs.leader import LeaderLock
-from crm_qbo_plugin.jobs.sweeper import sweep_outbox
-from crm_qbo_plugin.state import PluginState, get_state
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
+from crm_qbo_plugin.outbound.sweeper import sweep_outbox
+from crm_qbo_plugin.runtime.locks import LeaderLock
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.connections import connected
 from crm_qbo_plugin.store.retention import Pruned, prune_settled
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +57,10 @@ class LeaderScheduler:
         try:
             leading = self.lock.try_acquire_or_renew()
         except redis.RedisError as exc:
-            log.warning("scheduler cannot reach Redis (%s); standing down", type(exc).__name__)
+            log.warning("scheduler.redis_unreachable error=%s leader=false", type(exc).__name__)
             leading = False
         if leading != self._leader:
-            log.info("scheduler %s leader", "became" if leading else "is no longer")
+            log.info("scheduler.leader leading=%s", leading)
         became_leader = leading and not self._leader
         self._leader = leading
         if became_leader and self._scheduler.running:
@@ -82,7 +80,7 @@ class LeaderScheduler:
                 job.run()
                 self.runs[job.name] += 1
             except Exception:
-                log.exception("scheduled job %s failed", job.name)
+                log.exception("scheduler.job_failed job=%s", job.name)
         return run
 
     def start(self) -> None:
@@ -111,32 +109,32 @@ class LeaderScheduler:
             self.stop()
 
 
-def enqueue_for_connected(state: PluginState, task: str) -> int:
+def enqueue_for_connected(state: Services, task: str) -> int:
     """Enqueue `task(connection_id)` for every connected tenant (ids only)."""
-    with session(state.engine) as db:
-        ids = db.exec(select(Connection.id).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
+    ids = [conn.id for conn in connected(state.engine)]
     for connection_id in ids:
         state.queue.enqueue(task, connection_id, job_timeout=600, result_ttl=60, failure_ttl=86400)
     return len(ids)
 
 
-def plugin_jobs(app: Flask) -> list[ScheduledJob]:
-    """The plugin's periodic work; each runs inside the host app's context."""
+def plugin_jobs(services: Services,
+                in_context: Callable[[], AbstractContextManager[object]] = nullcontext) -> list[ScheduledJob]:
+    """The plugin's periodic work; each runs inside `in_context()` (the host app's context, which
+    the host's reads may need)."""
 
-    def in_app(fn: Callable[[], object]) -> Callable[[], object]:
+    def in_app(fn: Callable[[Services], object]) -> Callable[[], object]:
         def run() -> object:
-            with app.app_context(), logs.bind(tenant="*", realm="*"):  # periodic jobs span every tenant
-                return fn()
+            with in_context(), logs.bind(tenant="*", realm="*"):  # periodic jobs span every tenant
+                return fn(services)
         return run
 
     return [
-        ScheduledJob("outbox-sweeper", 15, in_app(lambda: sweep_outbox(get_state()))),
-        ScheduledJob("token-keepalive", 6 * 3600, in_app(lambda: refresh_idle_connections(get_state()))),
-        ScheduledJob("cdc-poll", get_state(app).settings.poll_seconds, in_app(lambda: enqueue_polls(get_state())),
-                     run_at_start=True),
-        ScheduledJob("automation-claims", 60, in_app(lambda: complete_unfinished(get_state()))),
-        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda: enqueue_for_connected(get_state(), CHECK_OVERDUE))),
-        ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(lambda: prune(get_state()))),
+        ScheduledJob("outbox-sweeper", 15, in_app(sweep_outbox)),
+        ScheduledJob("token-keepalive", 6 * 3600, in_app(refresh_idle_connections)),
+        ScheduledJob("cdc-poll", services.settings.poll_seconds, in_app(enqueue_polls), run_at_start=True),
+        ScheduledJob("automation-claims", 60, in_app(complete_unfinished)),
+        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: enqueue_for_connected(s, CHECK_OVERDUE))),
+        ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(prune)),
     ]
 
 
@@ -144,8 +142,8 @@ def plugin_jobs(app: Flask) -> list[ScheduledJob]:
 RETENTION_EVERY_SECONDS = 3600
 
 
-def prune(state: PluginState) -> Pruned:
+def prune(state: Services) -> Pruned:
     pruned = prune_settled(state.engine, state.settings.retention_days)
     if any(pruned.as_dict().values()):
-        log.info("retention pruned settled rows: %s", pruned.as_dict())
+        log.info("retention.pruned %s", " ".join(f"{k}={v}" for k, v in pruned.as_dict().items()))
     return pruned

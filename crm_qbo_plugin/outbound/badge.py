@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
     CRM_ONLY,
@@ -21,12 +21,12 @@ from crm_qbo_plugin.outbound.links import (
 )
 from crm_qbo_plugin.store.tables import Link
 
-LABELS = {
+LABELS: dict[str, str] = {
     SYNCED: "synced", PENDING: "sending", FAILED: "failed", CONFLICT: "totals differ", IGNORED: "ignored",
     DELETED: "removed from QuickBooks", NOT_SYNCED: "not synced", CRM_ONLY: "changed in the CRM only",
 }
 # What to do when a failure's message does not say it after a "; " (most do: outbound/failures.py).
-GENERIC_ACTION = {
+GENERIC_ACTION: dict[str, str] = {
     FAILED: "fix what the reason names, then Retry",
     CONFLICT: "check the taxes and discounts mapped on the QuickBooks card, then Retry",
     NOT_SYNCED: "Retry sends it to QuickBooks",
@@ -34,7 +34,7 @@ GENERIC_ACTION = {
 }
 RETRYABLE = frozenset({FAILED, CONFLICT, NOT_SYNCED, IGNORED})
 # QuickBooks Online's own pages for a record, by kind.
-WEB_PATHS = {
+WEB_PATHS: dict[str, str] = {
     CONTACT: "customerdetail?nameId=", INVOICE: "invoice?txnId=", PAYMENT: "recvpayment?txnId=",
     SALES_RECEIPT: "salesreceipt?txnId=",
 }

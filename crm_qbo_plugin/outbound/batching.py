@@ -28,14 +28,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from redis.exceptions import LockError
 from redis.lock import Lock
-from sqlmodel import col, select
 
 from crm_qbo_plugin import metrics
-from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.host import Contact, Invoice
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
 from crm_qbo_plugin.mapping.names import doc_number, valid_email
 from crm_qbo_plugin.outbound.context import Push
@@ -46,10 +43,14 @@ from crm_qbo_plugin.outbound.customers import (
     forget_absent,
     link_new_customer,
 )
+from crm_qbo_plugin.outbound.decision import batchable
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import backoff, finish
+from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
+from crm_qbo_plugin.store import outbox
+from crm_qbo_plugin.store.links import (
     CONTACT,
     INVOICE,
     PENDING,
@@ -60,9 +61,7 @@ from crm_qbo_plugin.outbound.links import (
     set_status,
     set_statuses,
 )
-from crm_qbo_plugin.outbound.processor import PROCESSING_LEASE, backoff, finish
-from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.outbox import PROCESSING_LEASE
 from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
@@ -91,30 +90,28 @@ Unfit = tuple[OutboxEvent, str]
 
 
 def push_invoice_or_batch(push: Push) -> None:
-    if push.row.attempts == 1 and _batch(push):
+    """A first attempt leads a batch only when a backlog waits (one read, no claim, no host reads
+    otherwise); everything else takes the single path."""
+    if push.row.attempts == 1 and _backlog(push) and _batch(push):
         return
     push_invoice(push)
+
+
+def _backlog(push: Push) -> bool:
+    """Whether enough other first sends wait to make a batch worth it."""
+    return outbox.backlog(push.state.engine, push.tenant, push.row.id, push.conn.connected_at, BATCH_MIN - 1)
 
 
 def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
     """`invoice` if it is a first create that can go in a batch as is (foreign currency, voided,
     not yet sent, before the connection or the sync start date, automatic export off: the single
     path decides)."""
-    if invoice is None or invoice.origin != Origin.CRM or invoice.sent_at is None:
-        return None
-    if not push.settings.export_on_send:
-        return None
-    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
-        return None
-    cutoff, since = push.conn.connected_at, push.settings.sync_from
-    if (cutoff is not None and invoice.sent_at < cutoff) or (since is not None and invoice.issue_date < since):
+    if invoice is None:
         return None
     company = push.company
-    if currency_problem(invoice.currency, company) is not None:
-        return None
-    if invoice.currency.upper() != company.home_currency:
-        return None  # a foreign-currency customer may need creating: single path
-    return invoice
+    fits = batchable(invoice, push.conn.connected_at, push.settings.sync_from, company.home_currency,
+                     currency_problem(invoice.currency, company), push.settings.export_on_send)
+    return invoice if fits else None
 
 
 def _batch(push: Push) -> bool:
@@ -175,78 +172,18 @@ def _leader(push: Push) -> Invoice | None:
     return invoice if contact is not None and valid_email(contact.email) else None
 
 
-def _waiting(push: Push) -> sa.Select[Any]:
-    """Never-tried `invoice.sent` rows of the tenant that no batch has handed back, oldest first."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    query = sa.select(table.c.id).where(
-        table.c.tenant_id == push.tenant,
-        table.c.status == OutboxStatus.PENDING.value,
-        table.c.event_type == EventType.INVOICE_SENT.value,
-        table.c.attempts == 0,
-        table.c.origin == Origin.CRM.value,
-        table.c.last_error.is_(None),
-        table.c.id != push.row.id,
-    )
-    if push.conn.connected_at is not None:
-        query = query.where(table.c.occurred_at >= push.conn.connected_at)
-    return query.order_by(table.c.id)
-
-
 def _claim(push: Push, limit: int) -> list[OutboxEvent]:
-    """Claim up to `limit` waiting rows in one transaction, as the processor's claim would (status
-    processing, a lease — `BATCH_HOLD` long —, one more attempt); returns them oldest first."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    now = utcnow()
-    pick = _waiting(push).limit(limit)
-    with push.state.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Lock the picked rows first, skipping those another leader is taking: a locking
-            # sub-select inside the UPDATE may be run again per row and take more than `limit`.
-            chosen = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
-            where = table.c.id.in_(chosen)
-        else:
-            where = table.c.id.in_(pick)  # SQLite runs the sub-select once, under its write lock
-        ids = list(conn.execute(
-            table.update()
-            .where(where, table.c.status == OutboxStatus.PENDING.value, table.c.attempts == 0)
-            .values(status=OutboxStatus.PROCESSING.value, lease_until=now + BATCH_HOLD,
-                    attempts=table.c.attempts + 1, updated_at=now)
-            .returning(table.c.id)
-        ).scalars())
-    if not ids:
-        return []
-    with session(push.state.engine) as db:
-        return list(db.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids)).order_by(col(OutboxEvent.id))).all())
+    """Claim up to `limit` waiting first sends of the tenant, held `BATCH_HOLD` long."""
+    return outbox.claim_batch(push.state.engine, push.tenant, push.row.id, push.conn.connected_at, limit, BATCH_HOLD)
 
 
 def _release(push: Push, rows: Sequence[OutboxEvent], reason: str | None = None) -> None:
-    """Hand claimed rows back untouched (pending, the attempt given back, due now); `reason` keeps
-    them out of later batches."""
-    if not rows:
-        return
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    now = utcnow()
-    with push.state.engine.begin() as conn:
-        conn.execute(
-            table.update()
-            .where(table.c.id.in_([r.id for r in rows]), table.c.status == OutboxStatus.PROCESSING.value)
-            .values(status=OutboxStatus.PENDING.value, attempts=table.c.attempts - 1, lease_until=now,
-                    last_error=reason, updated_at=now)
-        )
+    outbox.release(push.state.engine, rows, reason)
 
 
 def _finish_many(push: Push, rows: Sequence[OutboxEvent], status: OutboxStatus, error: str | None = None,
                  retry_at: datetime | None = None) -> None:
-    """The processor's `finish` for many rows at once."""
-    if not rows:
-        return
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    with push.state.engine.begin() as conn:
-        conn.execute(
-            table.update()
-            .where(table.c.id.in_([r.id for r in rows]))
-            .values(status=status.value, last_error=error, lease_until=retry_at, updated_at=utcnow())
-        )
+    outbox.finish_many(push.state.engine, rows, status, error, retry_at)
     metrics.count(push.state.redis, "pushes", len(rows), outcome=status.value)
     metrics.count(push.state.redis, "failures", len(rows) * (status is OutboxStatus.FAILED), kind="outbox_failed")
 
@@ -377,7 +314,7 @@ def _link_contacts(push: Push, contact_ids: list[str], row_of: dict[str, OutboxE
         except (QboError, PushFailed) as exc:
             if isinstance(exc, QboError) and exc.retryable:
                 raise
-            log.info("customer for a batched invoice left to the single path (%s)", type(exc).__name__)
+            log.info("outbound.batch_customer_deferred error=%s", type(exc).__name__)
             trouble[contact.id] = f"its customer could not be made ({type(exc).__name__})"
 
 
@@ -392,10 +329,8 @@ def _ahead(push: Push, skip: set[str]) -> list[Contact]:
     Rows are read galloping: the step doubles while the same contact comes back and falls to one
     when another appears, so a run of one contact's invoices costs a few reads, not one each. A
     contact missed in a skipped stretch is only looked up later, by its own batch."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    with push.state.engine.connect() as conn:
-        subjects: list[str] = [str(subject) for _id, subject in conn.execute(
-            _waiting(push).add_columns(table.c.subject_id).limit(LOOKAHEAD_ROWS)).all()]
+    subjects = outbox.first_send_subjects(push.state.engine, push.tenant, push.row.id, push.conn.connected_at,
+                                          LOOKAHEAD_ROWS)
     ahead: list[Contact] = []
     seen = set(skip)
     pending: list[str] = []
@@ -455,7 +390,7 @@ def _send(push: Push, members: list[Ready]) -> None:
         # QBO may have made them: their next attempt looks for each invoice by its marker first.
         _finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
         raise
-    log.info("batched %d invoice creates for one realm", len(members))
+    log.info("outbound.batch_sent invoices=%d", len(members))
     leader_error: QboError | None = None
     created, failed = [], []
     for member, result in zip(members, results, strict=True):

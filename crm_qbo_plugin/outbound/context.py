@@ -21,11 +21,11 @@ from redis.lock import Lock
 
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.mapping.invoice import Company
-from crm_qbo_plugin.outbound.links import push_lock_key
 from crm_qbo_plugin.outbound.processor import RetryLater
 from crm_qbo_plugin.qbo import QboClient
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings
+from crm_qbo_plugin.store.links import push_lock_key
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 LOCK_SECONDS = 300
@@ -60,7 +60,7 @@ def company_of(conn: Connection) -> Company:
 
 @dataclass
 class Push:
-    state: PluginState
+    state: Services
     conn: Connection
     row: OutboxEvent
     qbo: QboClient

@@ -23,16 +23,6 @@ from crm_qbo_plugin.mapping.names import valid_email
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
-from crm_qbo_plugin.outbound.links import (
-    CONTACT,
-    DELETED,
-    IGNORED,
-    SYNCED,
-    get_link,
-    link_by_qbo_id,
-    record_write,
-    set_status,
-)
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.qbo import (
     DuplicateNameError,
@@ -41,6 +31,17 @@ from crm_qbo_plugin.qbo import (
     build_select,
     eq,
     in_,
+)
+from crm_qbo_plugin.store.links import (
+    CONTACT,
+    DELETED,
+    IGNORED,
+    PENDING,
+    SYNCED,
+    get_link,
+    link_by_qbo_id,
+    record_write,
+    set_status,
 )
 
 EMAILS_PER_QUERY = 100
@@ -57,7 +58,7 @@ def ensure_customer(push: Push, contact_id: str, currency: str | None = None) ->
             return link.qbo_id
         generation = link.generation if link is not None else 0
         if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, "pending",
+            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
                                     clear_qbo=True, bump_generation=True).generation
         contact = push.host.get_contact(push.tenant, contact_id)
         if contact is None:

@@ -17,18 +17,19 @@ from crm_qbo_plugin.qbo import (
     StaleObjectError,
     ValidationError,
 )
+from crm_qbo_plugin.store.tables import LinkStatus
 
 
 class PushFailed(Exception):
     """The record cannot be pushed until someone changes something; the message says what."""
 
-    status = "failed"
+    status: str = LinkStatus.FAILED
 
 
 class PushConflict(PushFailed):
     """QBO and the CRM disagree in a way we must not guess about (e.g. a number clash)."""
 
-    status = "conflict"
+    status: str = LinkStatus.CONFLICT
 
 
 def explain(exc: QboError, what: str, txn_date: date | None = None, doc_number: str | None = None) -> PushFailed:

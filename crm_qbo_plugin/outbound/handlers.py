@@ -7,10 +7,10 @@ from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.outbound.batching import push_invoice_or_batch
 from crm_qbo_plugin.outbound.customers import push_contact
 from crm_qbo_plugin.outbound.invoices import push_invoice
-from crm_qbo_plugin.outbound.links import CONTACT, INVOICE
 from crm_qbo_plugin.outbound.payments import payment_kind, push_payment
 from crm_qbo_plugin.outbound.processor import Handler
 from crm_qbo_plugin.outbound.tracking import tracked
+from crm_qbo_plugin.store.links import CONTACT, INVOICE
 
 _contact = tracked(lambda row: CONTACT, "contact", push_contact)
 _invoice = tracked(lambda row: INVOICE, "invoice", push_invoice)

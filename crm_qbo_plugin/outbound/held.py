@@ -12,11 +12,12 @@ from __future__ import annotations
 from contextlib import suppress
 
 from redis.exceptions import LockError
-from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Origin, PaymentSource
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
     DELETED,
@@ -31,9 +32,7 @@ from crm_qbo_plugin.outbound.links import (
     push_lock_key,
     set_status,
 )
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, Link, OutboxEvent
+from crm_qbo_plugin.store.tables import Link, OutboxEvent
 
 LOCK_SECONDS = 300  # as a push holds it (outbound/context.py)
 LOCK_WAIT_SECONDS = 30
@@ -74,9 +73,8 @@ def _would_push(row: OutboxEvent, kind: str, link: Link | None) -> bool:
     return link is None or not (link.qbo_id and link.status in (SYNCED, CONFLICT))
 
 
-def _was_connected(state: PluginState, tenant: str) -> bool:
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+def _was_connected(state: Services, tenant: str) -> bool:
+    conn = connection_for(state.engine, tenant)
     return conn is not None and conn.pinned_realm_id is not None
 
 
@@ -85,7 +83,7 @@ class PushInFlight(Exception):
     overwrite the "not synced" mark, so the change is held after it, on a retry."""
 
 
-def hold_disconnected(state: PluginState, row: OutboxEvent) -> str | None:
+def hold_disconnected(state: Services, row: OutboxEvent) -> str | None:
     """Keep a change made while disconnected as a visible "not synced" record; returns the reason
     shown, or None when there is nothing to keep (never connected, or nothing would be pushed).
     Marked under the record's push lock, so a push still in flight cannot mark it synced after."""
@@ -103,7 +101,7 @@ def hold_disconnected(state: PluginState, row: OutboxEvent) -> str | None:
             lock.release()
 
 
-def _hold(state: PluginState, row: OutboxEvent, kind: str) -> str | None:
+def _hold(state: Services, row: OutboxEvent, kind: str) -> str | None:
     link = get_link(state, row.tenant_id, kind, row.subject_id)
     if not _would_push(row, kind, link):
         return None
@@ -117,7 +115,7 @@ def _hold(state: PluginState, row: OutboxEvent, kind: str) -> str | None:
     return reason
 
 
-def show_waiting(state: PluginState, row: OutboxEvent) -> None:
+def show_waiting(state: Services, row: OutboxEvent) -> None:
     """List a change parked until the location reconnects as pending, with the reason."""
     kind = kind_of(row)
     if kind is None:

@@ -24,9 +24,13 @@ from crm_qbo_plugin.mapping.money import cents
 from crm_qbo_plugin.mapping.names import doc_number
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.customers import ensure_customer
+from crm_qbo_plugin.outbound.decision import IMPORTED, Action, Decision, first_invoice_push
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
 from crm_qbo_plugin.outbound.items import ensure_items
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import Skip
+from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     CONTACT,
     CRM_ONLY,
@@ -44,14 +48,10 @@ from crm_qbo_plugin.outbound.links import (
     record_writes,
     set_status,
 )
-from crm_qbo_plugin.outbound.processor import Skip
-from crm_qbo_plugin.qbo import NotFoundError, StaleObjectError, build_select, eq
-from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import Link
 
 VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"
 PUSHED = "pushed"  # Link.detail key: body_digest of the last body written to QBO
-IMPORTED = "imported from QuickBooks: QuickBooks owns it and CRM edits are not pushed"
 LOCAL_CHANGES = {
     "edited": "changed in the CRM only: QuickBooks owns this invoice, so the CRM's edit was not sent and "
               "QuickBooks keeps its own version",
@@ -169,34 +169,33 @@ def _refuse_by_link(link: Link | None) -> None:
         raise Skip(link.last_error or "ignored on the QuickBooks card")
 
 
-NOT_EXPORTED = ("not exported: \"Export invoices automatically when sent\" is off on the QuickBooks card; "
-                "Send to QuickBooks on the invoice exports it")
 MANUAL_EXPORT = "manual_export"  # Link.detail key: "Send to QuickBooks" (or Retry) asked for this one
 
 
 def check_eligible(push: Push, invoice: Invoice) -> None:
     """Never pushed: drafts, invoices sent before the connection, invoices before `sync_from`, and
     (with automatic export off) invoices nobody exported by hand."""
-    if invoice.sent_at is None:
-        raise Skip("not sent yet: an invoice reaches QuickBooks when it is sent")
+    by_hand = False
     if not push.settings.export_on_send:
         link = get_link(push.state, push.tenant, INVOICE, invoice.id)
-        if link is None or not (link.detail or {}).get(MANUAL_EXPORT):
-            set_status(push.state, push.tenant, INVOICE, invoice.id, NOT_SYNCED, NOT_EXPORTED,
-                       detail={"reason": "export_off"})
-            raise Skip(NOT_EXPORTED)
-    cutoff = push.conn.connected_at
-    if cutoff is not None and invoice.sent_at < cutoff:
-        reason = "sent before QuickBooks was connected (no retroactive sync); it is never pushed"
-        set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,
-                   detail={"reason": "before_connection"})
-        raise Skip(reason)
-    since = push.settings.sync_from
-    if since is not None and invoice.issue_date < since:
-        reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
-        set_status(push.state, push.tenant, INVOICE, invoice.id, IGNORED, reason,
-                   detail={"reason": "before_sync_from"})
-        raise Skip(reason)
+        by_hand = bool(link is not None and (link.detail or {}).get(MANUAL_EXPORT))
+    act_on(push, INVOICE, invoice.id, first_invoice_push(
+        invoice, push.conn.connected_at, push.settings.sync_from,
+        export_on_send=push.settings.export_on_send, exported_by_hand=by_hand))
+
+
+def act_on(push: Push, kind: str, crm_id: str, decision: Decision) -> None:
+    """Carry out a decision that is not PUSH: an IGNORE marks the link ignored, a HOLD keeps it as
+    "not synced" (each with its reason on the card), then both end the row as skipped."""
+    if decision.push:
+        return
+    if decision.action is Action.IGNORE:
+        set_status(push.state, push.tenant, kind, crm_id, IGNORED, decision.reason,
+                   detail={"reason": decision.detail})
+    elif decision.action is Action.HOLD:
+        set_status(push.state, push.tenant, kind, crm_id, NOT_SYNCED, decision.reason,
+                   detail={"reason": decision.detail})
+    raise Skip(decision.reason or "")
 
 
 def find_by_marker(push: Push, entity: str, customer_id: str, txn_date: str, marker: str) -> dict[str, Any] | None:

@@ -19,15 +19,16 @@ from crm_qbo_plugin.mapping.names import (
 )
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.qbo import DuplicateNameError, build_select, eq
+from crm_qbo_plugin.store.links import (
     DELETED,
     ITEM,
+    PENDING,
     link_by_qbo_id,
     links_for,
     record_write,
     set_status,
 )
-from crm_qbo_plugin.qbo import DuplicateNameError, build_select, eq
 
 MAX_SKU = 100
 
@@ -66,7 +67,7 @@ def _ensure_item(push: Push, key: str, line: LineItem | None) -> str:
         generation = 0
         links = links_for(push.state, push.tenant, ITEM, [key])
         if key in links and links[key].status == DELETED:
-            generation = set_status(push.state, push.tenant, ITEM, key, "pending", clear_qbo=True,
+            generation = set_status(push.state, push.tenant, ITEM, key, PENDING, clear_qbo=True,
                                     bump_generation=True).generation
         name = item_name(line.name if line else GENERIC_ITEM_NAME)
         sku = cut(clean_text(line.sku), MAX_SKU) if line and line.sku else ""

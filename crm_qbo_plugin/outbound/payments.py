@@ -16,15 +16,19 @@ from crm_qbo_plugin.mapping.payment import payment_body
 from crm_qbo_plugin.mapping.sales_receipt import sales_receipt_body
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.customers import ensure_customer
+from crm_qbo_plugin.outbound.decision import ECHO_REASON, sync_window
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import (
     MANUAL_EXPORT,
+    act_on,
     find_by_marker,
     record_with_total,
     sync_invoice,
 )
 from crm_qbo_plugin.outbound.items import ensure_items
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.outbound.processor import RetryLater, Skip
+from crm_qbo_plugin.qbo.jsoncodec import to_decimal
+from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,
     FAILED,
@@ -39,8 +43,6 @@ from crm_qbo_plugin.outbound.links import (
     record_write,
     set_status,
 )
-from crm_qbo_plugin.outbound.processor import RetryLater, Skip
-from crm_qbo_plugin.qbo.jsoncodec import to_decimal
 from crm_qbo_plugin.store.tables import OutboxEvent
 
 
@@ -56,7 +58,7 @@ def push_payment(push: Push) -> None:
         if payment is None:
             raise Skip("the payment is no longer in the CRM")
         if payment.origin == Origin.QBO:
-            raise Skip("came from QuickBooks; it is never pushed back")
+            raise Skip(ECHO_REASON)
         link = get_link(push.state, push.tenant, kind, payment_id)
         if link is not None:
             if link.status == IGNORED:
@@ -82,16 +84,8 @@ PAYMENT_NOT_EXPORTED = ("not synced: its invoice is not in QuickBooks (\"Export 
 
 
 def _check_eligible(push: Push, payment: Payment, kind: str) -> None:
-    cutoff = push.conn.connected_at
-    if cutoff is not None and payment.paid_at < cutoff:
-        reason = "taken before QuickBooks was connected (no retroactive sync); it is never pushed"
-        set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_connection"})
-        raise Skip(reason)
-    since = push.settings.sync_from
-    if since is not None and payment.paid_at.date() < since:
-        reason = f"dated before {since.isoformat()}, the sync start date on the QuickBooks card"
-        set_status(push.state, push.tenant, kind, payment.id, IGNORED, reason, detail={"reason": "before_sync_from"})
-        raise Skip(reason)
+    act_on(push, kind, payment.id, sync_window(payment.paid_at, payment.paid_at.date(), push.conn.connected_at,
+                                               push.settings.sync_from, "taken"))
 
 
 def _foreign(push: Push, currency: str) -> str | None:

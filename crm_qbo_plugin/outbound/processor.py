@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
-from sqlmodel import select
 
 from crm_qbo_plugin import logs, metrics
-from crm_qbo_plugin.connections.status import mark_needs_reconnect
 from crm_qbo_plugin.host import Origin
+from crm_qbo_plugin.outbound.decision import NOT_CONNECTED
+from crm_qbo_plugin.outbound.decision import gate as decide_gate
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.held import (
     WAITING_FOR_RECONNECT,
@@ -27,22 +27,21 @@ from crm_qbo_plugin.outbound.held import (
     hold_disconnected,
     show_waiting,
 )
-from crm_qbo_plugin.outbound.intake import ECHO_REASON
 from crm_qbo_plugin.qbo import (
     AuthenticationError,
     ReconnectRequired,
     ThrottledError,
     TransientError,
 )
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect
+from crm_qbo_plugin.store import outbox
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-PROCESSING_LEASE = timedelta(minutes=5)
-NOT_CONNECTED = "not connected to QuickBooks"
 MAX_ATTEMPTS = 8
 
 # Passing trouble: QBO busy or down, a token Intuit did not accept even after one refresh (the next
@@ -54,7 +53,7 @@ PASSING_TROUBLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
 )
 
-Handler = Callable[[PluginState, OutboxEvent, Connection], None]
+Handler = Callable[[Services, OutboxEvent, Connection], None]
 
 
 class RetryLater(Exception):
@@ -71,60 +70,27 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def claim(state: PluginState, outbox_id: int, now: datetime) -> OutboxEvent | None:
+def claim(state: Services, outbox_id: int, now: datetime) -> OutboxEvent | None:
     """Take the row if it is pending, or processing with an expired lease; None if someone has it."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    claimable = sa.or_(
-        table.c.status == OutboxStatus.PENDING.value,
-        sa.and_(table.c.status == OutboxStatus.PROCESSING.value, table.c.lease_until < now),
-    )
-    with state.engine.begin() as conn:
-        result = conn.execute(
-            table.update()
-            .where(table.c.id == outbox_id, claimable)
-            .values(
-                status=OutboxStatus.PROCESSING.value,
-                lease_until=now + PROCESSING_LEASE,
-                attempts=table.c.attempts + 1,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:
-            return None
-    with session(state.engine) as db:
-        return db.get(OutboxEvent, outbox_id)
+    return outbox.claim(state.engine, outbox_id, now)
 
 
-def finish(state: PluginState, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
+def finish(state: Services, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
            retry_at: datetime | None = None) -> None:
-    with session(state.engine) as db:
-        fresh = db.get(OutboxEvent, row.id)
-        if fresh is None:
-            return
-        fresh.status = status.value
-        fresh.last_error = error
-        fresh.lease_until = retry_at
-        fresh.updated_at = utcnow()
-        db.add(fresh)
-        db.commit()
+    outbox.finish(state.engine, row, status, error, retry_at)
     metrics.count(state.redis, "pushes", outcome=status.value)
     metrics.count(state.redis, "failures", int(status is OutboxStatus.FAILED), kind="outbox_failed")
 
 
-def gate(state: PluginState, row: OutboxEvent) -> tuple[Connection | None, str | None]:
+def gate(state: Services, row: OutboxEvent) -> tuple[Connection | None, str | None]:
     """Return the tenant's connection, or the reason this event must not be pushed."""
-    if row.origin == Origin.QBO.value:
-        return None, ECHO_REASON
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
-    if conn is None or conn.status == ConnectionStatus.DISCONNECTED.value:
-        return None, NOT_CONNECTED
-    if conn.connected_at is not None and row.occurred_at < conn.connected_at:
-        return None, "happened before QuickBooks was connected (no retroactive sync)"
-    return conn, None
+    conn = None if row.origin == Origin.QBO.value else connection_for(state.engine, row.tenant_id)
+    live = conn is not None and conn.status != ConnectionStatus.DISCONNECTED.value
+    decision = decide_gate(row.origin, live, conn.connected_at if conn is not None else None, row.occurred_at)
+    return (conn, None) if decision.push else (None, decision.reason)
 
 
-def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> str:
+def _retry(state: Services, row: OutboxEvent, now: datetime, reason: str) -> str:
     if row.attempts >= MAX_ATTEMPTS:
         finish(state, row, OutboxStatus.FAILED, f"gave up after {row.attempts} attempts: {reason}")
         return OutboxStatus.FAILED.value
@@ -132,14 +98,14 @@ def _retry(state: PluginState, row: OutboxEvent, now: datetime, reason: str) -> 
     return "retry"
 
 
-def _park(state: PluginState, row: OutboxEvent, now: datetime) -> str:
+def _park(state: Services, row: OutboxEvent, now: datetime) -> str:
     """Wait without burning attempts until the tenant reconnects, listed on the card as pending."""
     show_waiting(state, row)
     finish(state, row, OutboxStatus.PENDING, WAITING_FOR_RECONNECT, now + timedelta(hours=1))
     return "parked"
 
 
-def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> str:
+def process(state: Services, outbox_id: int, now: datetime | None = None) -> str:
     """Run one outbox row to its next state; returns that state's name (for logs and tests)."""
     now = now or utcnow()
     row = claim(state, outbox_id, now)
@@ -165,7 +131,7 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
     try:
         handler(state, row, conn)
     except ReconnectRequired:
-        mark_needs_reconnect(state, conn.realm_id or "", "QuickBooks refused the saved authorisation; reconnect to resume")
+        mark_needs_reconnect(state, conn.realm_id or "")
         return _park(state, row, now)
     except PASSING_TROUBLE as exc:
         # Only ReconnectRequired (handled above) needs a person. A retry replays the row's
@@ -177,12 +143,13 @@ def process(state: PluginState, outbox_id: int, now: datetime | None = None) -> 
     except RetryLater as exc:
         return _retry(state, row, now, str(exc))
     except PushFailed as exc:  # expected: a person must act (the message says how), then Retry
-        log.warning("outbox row %s (%s) needs attention: %s", row.id, row.event_type, exc)
+        log.warning("outbound.needs_attention outbox_id=%s event_type=%s error=%s", row.id, row.event_type, type(exc).__name__)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
     except Exception as exc:
-        log.exception("outbox row %s (%s) failed", row.id, row.event_type)
+        log.exception("outbound.failed outbox_id=%s event_type=%s", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
-    finish(state, row, OutboxStatus.DONE)
+    if not outbox.completed(row):  # else its link write completed it, in the same transaction
+        finish(state, row, OutboxStatus.DONE)
     return OutboxStatus.DONE.value

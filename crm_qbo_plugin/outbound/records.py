@@ -11,14 +11,15 @@ from contextlib import suppress
 from uuid import uuid4
 
 import redis
-from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType, HostEvent
 from crm_qbo_plugin.host import Origin
-from crm_qbo_plugin.jobs.queues import enqueue_outbox
-from crm_qbo_plugin.outbound.intake import ENQUEUE_LEASE, publish
+from crm_qbo_plugin.outbound.intake import publish
 from crm_qbo_plugin.outbound.invoices import MANUAL_EXPORT
-from crm_qbo_plugin.outbound.links import (
+from crm_qbo_plugin.runtime.queue import enqueue_outbox
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store import outbox
+from crm_qbo_plugin.store.links import (
     CONTACT,
     IGNORED,
     INVOICE,
@@ -29,9 +30,7 @@ from crm_qbo_plugin.outbound.links import (
     get_link,
     set_status,
 )
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
+from crm_qbo_plugin.store.tables import OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -53,33 +52,20 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
 
 
-def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int:
+def retry_record(state: Services, tenant: str, kind: str, crm_id: str) -> int:
     """Re-publish the record's latest outbox row; returns its id. The link goes back to pending."""
     _check_kind(kind)
     if kind not in EVENT_TYPES:
         raise RecordNotFound("items are pushed with the invoices and receipts that use them")
     now = utcnow()
-    with session(state.engine) as db:
-        row = db.exec(
-            select(OutboxEvent)
-            .where(OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
-                   col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))
-            .order_by(col(OutboxEvent.id).desc())
-        ).first()
-        if row is None:
-            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} waits to be pushed")
-        if row.status == OutboxStatus.PROCESSING.value and row.lease_until and row.lease_until > now:
-            assert row.id is not None
-            return row.id  # running right now
-        row.status = OutboxStatus.PENDING.value
-        row.attempts = 0
-        row.last_error = None
-        row.lease_until = now + ENQUEUE_LEASE
-        row.updated_at = now
-        db.add(row)
-        db.commit()
-        outbox_id = row.id
+    row = outbox.latest_for(state.engine, tenant, crm_id, EVENT_TYPES[kind])
+    if row is None:
+        raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} waits to be pushed")
+    outbox_id = row.id
     assert outbox_id is not None
+    if row.status == OutboxStatus.PROCESSING.value and row.lease_until and row.lease_until > now:
+        return outbox_id  # running right now
+    outbox.reopen(state.engine, row, now)
     link = get_link(state, tenant, kind, crm_id)
     if link is not None:
         # Retrying an invoice held back by "Export automatically" being off is exporting it by hand.
@@ -90,7 +76,7 @@ def retry_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> int
     return outbox_id
 
 
-def export_invoice(state: PluginState, tenant: str, invoice_id: str) -> int:
+def export_invoice(state: Services, tenant: str, invoice_id: str) -> int:
     """"Send to QuickBooks" on one CRM invoice: exported even while automatic export is off (the
     invoice's link carries the request, outbound/invoices.py check_eligible lets it through).
     Returns the outbox row's id; RecordNotFound (nothing changed) when the CRM has no such sent
@@ -109,14 +95,10 @@ def export_invoice(state: PluginState, tenant: str, invoice_id: str) -> int:
         return publish(state, tenant, event).outbox_id
 
 
-def ignore_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> None:
+def ignore_record(state: Services, tenant: str, kind: str, crm_id: str) -> None:
     """Mark the record ignored: skipped from now on, until someone retries it."""
     _check_kind(kind)
-    if get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES:
-        with session(state.engine) as db:
-            known = db.exec(select(OutboxEvent.id).where(
-                OutboxEvent.tenant_id == tenant, OutboxEvent.subject_id == crm_id,
-                col(OutboxEvent.event_type).in_(EVENT_TYPES[kind]))).first()
-        if known is None:
-            raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} is known for this location")
+    if (get_link(state, tenant, kind, crm_id) is None and kind in EVENT_TYPES
+            and outbox.latest_for(state.engine, tenant, crm_id, EVENT_TYPES[kind]) is None):
+        raise RecordNotFound(f"no {kind.replace('_', ' ')} {crm_id} is known for this location")
     set_status(state, tenant, kind, crm_id, IGNORED, "ignored on the QuickBooks card")

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.mapping.invoice import MappingError
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
-from crm_qbo_plugin.outbound.links import PENDING, SYNCED, get_link, set_status
 from crm_qbo_plugin.outbound.processor import Handler, RetryLater, Skip
 from crm_qbo_plugin.qbo import AuthenticationError, QboError, ThrottledError, TransientError
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.links import PENDING, SYNCED, get_link, set_status
+from crm_qbo_plugin.store.outbox import completing
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 KindOf = Callable[[OutboxEvent], str]
@@ -22,13 +23,14 @@ KindOf = Callable[[OutboxEvent], str]
 def tracked(kind_of: KindOf, what: str, push_fn: Callable[[Push], None]) -> Handler:
     """A processor handler running `push_fn` with the record's status kept on its link."""
 
-    def handler(state: PluginState, row: OutboxEvent, conn: Connection) -> None:
+    def handler(state: Services, row: OutboxEvent, conn: Connection) -> None:
         if not conn.realm_id:
             raise RetryLater("the connection has no QuickBooks company yet")
         kind = kind_of(row)
         with client_for(state, conn.realm_id) as qbo:
             push = Push(state, conn, row, qbo)
-            run_tracked(push, kind, what, push_fn)
+            with completing(row, kind):
+                run_tracked(push, kind, what, push_fn)
 
     return handler
 

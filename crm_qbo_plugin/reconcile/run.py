@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.lifecycle import get_connection
 from crm_qbo_plugin.qbo import in_
 from crm_qbo_plugin.reconcile.compare import Result, Sides, compare
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 
@@ -37,8 +37,8 @@ def _by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(row["Id"]): row for row in rows}
 
 
-def reconcile(state: PluginState, tenant: str) -> Report:
-    conn = get_connection(state, tenant)
+def reconcile(state: Services, tenant: str) -> Report:
+    conn = connection_for(state.engine, tenant)
     if conn is None or conn.realm_id is None or conn.status == ConnectionStatus.DISCONNECTED.value:
         raise CannotReconcile(f"location {tenant!r} is not connected to QuickBooks")
     host = state.host

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import (
     InboxNotice,
@@ -54,9 +54,9 @@ def _window(moment: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % int(WINDOW.total_seconds()), UTC)
 
 
-def recent_activity(state: PluginState, tenant: str, limit: int = 20) -> list[Activity]:
+def recent_activity(engine: Engine, tenant: str, limit: int = 20) -> list[Activity]:
     """The newest `limit` windows with something in them, newest first."""
-    with session(state.engine) as db:
+    with session(engine) as db:
         pushed = list(db.exec(
             select(OutboxEvent).where(OutboxEvent.tenant_id == tenant,
                                       col(OutboxEvent.status).in_((OutboxStatus.DONE.value, OutboxStatus.FAILED.value)))
@@ -96,9 +96,9 @@ def recent_activity(state: PluginState, tenant: str, limit: int = 20) -> list[Ac
     return sorted(windows.values(), key=lambda a: a.at, reverse=True)[:limit]
 
 
-def last_synced_at(state: PluginState, tenant: str) -> datetime | None:
+def last_synced_at(engine: Engine, tenant: str) -> datetime | None:
     """When the plugin last finished sync work: a change pushed or a run (poll, import) completed."""
-    with session(state.engine) as db:
+    with session(engine) as db:
         pushed = db.exec(select(func.max(OutboxEvent.updated_at)).where(
             OutboxEvent.tenant_id == tenant, OutboxEvent.status == OutboxStatus.DONE.value)).one()
         ran = db.exec(select(func.max(SyncRun.finished_at)).where(

@@ -80,8 +80,7 @@ class CardSettings:
             try:
                 values[name] = spec.deserialize(raw[name], name, raw)
             except ValidationError as exc:
-                log.warning("stored card setting %s=%r is not valid (%s); reading its default",
-                            name, raw[name], "; ".join(_messages(exc)))
+                log.warning("card_settings.invalid name=%s problem=%r using=default", name, "; ".join(_messages(exc)))
         return cls(**values)
 
 

@@ -3,7 +3,7 @@ several workers can share one file; PostgreSQL is used as it comes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,3 +37,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def session(engine: Engine) -> Session:
     """A session that keeps loaded attributes after commit (rows are read after writing them)."""
     return Session(engine, expire_on_commit=False)
+
+
+class HasEngine(Protocol):
+    """Anything holding the plugin's engine (the plugin's services): what store functions need."""
+
+    @property
+    def engine(self) -> Engine: ...

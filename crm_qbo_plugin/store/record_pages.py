@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from crm_qbo_plugin.state import PluginState
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Link
 
@@ -24,7 +24,7 @@ class RecordPage:
     total: int
 
 
-def page_records(state: PluginState, tenant: str, *, status: str | None = None, kind: str | None = None,
+def page_records(engine: Engine, tenant: str, *, status: str | None = None, kind: str | None = None,
                  text: str | None = None, host_matches: Mapping[str, Sequence[str]] | None = None,
                  limit: int = 50, offset: int = 0) -> RecordPage:
     """Newest first. With `text`, a record matches when its CRM or QuickBooks id contains it or the
@@ -42,7 +42,7 @@ def page_records(state: PluginState, tenant: str, *, status: str | None = None, 
             if ids:
                 found.append(sa.and_(col(Link.kind) == link_kind, col(Link.crm_id).in_(ids)))
         where.append(sa.or_(*found))
-    with session(state.engine) as db:
+    with session(engine) as db:
         total = db.exec(select(func.count()).select_from(Link).where(*where)).one()
         rows = list(db.exec(select(Link).where(*where)
                             .order_by(sa.desc(col(Link.updated_at)), sa.desc(col(Link.id))).offset(offset).limit(limit)))

@@ -5,22 +5,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Link, SyncRun
+from crm_qbo_plugin.store.db import HasEngine, session
+from crm_qbo_plugin.store.tables import Link, LinkKind, SyncRun
 
 
-def record_counts(state: PluginState, tenant: str) -> dict[str, int]:
+def record_counts(state: HasEngine, tenant: str) -> dict[str, int]:
     with session(state.engine) as db:
         rows = db.exec(
-            select(Link.status, func.count()).where(Link.tenant_id == tenant, Link.kind != "item").group_by(Link.status)
+            select(Link.status, func.count()).where(Link.tenant_id == tenant, Link.kind != LinkKind.ITEM.value).group_by(Link.status)
         ).all()
     return {status: int(count) for status, count in rows}
 
 
-def list_records(state: PluginState, tenant: str, *, status: str | None = None, kind: str | None = None,
+def list_records(state: HasEngine, tenant: str, *, status: str | None = None, kind: str | None = None,
                  limit: int = 50, offset: int = 0) -> list[Link]:
-    query = select(Link).where(Link.tenant_id == tenant, Link.kind != "item")
+    query = select(Link).where(Link.tenant_id == tenant, Link.kind != LinkKind.ITEM.value)
     if status:
         query = query.where(Link.status == status)
     if kind:
@@ -30,12 +29,12 @@ def list_records(state: PluginState, tenant: str, *, status: str | None = None, 
         return list(db.exec(query))
 
 
-def get_record(state: PluginState, tenant: str, kind: str, crm_id: str) -> Link | None:
+def get_record(state: HasEngine, tenant: str, kind: str, crm_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()
 
 
-def recent_runs(state: PluginState, tenant: str, limit: int = 20) -> list[SyncRun]:
+def recent_runs(state: HasEngine, tenant: str, limit: int = 20) -> list[SyncRun]:
     with session(state.engine) as db:
         return list(db.exec(
             select(SyncRun).where(SyncRun.tenant_id == tenant)

@@ -31,6 +31,31 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class LinkKind(enum.StrEnum):
+    """What a link's CRM side is (the values are the stored strings)."""
+
+    CONTACT = "contact"
+    INVOICE = "invoice"
+    ITEM = "item"
+    SALES_RECEIPT = "sales_receipt"
+    PAYMENT = "payment"
+
+
+class LinkStatus(enum.StrEnum):
+    """A link's visible sync status (the values are the stored strings the card and API show)."""
+
+    SYNCED = "synced"
+    PENDING = "pending"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+    IGNORED = "ignored"
+    DELETED = "deleted"
+    # Changed in the CRM while QuickBooks was disconnected: kept for Retry, never pushed by itself.
+    NOT_SYNCED = "not_synced"
+    # An imported (QuickBooks-owned) invoice edited or deleted in the CRM: the change stays local.
+    CRM_ONLY = "crm_only"
+
+
 class InboxStatus(enum.StrEnum):
     PENDING = "pending"
     APPLIED = "applied"
@@ -118,7 +143,7 @@ class Link(SQLModel, table=True):
     # pending | synced | failed | conflict | ignored | deleted | not_synced (changed while
     # disconnected, kept for Retry) | crm_only (an imported invoice changed in the CRM only) — what
     # the card shows for the record.
-    status: str = Field(default="synced", max_length=16)
+    status: str = Field(default=LinkStatus.SYNCED.value, max_length=16)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     # Bumped when the QBO record was deleted and must be created anew, so the next create uses a
     # fresh requestid instead of replaying the deleted record's "created" response.

@@ -13,21 +13,21 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from crm_qbo_plugin.connections.lifecycle import get_connection
-from crm_qbo_plugin.connections.setup import (
+from crm_qbo_plugin.events import has_control_characters
+from crm_qbo_plugin.host import RecordLabel, describe_records, search_records
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.setup import (
     SettingsRejected,
     income_accounts,
     setup_of,
     tax_codes,
     update_settings,
 )
-from crm_qbo_plugin.connections.status import check_authorisation
-from crm_qbo_plugin.events import has_control_characters
-from crm_qbo_plugin.host import RecordLabel, describe_records, search_records
-from crm_qbo_plugin.inbound.enqueue import enqueue_poll
-from crm_qbo_plugin.jobs.sweeper import resend_waiting
 from crm_qbo_plugin.outbound.records import RecordNotFound, ignore_record, retry_record
+from crm_qbo_plugin.outbound.sweeper import resend_waiting
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
+from crm_qbo_plugin.runtime.status import check_authorisation
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.activity import last_synced_at, recent_activity
 from crm_qbo_plugin.store.card_settings import card_settings
@@ -128,7 +128,7 @@ def status() -> Response:
         "setup": {**setup.__dict__, "complete": setup.complete},
         "counts": counts,
         "needs_attention": sum(counts.get(k, 0) for k in ("failed", "conflict", "not_synced")),
-        "last_synced_at": last_synced_at(state, user.tenant),
+        "last_synced_at": last_synced_at(state.engine, user.tenant),
         "crm_currency": profile.currency if profile else None,
         "crm_taxes": [{"id": t.id, "name": t.name, "rate_percent": str(t.rate_percent)} for t in (profile.taxes if profile else ())],
     }
@@ -187,7 +187,7 @@ def history() -> Response:
     user = require_user()
     state = get_state()
     query = _load(s.HistoryQuerySchema(), request.args.to_dict())
-    entries = recent_activity(state, user.tenant, query["limit"])
+    entries = recent_activity(state.engine, user.tenant, query["limit"])
     wanted: dict[str, list[str]] = {}
     for entry in entries:
         for failure in entry.failures:
@@ -232,7 +232,7 @@ def records() -> Response:
     query = _load(s.RecordQuerySchema(), request.args.to_dict())
     text = (query.get("q") or "").strip()
     matches = search_records(state.host, user.tenant, text) if text else {}
-    page = page_records(state, user.tenant, status=query.get("status"), kind=query.get("kind"), text=text or None,
+    page = page_records(state.engine, user.tenant, status=query.get("status"), kind=query.get("kind"), text=text or None,
                         host_matches=matches, limit=query["limit"], offset=query["offset"])
     response = jsonify(s.RecordSchema(many=True).dump(_readable(page.rows, user.tenant)))
     response.headers["X-Total-Count"] = str(page.total)

@@ -9,15 +9,15 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from crm_qbo_plugin.connections.lifecycle import (
+from crm_qbo_plugin.onboarding.lifecycle import (
     ConnectRefused,
     authorization_url,
     complete_connect,
     get_connection,
     unlink,
 )
-from crm_qbo_plugin.connections.status import UNREADABLE, check_authorisation
 from crm_qbo_plugin.qbo import QboError
+from crm_qbo_plugin.runtime.status import UNREADABLE, check_authorisation
 from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce

@@ -24,10 +24,10 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_qbo_plugin import metrics
-from crm_qbo_plugin.inbound import inbox
 from crm_qbo_plugin.inbound.enqueue import request_drain
-from crm_qbo_plugin.inbound.notices import Notice, parse_webhook, unparseable
+from crm_qbo_plugin.qbo.notices import Notice, parse_webhook, unparseable
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store import inbox
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from crm_qbo_plugin import HostUser
-from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
 from crm_qbo_plugin.state import get_state
 from qbo_sandbox.server import BackgroundServer
 from tests.support.browser import launch_chromium
@@ -83,8 +83,8 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
 
 def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(served_card, fake_host):
     from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
-    from crm_qbo_plugin.outbound.links import set_status
     from crm_qbo_plugin.outbound.processor import process
+    from crm_qbo_plugin.store.links import set_status
     from tests.integration.outbound_helpers import invoice
 
     app, url, sandbox = served_card

@@ -13,7 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from tests.support.browser import launch_chromium

@@ -147,7 +147,7 @@ def fast_forward(st: Stack) -> None:
 def sync_now(st: Stack, tenants: list[Tenant]) -> None:
     """The card's "Sync now" for every tenant: a CDC poll queued, backoffs due now."""
     from crm_qbo_plugin.inbound.enqueue import enqueue_poll
-    from crm_qbo_plugin.jobs.sweeper import resend_waiting
+    from crm_qbo_plugin.outbound.sweeper import resend_waiting
     from crm_qbo_plugin.state import get_state
 
     app = st.app()

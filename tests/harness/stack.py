@@ -281,10 +281,10 @@ class Stack:
     def connect(self, tenant: str, realm: str, **settings: Any) -> None:
         from sqlmodel import select
 
-        from crm_qbo_plugin.connections.clients import client_with_token
-        from crm_qbo_plugin.connections.company import company_facts
-        from crm_qbo_plugin.connections.lifecycle import save_connection
+        from crm_qbo_plugin.onboarding.company import company_facts
+        from crm_qbo_plugin.onboarding.lifecycle import save_connection
         from crm_qbo_plugin.qbo import Tokens
+        from crm_qbo_plugin.runtime.clients import client_with_token
         from crm_qbo_plugin.state import get_state
         from crm_qbo_plugin.store.db import session
         from crm_qbo_plugin.store.tables import Connection
@@ -308,7 +308,7 @@ class Stack:
     # -- disconnect and reconnect, as the card does (the harness's app runs the same code) ----
     def disconnect(self, tenant: str) -> None:
         """The card's "Disconnect QuickBooks": revoke at Intuit, forget the tokens, keep the links."""
-        from crm_qbo_plugin.connections.lifecycle import unlink
+        from crm_qbo_plugin.onboarding.lifecycle import unlink
         from crm_qbo_plugin.state import get_state
 
         app = self.app()
@@ -320,10 +320,10 @@ class Stack:
         consent: new tokens stored with the links kept, parked rows resumed, the import run."""
         from sqlmodel import select
 
-        from crm_qbo_plugin.connections.clients import client_with_token
-        from crm_qbo_plugin.connections.company import company_facts
-        from crm_qbo_plugin.connections.lifecycle import after_connect, save_connection
+        from crm_qbo_plugin.onboarding.company import company_facts
+        from crm_qbo_plugin.onboarding.lifecycle import after_connect, save_connection
         from crm_qbo_plugin.qbo import Tokens
+        from crm_qbo_plugin.runtime.clients import client_with_token
         from crm_qbo_plugin.state import get_state
         from crm_qbo_plugin.store.db import session
         from crm_qbo_plugin.store.tables import Connection

@@ -21,8 +21,8 @@ from flask import Flask, Response, request
 from rq.serializers import JSONSerializer
 
 from crm_qbo_plugin import Contact, HostEvent, Invoice, InvoiceStatus, LineItem
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import PluginState, get_state
 from tests.support.connected import connect_directly
 from tests.support.plugin_app import create_app

@@ -14,9 +14,9 @@ import pytest
 
 from crm_qbo_plugin.automations.claims import complete_unfinished, fire_once
 from crm_qbo_plugin.automations.hooks import after_invoice_applied
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.lifecycle import get_connection
-from crm_qbo_plugin.connections.setup import update_settings
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.setup import update_settings
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import get_state
 from tests.support.connected import connect_directly
 from tests.support.plugin_app import create_app

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from crm_qbo_plugin import EventType, HostEvent, HostUser, QuickBooksPlugin
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.outbound.processor import process
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, Cursor, Link, OAuthState, OutboxEvent
@@ -316,7 +316,7 @@ def test_twenty_five_concurrent_jobs_with_an_expired_token_refresh_once(qbo_app,
 
 
 def test_the_keepalive_refreshes_connections_before_their_refresh_token_ages_out(qbo_app, fake_host):
-    from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
+    from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 
     base = qbo_app.config["SANDBOX_URL"]
     realm = create_company(base)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import requests
 
-from crm_qbo_plugin.outbound.links import get_link
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.links import get_link
 from tests.support.crm_stack import CrmStack, crm_stack
 
 

@@ -25,10 +25,11 @@ from crm_qbo_plugin import (
     Origin,
 )
 from crm_qbo_plugin.host import HostContractError, upsert_contacts
-from crm_qbo_plugin.inbound import cursors, importer
+from crm_qbo_plugin.inbound import importer
 from crm_qbo_plugin.inbound.importer import run_import
 from crm_qbo_plugin.qbo import QboClient, TransientError
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.tables import Cursor, Link, OutboxEvent, SyncRun
 from reference_crm.app import create_app as create_reference_app
 from reference_crm.errors import Invalid

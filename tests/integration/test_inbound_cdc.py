@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import requests
 
-from crm_qbo_plugin.inbound import cursors
 from crm_qbo_plugin.inbound.cdc import CURSOR, enqueue_polls, poll
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.tables import RunStatus
 from crm_qbo_plugin.store.types import utcnow
 from tests.support.inbound import TENANT, inbound_env, seed
@@ -147,7 +147,7 @@ def test_more_than_1000_changes_in_a_burst_still_all_arrive(plugin_config, sandb
 
 
 def test_turning_auto_sync_off_on_the_card_stops_the_scheduled_polls(plugin_config, sandbox_url):
-    from crm_qbo_plugin.connections.setup import update_settings
+    from crm_qbo_plugin.onboarding.setup import update_settings
 
     with inbound_env(plugin_config, sandbox_url, webhooks=False) as env, env.app.app_context():
         update_settings(env.state, TENANT, {"auto_sync": False})

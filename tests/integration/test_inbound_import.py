@@ -18,10 +18,10 @@ import requests
 import sqlalchemy as sa
 
 from crm_qbo_plugin import Contact, HostUser
-from crm_qbo_plugin.connections.lifecycle import authorization_url, complete_connect
-from crm_qbo_plugin.inbound import cursors
 from crm_qbo_plugin.inbound.importer import import_lock, import_unfinished, run_import, start_import
-from crm_qbo_plugin.inbound.realm_lock import realm_lock
+from crm_qbo_plugin.onboarding.lifecycle import authorization_url, complete_connect
+from crm_qbo_plugin.runtime.realm_lock import realm_lock
+from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.tables import Link, SyncRun
 from tests.support.file_host import FileHost
 from tests.support.inbound import TENANT, inbound_env, seed

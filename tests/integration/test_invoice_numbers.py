@@ -13,10 +13,10 @@ import requests
 import sqlalchemy as sa
 from sqlmodel import select
 
-from crm_qbo_plugin.outbound.links import get_link
 from crm_qbo_plugin.outbound.records import retry_record
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import get_link
 from crm_qbo_plugin.store.tables import OutboxEvent
 from qbo_sandbox.server import serve_in_thread
 from reference_crm.app import create_app

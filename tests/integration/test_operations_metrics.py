@@ -17,11 +17,11 @@ import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
-from crm_qbo_plugin.inbound.notices import APPLIED_ENTITIES
+from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.qbo import LimiterConfig, RedisLimiter
+from crm_qbo_plugin.qbo.notices import APPLIED_ENTITIES
 from crm_qbo_plugin.settings import SettingsError, load_settings
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent

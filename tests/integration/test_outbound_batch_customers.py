@@ -3,9 +3,9 @@ customers first (one e-mail query for them all), then sends the invoices as one 
 
 from __future__ import annotations
 
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.links import get_link
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.store.links import get_link
 from tests.integration.outbound_helpers import (
     TENANT,
     connect,

@@ -20,8 +20,8 @@ from pathlib import Path
 import requests
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.links import get_link
 from crm_qbo_plugin.outbound.processor import process
+from crm_qbo_plugin.store.links import get_link
 from crm_qbo_plugin.store.types import utcnow
 from tests.integration.outbound_helpers import (
     TENANT,

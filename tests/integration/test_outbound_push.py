@@ -10,12 +10,12 @@ import requests
 from sqlmodel import select
 
 from crm_qbo_plugin import LineItem, Payment, PaymentSource
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.links import get_link
 from crm_qbo_plugin.outbound.records import ignore_record, retry_record
 from crm_qbo_plugin.qbo import build_select, eq
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import get_link
 from crm_qbo_plugin.store.tables import OutboxEvent, WriteLedger
 from tests.integration.outbound_helpers import (
     TENANT,

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm_qbo_plugin import LineItem, Tax
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.links import get_link
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.store.links import get_link
 from tests.integration.outbound_helpers import (
     TENANT,
     connect,

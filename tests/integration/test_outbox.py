@@ -11,7 +11,7 @@ from rq.serializers import JSONSerializer
 from sqlmodel import select
 
 from crm_qbo_plugin import EventError, EventType, HostEvent, Origin, PaymentSource, QuickBooksPlugin
-from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent

@@ -107,7 +107,7 @@ def test_toggles_before_connecting_and_review_request_remembers_when_it_was_swit
     client = CsrfClient(api_app.test_client())
     assert client.patch(API + "/settings", json={"import_invoices": True, "review_request": True}).status_code == 200
     state = get_state(api_app)
-    from crm_qbo_plugin.connections.lifecycle import get_connection
+    from crm_qbo_plugin.onboarding.lifecycle import get_connection
 
     settings = get_connection(state, "loc-1").settings
     assert settings["import_invoices"] is True and "review_request_since" in settings
@@ -148,8 +148,8 @@ def test_contra_revenue_accounts_are_not_offered_or_accepted(api_app):
     connect_directly(api_app, "loc-1", api_app.config["SANDBOX_URL"], realm)
     offered = client.get(API + "/accounts").json
     assert offered and all(a["account_type"] not in ("DiscountsRefundsGiven", "UnappliedCashPaymentIncome") for a in offered)
-    from crm_qbo_plugin.connections.clients import client_for
     from crm_qbo_plugin.qbo import eq
+    from crm_qbo_plugin.runtime.clients import client_for
 
     with client_for(get_state(api_app), realm) as qbo:
         discounts = qbo.query_all("Account", where=[eq("AccountSubType", "DiscountsRefundsGiven")])

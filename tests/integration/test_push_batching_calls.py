@@ -8,14 +8,14 @@ import threading
 
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.outbound import batching
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.customers import absent_emails, link_new_customer, note_absent
-from crm_qbo_plugin.outbound.links import CONTACT, get_link
 from crm_qbo_plugin.outbound.processor import claim
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import CONTACT, get_link
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 from crm_qbo_plugin.store.types import utcnow
 from tests.integration.outbound_helpers import (

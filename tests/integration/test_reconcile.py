@@ -12,8 +12,8 @@ from flask.cli import ScriptInfo
 
 from crm_qbo_plugin import EventType, LineItem, Payment, PaymentSource
 from crm_qbo_plugin.cli import plugin_cli
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.reconcile.run import reconcile
+from crm_qbo_plugin.runtime.clients import client_for
 from tests.integration.outbound_helpers import (
     TENANT,
     connect,

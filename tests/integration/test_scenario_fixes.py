@@ -29,11 +29,11 @@ from crm_qbo_plugin import (
     PaymentSource,
     sign_host_event,
 )
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound.links import get_link, set_status
 from crm_qbo_plugin.reconcile.run import reconcile
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import get_link, set_status
 from crm_qbo_plugin.store.tables import OutboxEvent
 from qbo_sandbox.webhooks import sign
 from tests.integration.outbound_helpers import (

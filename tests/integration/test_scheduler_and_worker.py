@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin
 from crm_qbo_plugin.inbound.enqueue import POLL_CDC
-from crm_qbo_plugin.jobs.leader import LeaderLock
 from crm_qbo_plugin.jobs.scheduler import LeaderScheduler, ScheduledJob, plugin_jobs
+from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OutboxEvent
@@ -94,7 +94,7 @@ def test_the_scheduler_polls_each_connected_company_as_soon_as_it_starts(plugin_
         for location in (north, south, quiet):
             connect_directly(app, location, sandbox_url, create_company(sandbox_url, name=f"{location} Books"),
                              auto_sync=location != quiet)
-        jobs = plugin_jobs(app)
+        jobs = plugin_jobs(get_state(app), app.app_context)
         assert {job.name: job.every_seconds for job in jobs}["cdc-poll"] == 3600
         state = get_state(app)
         service = LeaderScheduler(state.redis, jobs)
@@ -119,15 +119,15 @@ def test_scheduler_processes_elect_one_leader_and_fail_over(plugin_config, tmp_p
     cmd = [sys.executable, "-m", "crm_qbo_plugin", "scheduler", "--lock-ttl", "2"]
     first = subprocess.Popen(cmd, env=env, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: "scheduler became leader" in logs[0].read_text(), timeout=20)
+        assert wait_for(lambda: "scheduler.leader leading=True" in logs[0].read_text(), timeout=20)
         second = subprocess.Popen(cmd, env=env, stdout=logs[1].open("w"), stderr=subprocess.STDOUT)
         try:
             assert wait_for(lambda: "scheduler started" in logs[1].read_text(), timeout=20)
             time.sleep(2.5)  # longer than the TTL: the live leader keeps renewing
-            assert "became leader" not in logs[1].read_text()
+            assert "leading=True" not in logs[1].read_text()
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
-            assert wait_for(lambda: "scheduler became leader" in logs[1].read_text(), timeout=10)
+            assert wait_for(lambda: "scheduler.leader leading=True" in logs[1].read_text(), timeout=10)
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0

@@ -13,10 +13,10 @@ from cryptography.fernet import Fernet
 from sqlmodel import select
 
 from crm_qbo_plugin import EventType, HostEvent, QuickBooksPlugin, sign_host_event
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.status import UNREADABLE
 from crm_qbo_plugin.outbound.held import WAITING_FOR_RECONNECT
 from crm_qbo_plugin.outbound.processor import process
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.status import UNREADABLE
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent
@@ -125,7 +125,7 @@ def test_with_undecryptable_tokens_status_is_not_connected_and_disconnect_drops_
 
 
 def test_restoring_the_key_resumes_a_connection_parked_as_unreadable(qbo_app, fake_host, plugin_config):
-    from crm_qbo_plugin.connections.keepalive import refresh_idle_connections
+    from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 
     realm = create_company(qbo_app.config["SANDBOX_URL"])
     connect(qbo_app, fake_host, ALICE, realm)
@@ -351,7 +351,7 @@ def test_the_scheduler_prunes_settled_rows_past_the_retention_and_keeps_what_exa
     with session(state.engine) as db:
         db.add_all(rows)
         db.commit()
-    retention = {job.name: job for job in plugin_jobs(app)}["retention"]
+    retention = {job.name: job for job in plugin_jobs(get_state(app), app.app_context)}["retention"]
     assert retention.run().as_dict() == {"inbox": 3, "outbox": 2, "oauth_states": 2, "sync_runs": 2}
     with session(state.engine) as db:
         assert sorted(r.change_stamp for r in db.exec(select(InboxNotice))) == ["applied-recent", "pending-old"]

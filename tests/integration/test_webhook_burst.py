@@ -14,8 +14,8 @@ import requests
 import sqlalchemy as sa
 
 from crm_qbo_plugin import Contact, Origin
-from crm_qbo_plugin.inbound import inbox
-from crm_qbo_plugin.inbound.notices import Notice
+from crm_qbo_plugin.qbo.notices import Notice
+from crm_qbo_plugin.store import inbox
 from crm_qbo_plugin.store.db import make_engine
 from crm_qbo_plugin.store.tables import Connection
 from crm_qbo_plugin.store.types import utcnow

@@ -123,7 +123,7 @@ def test_one_delivery_spanning_two_companies_reaches_each_tenant_only(env):
     connect_directly(env.app, "loc-2", env.sandbox_url, other_realm)
     with env.qbo() as qbo:
         qbo.create("Customer", {"DisplayName": "Tenant One Customer"})
-    from crm_qbo_plugin.connections.clients import client_for
+    from crm_qbo_plugin.runtime.clients import client_for
 
     with env.app.app_context(), client_for(env.state, other_realm) as qbo:
         qbo.create("Customer", {"DisplayName": "Tenant Two Customer"})

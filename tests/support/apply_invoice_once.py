@@ -10,8 +10,8 @@ import sys
 
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.automations.hooks import after_invoice_applied
-from crm_qbo_plugin.connections.clients import client_for
-from crm_qbo_plugin.connections.lifecycle import get_connection
+from crm_qbo_plugin.onboarding.lifecycle import get_connection
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import get_state
 from tests.support.fake_host import FakeHost
 from tests.support.plugin_app import create_app

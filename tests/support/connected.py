@@ -9,10 +9,10 @@ import requests
 from flask import Flask
 from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import client_with_token
-from crm_qbo_plugin.connections.company import company_facts
-from crm_qbo_plugin.connections.lifecycle import save_connection
+from crm_qbo_plugin.onboarding.company import company_facts
+from crm_qbo_plugin.onboarding.lifecycle import save_connection
 from crm_qbo_plugin.qbo import Tokens
+from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.qbo import QboClient
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import get_state
 from qbo_sandbox.server import serve_in_thread
 from reference_crm.app import create_app

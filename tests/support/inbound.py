@@ -18,9 +18,9 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from crm_qbo_plugin import Contact, Invoice, InvoiceStatus, Origin
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import QboClient
+from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.tables import InboxNotice, Link, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
@@ -159,8 +159,8 @@ def our_write(env: Env, kind: str, crm_id: str, entity: str, write: Callable[[Qb
 def seed(env: Env, entity: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Create many QBO records fast for a test's setup: batches of 30 posted straight to the
     sandbox (the plugin's client would pace them at QBO's 40 batches a minute)."""
-    from crm_qbo_plugin.connections.clients import token_manager
     from crm_qbo_plugin.qbo import jsoncodec
+    from crm_qbo_plugin.runtime.clients import token_manager
 
     with env.app.app_context():
         token = token_manager(env.state, env.realm).access_token()

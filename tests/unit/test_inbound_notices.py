@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from crm_qbo_plugin.inbound.notices import parse_webhook, unparseable
+from crm_qbo_plugin.qbo.notices import parse_webhook, unparseable
 
 
 def _load(samples_dir, name):

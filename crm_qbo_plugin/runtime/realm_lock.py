@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import redis
 
-from crm_qbo_plugin.jobs.leader import LeaderLock
+from crm_qbo_plugin.runtime.locks import LeaderLock
 
 LOCK_TTL_SECONDS = 120.0
 

@@ -1,8 +1,11 @@
-"""The qbo_link rows of pushed records: read them, set their visible status, and record a write.
+"""The link book: the qbo_link rows of records, their kinds and statuses; read them, set their
+visible status, and record a write.
 
 `record_write` is the one way a successful QBO write is remembered: the link (QBO id, SyncToken,
 owned-field hash, status synced) and the write-ledger row the inbound side uses to drop our own
-echo are committed in ONE transaction, so neither exists without the other.
+echo are committed in ONE transaction, so neither exists without the other — and when the write is
+the one the outbox row being processed was for, that row's completion commits with them
+(store/outbox.py: `completing`).
 """
 
 from __future__ import annotations
@@ -15,27 +18,17 @@ from sqlmodel import select
 
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Link, WriteLedger
+from crm_qbo_plugin.store.db import HasEngine, session
+from crm_qbo_plugin.store.outbox import complete_in
+from crm_qbo_plugin.store.tables import Link, LinkKind, LinkStatus, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
 
-CONTACT = "contact"
-INVOICE = "invoice"
-ITEM = "item"
-SALES_RECEIPT = "sales_receipt"
-PAYMENT = "payment"
-
-SYNCED = "synced"
-PENDING = "pending"
-FAILED = "failed"
-CONFLICT = "conflict"
-IGNORED = "ignored"
-DELETED = "deleted"
-# Changed in the CRM while QuickBooks was disconnected: kept for Retry, never pushed by itself.
-NOT_SYNCED = "not_synced"
-# An imported (QuickBooks-owned) invoice edited or deleted in the CRM: the change stays local.
-CRM_ONLY = "crm_only"
+# Short names, as the push and pull code use them.
+CONTACT, INVOICE, ITEM = LinkKind.CONTACT, LinkKind.INVOICE, LinkKind.ITEM
+SALES_RECEIPT, PAYMENT = LinkKind.SALES_RECEIPT, LinkKind.PAYMENT
+SYNCED, PENDING, FAILED = LinkStatus.SYNCED, LinkStatus.PENDING, LinkStatus.FAILED
+CONFLICT, IGNORED, DELETED = LinkStatus.CONFLICT, LinkStatus.IGNORED, LinkStatus.DELETED
+NOT_SYNCED, CRM_ONLY = LinkStatus.NOT_SYNCED, LinkStatus.CRM_ONLY
 
 
 def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
@@ -44,12 +37,12 @@ def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
     return f"crm-qbo:push:{tenant}:{kind}:{crm_id}"
 
 
-def get_link(state: PluginState, tenant: str, kind: str, crm_id: str) -> Link | None:
+def get_link(state: HasEngine, tenant: str, kind: str, crm_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()
 
 
-def links_for(state: PluginState, tenant: str, kind: str, crm_ids: list[str]) -> dict[str, Link]:
+def links_for(state: HasEngine, tenant: str, kind: str, crm_ids: list[str]) -> dict[str, Link]:
     if not crm_ids:
         return {}
     with session(state.engine) as db:
@@ -58,12 +51,12 @@ def links_for(state: PluginState, tenant: str, kind: str, crm_ids: list[str]) ->
     return {row.crm_id: row for row in rows}
 
 
-def link_by_qbo_id(state: PluginState, tenant: str, kind: str, qbo_id: str) -> Link | None:
+def link_by_qbo_id(state: HasEngine, tenant: str, kind: str, qbo_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.qbo_id == qbo_id)).first()
 
 
-def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: str,
+def set_status(state: HasEngine, tenant: str, kind: str, crm_id: str, status: str,
                error: str | None = None, *, detail: Mapping[str, Any] | None = None,
                clear_qbo: bool = False, bump_generation: bool = False) -> Link:
     """Create or update the link's visible status (and reason) without touching its QBO side."""
@@ -87,7 +80,7 @@ def set_status(state: PluginState, tenant: str, kind: str, crm_id: str, status: 
         return link
 
 
-def mark_if_token(state: PluginState, tenant: str, kind: str, crm_id: str, sync_token: str | None, status: str,
+def mark_if_token(state: HasEngine, tenant: str, kind: str, crm_id: str, sync_token: str | None, status: str,
                   error: str | None, detail: Mapping[str, Any]) -> bool:
     """Set the link's status only if it still holds `sync_token` (an inbound change that moved
     the link on meanwhile wins: one conditional UPDATE); returns whether it was set."""
@@ -113,7 +106,7 @@ class Write:
     detail: Mapping[str, Any] | None = field(default=None)
 
 
-def set_statuses(state: PluginState, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
+def set_statuses(state: HasEngine, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
                  error: str | None = None) -> None:
     """`set_status` for many records of one kind, in one transaction (a batch's members)."""
     if not crm_ids:
@@ -132,14 +125,14 @@ def set_statuses(state: PluginState, tenant: str, kind: str, crm_ids: Sequence[s
         db.commit()
 
 
-def record_write(state: PluginState, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
+def record_write(state: HasEngine, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
                  response: Mapping[str, Any], *, status: str = SYNCED, error: str | None = None,
                  detail: Mapping[str, Any] | None = None) -> Link:
     """Remember a successful write: link + write-ledger row, one transaction."""
     return record_writes(state, tenant, realm_id, kind, entity, [Write(crm_id, response, status, error, detail)])[0]
 
 
-def record_writes(state: PluginState, tenant: str, realm_id: str, kind: str, entity: str,
+def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entity: str,
                   writes: Sequence[Write]) -> list[Link]:
     """`record_write` for many records of one kind (a batch's answers): links and write-ledger rows
     of them all in ONE transaction, read with one query each. Returns the links in order."""
@@ -176,5 +169,6 @@ def record_writes(state: PluginState, tenant: str, realm_id: str, kind: str, ent
                 seen.add((qbo_id, sync_token))
                 db.add(WriteLedger(realm_id=realm_id, entity=entity, entity_id=qbo_id,
                                    sync_token=sync_token, owned_hash=digest))
+        complete_in(db, tenant, kind, [w.crm_id for w in writes])
         db.commit()
         return links

@@ -7,6 +7,8 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+JobQueue = Queue
+
 QUEUE_NAME = "crm-qbo"
 PROCESS_OUTBOX = "crm_qbo_plugin.jobs.tasks.process_outbox"
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
-
-from crm_qbo_plugin.connections.clients import client_for
 from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings, stored_with
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.types import utcnow
@@ -64,14 +63,14 @@ def setup_of(conn: Connection | None, profile: LocationProfile | None) -> Setup:
 NOT_REVENUE = frozenset({"DiscountsRefundsGiven", "UnappliedCashPaymentIncome"})
 
 
-def income_accounts(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
+def income_accounts(state: Services, conn: Connection) -> list[dict[str, Any]]:
     with client_for(state, _realm(conn)) as qbo:
         rows = qbo.query_all("Account", where=[eq("AccountType", "Income"), eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "account_type": r.get("AccountSubType") or r.get("AccountType", "")}
             for r in rows if r.get("AccountSubType") not in NOT_REVENUE]
 
 
-def tax_codes(state: PluginState, conn: Connection) -> list[dict[str, Any]]:
+def tax_codes(state: Services, conn: Connection) -> list[dict[str, Any]]:
     with client_for(state, _realm(conn)) as qbo:
         rows = qbo.query_all("TaxCode", where=[eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "description": r.get("Description")} for r in rows]
@@ -83,11 +82,10 @@ def _realm(conn: Connection) -> str:
     return conn.realm_id
 
 
-def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) -> CardSettings:
+def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> CardSettings:
     """Validate `changes` (already schema-checked, typed) against QuickBooks and store them, all or
     nothing; returns the settings now stored."""
-    with session(state.engine) as db:
-        conn = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+    conn = connection_for(state.engine, tenant)
     connected = conn is not None and conn.status == ConnectionStatus.CONNECTED.value
     problems: dict[str, str] = {}
     for key in ("import_invoices", "import_customers"):
@@ -122,7 +120,7 @@ def update_settings(state: PluginState, tenant: str, changes: dict[str, Any]) ->
         raise SettingsRejected(problems)
     now = utcnow()
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         current = card_settings(row)

@@ -1,4 +1,5 @@
-"""The tenant's links (CRM id ↔ QBO id), loaded for a batch and written back in one go.
+"""The link book in batches: the tenant's links (CRM id ↔ QBO id), loaded for a batch and written
+back in one go (store/links.py reads and writes them one record, or one push, at a time).
 
 Inbound work reads links in a few queries (by QBO ids, by CRM ids), decides in memory, and writes
 every insert, update and delete of a batch inside the caller's transaction — together with the
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 
-from crm_qbo_plugin.store.tables import Link, WriteLedger
+from crm_qbo_plugin.store.tables import Link, LinkStatus, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
 
 LINKS = Link.__table__  # type: ignore[attr-defined]
@@ -43,7 +44,7 @@ class LinkRow:
     origin: str
     sync_token: str | None = None
     owned_hash: str | None = None
-    status: str = "synced"
+    status: str = LinkStatus.SYNCED.value
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
 

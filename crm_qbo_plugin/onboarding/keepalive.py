@@ -6,14 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlmodel import select
-
-from crm_qbo_plugin.connections.clients import token_manager
-from crm_qbo_plugin.connections.status import mark_needs_reconnect, resume_readable
 from crm_qbo_plugin.qbo import QboError, ReconnectRequired
-from crm_qbo_plugin.state import PluginState
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
+from crm_qbo_plugin.runtime.clients import token_manager
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.runtime.status import mark_needs_reconnect, resume_readable
+from crm_qbo_plugin.store.connections import connected
 from crm_qbo_plugin.store.token_store import DbTokenStore
 from crm_qbo_plugin.store.types import utcnow
 
@@ -24,12 +21,11 @@ log = logging.getLogger(__name__)
 REFRESH_WHEN_LEFT = timedelta(days=70)
 
 
-def refresh_idle_connections(state: PluginState, now: datetime | None = None) -> int:
+def refresh_idle_connections(state: Services, now: datetime | None = None) -> int:
     """Refresh the tokens of connections whose refresh token is getting old; returns how many."""
     now = now or utcnow()
     resume_readable(state)  # tokens parked as unreadable come back once their key is restored
-    with session(state.engine) as db:
-        rows = db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)).all()
+    rows = connected(state.engine)
     refreshed = 0
     for row in rows:
         if row.realm_id is None or row.refresh_expires_at is None or row.refresh_expires_at - now > REFRESH_WHEN_LEFT:
@@ -43,7 +39,7 @@ def refresh_idle_connections(state: PluginState, now: datetime | None = None) ->
             token_manager(state, row.realm_id).refresh_after_rejection(stored.access_token)
             refreshed += 1
         except ReconnectRequired:
-            mark_needs_reconnect(state, row.realm_id, "QuickBooks refused the saved authorisation; reconnect to resume")
+            mark_needs_reconnect(state, row.realm_id)
         except QboError as exc:  # transient: the next pass tries again, long before expiry
-            log.warning("keep-alive refresh failed (%s); will retry on the next pass", exc.code or type(exc).__name__)
+            log.warning("connection.keepalive_failed error=%s retry=next_pass", exc.code or type(exc).__name__)
     return refreshed

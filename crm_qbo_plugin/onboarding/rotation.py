@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection
 
 
-def rotate_token_keys(state: PluginState) -> int:
+def rotate_token_keys(state: Services) -> int:
     """Returns how many connections were re-encrypted; all or nothing (one transaction)."""
     rotated = 0
     with session(state.engine) as db:

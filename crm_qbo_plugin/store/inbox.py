@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from crm_qbo_plugin.inbound.notices import Notice
+from crm_qbo_plugin.qbo.notices import Notice
 from crm_qbo_plugin.store.tables import Connection, InboxNotice, InboxStatus
 from crm_qbo_plugin.store.types import UtcDateTime, utcnow
 

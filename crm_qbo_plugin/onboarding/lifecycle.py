@@ -10,33 +10,33 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
-from crm_qbo_plugin.connections.clients import client_with_token
-from crm_qbo_plugin.connections.company import CompanyFacts, company_facts
-from crm_qbo_plugin.connections.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import import_open, start_import
-from crm_qbo_plugin.jobs.sweeper import sweep_outbox
+from crm_qbo_plugin.onboarding.company import CompanyFacts, company_facts
+from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.clients import client_with_token
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.card_settings import stored_with
+from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.store.tables import (
     Connection,
     ConnectionStatus,
     Cursor,
     Link,
+    LinkStatus,
     OAuthState,
-    OutboxEvent,
-    OutboxStatus,
 )
 from crm_qbo_plugin.store.token_store import write_tokens
 from crm_qbo_plugin.store.types import utcnow
@@ -60,12 +60,11 @@ INVALID_STATE = ConnectRefused(
 )
 
 
-def get_connection(state: PluginState, tenant: str) -> Connection | None:
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+def get_connection(state: Services, tenant: str) -> Connection | None:
+    return connection_for(state.engine, tenant)
 
 
-def authorization_url(state: PluginState, user: HostUser, session_nonce: str, *, switch_company: bool = False,
+def authorization_url(state: Services, user: HostUser, session_nonce: str, *, switch_company: bool = False,
                       import_invoices: bool = False, now: datetime | None = None) -> str:
     """Where to send the browser to connect `user.tenant`; the state is stored before we redirect."""
     value = issue_state(state.engine, user, session_nonce, now or utcnow(),
@@ -81,7 +80,7 @@ def authorization_url(state: PluginState, user: HostUser, session_nonce: str, *,
     return f"{endpoint}?{query}"
 
 
-def complete_connect(state: PluginState, user: HostUser, session_nonce: str | None,
+def complete_connect(state: Services, user: HostUser, session_nonce: str | None,
                      params: Mapping[str, str], now: datetime | None = None) -> Connection:
     """Handle the OAuth callback. Raises ConnectRefused (nothing stored) or returns the connection."""
     now = now or utcnow()
@@ -121,11 +120,11 @@ def complete_connect(state: PluginState, user: HostUser, session_nonce: str | No
         _revoke_quietly(state, tokens.refresh_token)
         raise
     after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == realm_id)
-    log.info("tenant connected to QuickBooks (switch=%s)", switching)
+    log.info("connection.connected switching=%s", switching)
     return row
 
 
-def _read_and_save(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, *, switching: bool,
+def _read_and_save(state: Services, tenant: str, realm_id: str, tokens: Tokens, *, switching: bool,
                    import_invoices: bool, now: datetime) -> Connection:
     """Read the company's facts with the new tokens and store the connection; ConnectRefused if
     QuickBooks will not share the facts or another tenant took the company meanwhile."""
@@ -141,25 +140,25 @@ def _read_and_save(state: PluginState, tenant: str, realm_id: str, tokens: Token
         raise ConnectRefused("company_taken", "This QuickBooks company is already connected to another location.") from None
 
 
-def _revoke_quietly(state: PluginState, refresh_token: str) -> None:
+def _revoke_quietly(state: Services, refresh_token: str) -> None:
     try:
         state.token_endpoint.revoke(refresh_token)
     except QboError as exc:  # Intuit expires an unused grant too; the refusal is what the user needs
-        log.warning("revoking the tokens of a refused connect failed (%s)", exc.code or type(exc).__name__)
+        log.warning("connection.revoke_failed after=refused_connect error=%s", exc.code or type(exc).__name__)
 
 
-def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
+def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens, facts: CompanyFacts, *,
                     switching: bool, import_invoices: bool, now: datetime) -> Connection:
     """Store a completed connection in one transaction (a company switch also clears links and
     cursors). Raises IntegrityError if the realm belongs to another tenant."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
             # Changes held while disconnected stay visible: never sent to the new company (no
             # retroactive sync), so they become "ignored" with the reason, links cleared.
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != "not_synced"))  # type: ignore[arg-type]
+            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != LinkStatus.NOT_SYNCED.value))  # type: ignore[arg-type]
             db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
                 status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
                 last_error="changed while QuickBooks was disconnected from the previous company; "
@@ -185,13 +184,12 @@ def save_connection(state: PluginState, tenant: str, realm_id: str, tokens: Toke
     return row
 
 
-def _owner_of(state: PluginState, realm_id: str) -> str | None:
-    with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
+def _owner_of(state: Services, realm_id: str) -> str | None:
+    row = connection_of_realm(state.engine, realm_id)
     return row.tenant_id if row else None
 
 
-def after_connect(state: PluginState, tenant: str, now: datetime, *, same_company: bool) -> None:
+def after_connect(state: Services, tenant: str, now: datetime, *, same_company: bool) -> None:
     """What follows a stored connection: parked rows resume and the import runs. Back on the same
     company the records are linked already, so instead of importing everything again a poll reads
     what changed in QuickBooks while the location was disconnected (its webhooks reached no one; the
@@ -205,31 +203,25 @@ def after_connect(state: PluginState, tenant: str, now: datetime, *, same_compan
     try:
         enqueue_poll(state, tenant)
     except redis.RedisError as exc:  # the scheduler's next poll reads them
-        log.warning("poll after reconnecting not queued (%s)", type(exc).__name__)
+        log.warning("connection.poll_not_enqueued after=reconnect error=%s", type(exc).__name__)
 
 
-def _resume_parked(state: PluginState, tenant: str, now: datetime) -> None:
+def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
     """Rows parked while the connection needed reconnecting go back to the queue now."""
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
-    with state.engine.begin() as conn:
-        conn.execute(
-            table.update()
-            .where(table.c.tenant_id == tenant, table.c.status == OutboxStatus.PENDING.value)
-            .values(lease_until=now - timedelta(seconds=1))  # expired: the sweep below takes them
-        )
+    outbox.due_now(state.engine, tenant, now, every_pending=True)  # expired: the sweep below takes them
     sweep_outbox(state, now=now)
 
 
-def unlink(state: PluginState, tenant: str) -> bool:
+def unlink(state: Services, tenant: str) -> bool:
     """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.tenant_id == tenant)).first()
+        row = connection_for(state.engine, tenant, db)
         if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
             return False
         try:
             refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
         except TokenDecryptionError:  # nothing to revoke with; dropping the tokens is what matters
-            log.warning("the stored QuickBooks tokens cannot be decrypted; unlinking without revoking them at Intuit")
+            log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
             refresh = None
         row.status = ConnectionStatus.DISCONNECTED.value
         row.realm_id = None
@@ -244,6 +236,6 @@ def unlink(state: PluginState, tenant: str) -> bool:
         try:
             state.token_endpoint.revoke(refresh)
         except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
-            log.warning("revoking the QuickBooks token failed (%s); it was deleted locally", exc.code)
-    log.info("tenant unlinked from QuickBooks")
+            log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+    log.info("connection.unlinked")
     return True

@@ -7,7 +7,8 @@ import logging
 
 from sqlmodel import select
 
-from crm_qbo_plugin.state import PluginState
+from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import tokens_readable
@@ -20,12 +21,16 @@ UNREADABLE = ("The stored QuickBooks authorisation cannot be read (this server's
               "Syncing is paused and nothing is lost: reconnect to QuickBooks to resume.")
 
 
-def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None:
+# What the card shows when Intuit refused the saved authorisation (a refresh token revoked or expired).
+REFUSED = "QuickBooks refused the saved authorisation; reconnect to resume"
+
+
+def mark_needs_reconnect(state: Services, realm_id: str, reason: str = REFUSED) -> None:
     """Intuit refused our refresh token, or our tokens cannot be decrypted: stop this tenant's work
     until a person reconnects. Undecryptable tokens always get the UNREADABLE reason, whatever
     error led here, so the card says what actually happened."""
     with session(state.engine) as db:
-        row = db.exec(select(Connection).where(Connection.realm_id == realm_id)).first()
+        row = connection_of_realm(state.engine, realm_id, db)
         if row is None or row.status != ConnectionStatus.CONNECTED.value:
             return
         unreadable = not tokens_readable(row, state.cipher)
@@ -35,13 +40,13 @@ def mark_needs_reconnect(state: PluginState, realm_id: str, reason: str) -> None
         db.add(row)
         db.commit()
     if unreadable:
-        log.error("stored QuickBooks tokens cannot be decrypted with CRM_QBO_SECRET_KEYS; the connection "
-                  "needs reconnecting (or restore the key that encrypted them, then reconnect)")
+        log.error("connection.tokens_unreadable realm_id=%s fix=%s", realm_id,
+                  "restore the CRM_QBO_SECRET_KEYS key that encrypted them, or reconnect")
     else:
-        log.warning("QuickBooks connection needs reconnecting (%s)", reason)
+        log.warning("connection.needs_reconnect realm_id=%s reason=%r", realm_id, reason)
 
 
-def check_authorisation(state: PluginState, row: Connection | None) -> Connection | None:
+def check_authorisation(state: Services, row: Connection | None) -> Connection | None:
     """`row`, moved to needs-reconnect first if it says connected but its tokens cannot be decrypted
     (the status API and the card must not show a connection no job can use), or back to connected
     if it was parked only for that and they decrypt again."""
@@ -53,15 +58,14 @@ def check_authorisation(state: PluginState, row: Connection | None) -> Connectio
         resume_readable(state, row.tenant_id)
     else:
         return row
-    with session(state.engine) as db:
-        return db.exec(select(Connection).where(Connection.tenant_id == row.tenant_id)).first()
+    return connection_for(state.engine, row.tenant_id)
 
 
 def _parked_unreadable(row: Connection) -> bool:
     return row.status == ConnectionStatus.NEEDS_RECONNECT.value and row.last_error == UNREADABLE
 
 
-def resume_readable(state: PluginState, tenant: str | None = None) -> int:
+def resume_readable(state: Services, tenant: str | None = None) -> int:
     """Connections (all, or `tenant`'s) parked only because their tokens could not be decrypted,
     whose tokens decrypt again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected
     again, so nobody has to reconnect. Their parked outbox rows go out when their lease ends (the
@@ -82,5 +86,5 @@ def resume_readable(state: PluginState, tenant: str | None = None) -> int:
                 resumed += 1
         db.commit()
     if resumed:
-        log.info("%d connection(s) whose tokens decrypt again were resumed", resumed)
+        log.info("connection.resumed count=%d reason=tokens_readable_again", resumed)
     return resumed
