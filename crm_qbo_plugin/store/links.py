@@ -29,6 +29,7 @@ SALES_RECEIPT, PAYMENT = LinkKind.SALES_RECEIPT, LinkKind.PAYMENT
 SYNCED, PENDING, FAILED = LinkStatus.SYNCED, LinkStatus.PENDING, LinkStatus.FAILED
 CONFLICT, IGNORED, DELETED = LinkStatus.CONFLICT, LinkStatus.IGNORED, LinkStatus.DELETED
 NOT_SYNCED, CRM_ONLY = LinkStatus.NOT_SYNCED, LinkStatus.CRM_ONLY
+DOC_NUMBER = "doc_number"  # Link.detail key: the record's number in QuickBooks (DocNumber), when it has one
 
 
 def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
@@ -162,6 +163,8 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
             link.last_error = write.error
             if write.detail is not None:
                 link.detail = dict(write.detail)
+            if write.response.get("DocNumber"):  # the number QuickBooks users know the record by
+                link.detail = {**(link.detail or {}), DOC_NUMBER: str(write.response["DocNumber"])}
             link.updated_at = now
             db.add(link)
             links.append(link)

@@ -31,6 +31,7 @@ from crm_qbo_plugin.runtime.status import check_authorisation
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.activity import last_synced_at, recent_activity
 from crm_qbo_plugin.store.card_settings import card_settings
+from crm_qbo_plugin.store.links import DOC_NUMBER
 from crm_qbo_plugin.store.record_pages import HOST_KIND, page_records
 from crm_qbo_plugin.store.records import get_record, recent_runs, record_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
@@ -217,7 +218,8 @@ def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
     readable = []
     for row in rows:
         label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
-        qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id)
+        qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id,
+                                              (row.detail or {}).get(DOC_NUMBER))
         readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
                          "actions": wording.ACTIONS.get(row.status, []),
                          "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})

@@ -33,12 +33,14 @@ def qbo_app(environment: str) -> str:
     return QBO_APP["production" if environment.lower() == "production" else "sandbox"]
 
 
-def qbo_link(environment: str, kind: str, qbo_id: str | None) -> tuple[str | None, str | None]:
-    """("QuickBooks invoice 1011", its web address), or (None, None) for a record not in QuickBooks."""
+def qbo_link(environment: str, kind: str, qbo_id: str | None, doc_number: str | None = None,
+             ) -> tuple[str | None, str | None]:
+    """("QuickBooks invoice 1011", its web address), or (None, None) for a record not in QuickBooks.
+    The title names the record by its QuickBooks number (DocNumber) when it has one, else its id."""
     if not qbo_id or kind not in QBO_PAGES:
         return None, None
     noun, page = QBO_PAGES[kind]
-    return f"QuickBooks {noun} {qbo_id}", f"{qbo_app(environment)}/{page}{qbo_id}"
+    return f"QuickBooks {noun} {doc_number or qbo_id}", f"{qbo_app(environment)}/{page}{qbo_id}"
 
 
 def fallback_label(kind: str, crm_id: str) -> RecordLabel:

@@ -92,7 +92,8 @@ def test_a_user_reads_searches_pages_and_fixes_records_on_the_card(books):
         expect(first).to_contain_text(f"Invoice {newest['number']} · Grace Hopper · 35.00 USD")
         expect(first.get_by_role("link", name=f"Invoice {newest['number']}")).to_have_attribute("href", f"/invoices/{newest['id']}")
         qbo_id = w.api("GET", "/records/invoice/" + newest["id"])["qbo_id"]
-        qbo_link = first.get_by_role("link", name=f"QuickBooks invoice {qbo_id}")
+        doc_number = w.qbo("GET", f"invoice/{qbo_id}")["Invoice"]["DocNumber"]  # QuickBooks' number, not its id
+        qbo_link = first.get_by_role("link", name=f"QuickBooks invoice {doc_number}")
         expect(qbo_link).to_have_attribute("href", f"{QBO_APP}/invoice?txnId={qbo_id}")
         expect(first.get_by_role("button")).to_have_count(0)  # nothing to retry on a synced row
         page.click("#records-next")

@@ -44,7 +44,8 @@ def test_records_are_named_linked_both_ways_and_offer_no_action_when_synced(book
     row = next(r for r in rows if r["crm_id"] == first["id"])
     assert row["label"] == {"title": f"Invoice {first['number']}", "subtitle": "Ada Lovelace", "amount": "35.00 USD",
                             "url": f"/invoices/{first['id']}"}
-    assert row["qbo_title"] == f"QuickBooks invoice {row['qbo_id']}"
+    doc_number = w.qbo("GET", f"invoice/{row['qbo_id']}")["Invoice"]["DocNumber"]  # as QuickBooks users know it
+    assert row["qbo_title"] == f"QuickBooks invoice {doc_number}"
     assert row["qbo_url"] == f"{QBO_APP}/invoice?txnId={row['qbo_id']}"
     assert row["actions"] == []
     contact = w.api("GET", f"/records/contact/{ada['id']}")
