@@ -212,6 +212,10 @@ def qbo_retry(kind: str, record_id: str) -> Response:
     """Retry from the record's own page (the badge's button)."""
     if kind not in ("contact", "invoice"):
         abort(404)
+    if kind == "invoice":  # this location's record, or 404 (nothing is retried for another one)
+        record_id = invoices.get_invoice_row(db(), tenant(), record_id).id
+    else:
+        record_id = contacts.get_contact_row(db(), tenant(), record_id).id
     try:
         crm_state().plugin.retry_record(tenant(), kind, record_id)
     except LookupError:

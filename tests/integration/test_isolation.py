@@ -191,6 +191,9 @@ CHECKS: dict[tuple[str, str], tuple[Check, set[int]]] = {
     ("/invoices/<invoice_id>/<action>", "POST"): (_each(*[_page("POST", f"/invoices/{{{key}}}/{action}", {"amount": "1.00"})
                                                           for key, action in (("draft", "send"), ("invoice", "void"),
                                                                               ("draft", "delete"), ("invoice", "pay"))]), {404}),
+    ("/qbo/<kind>/<record_id>/retry", "POST"): (_each(_page("POST", "/qbo/invoice/{invoice}/retry"),
+                                                       _page("POST", "/qbo/contact/{contact}/retry")), {404}),
+    ("/qbo/invoice/<invoice_id>/export", "POST"): (_page("POST", "/qbo/invoice/{invoice}/export"), {404}),
     ("/payments", "GET"): (_page("GET", "/payments"), {200}),
     ("/payments/new", "GET"): (_page("GET", "/payments/new"), {200}),
     ("/payments/new", "POST"): (_page("POST", "/payments/new", {"source": "membership", "contact_id": "{contact}",

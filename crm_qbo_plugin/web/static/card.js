@@ -77,8 +77,10 @@
   // While a save is in flight the periodic refresh must not re-render the inputs from the
   // server's older answer, or a box the user just ticked would flip back.
   let saving = 0;
+  let saves = 0;  // how many saves have started: a refresh whose reads began before one is stale
   async function saveSetting(name, value) {
     saving += 1;
+    saves += 1;
     try {
       await call("PATCH", "/settings", { [name]: value });
       showError("");
@@ -324,8 +326,11 @@
 
   async function refresh() {
     if (saving) return;
+    const started = saves;
     const [status, settings] = await Promise.all([call("GET", "/status"), call("GET", "/settings")]);
-    if (saving) return;  // a save started while these were on their way: its own refresh follows
+    // A save started while these were on their way (even one already finished): they may predate
+    // it, and its own refresh follows.
+    if (saving || saves !== started) return;
     document.querySelectorAll("[data-setting='review_request']").forEach((box) => { box.checked = !!settings.review_request; });
     const held = (status.counts || {}).not_synced || 0;
     const note = $("held-note");
