@@ -101,8 +101,11 @@ def complete_in(db: Session, tenant: str, kind: str, crm_ids: Sequence[str]) -> 
     row = target.row
     if row.tenant_id != tenant or target.kind != kind or row.subject_id not in crm_ids:
         return False
-    db.execute(_TABLE.update().where(_TABLE.c.id == row.id, _TABLE.c.status == OutboxStatus.PROCESSING.value)
-               .values(status=OutboxStatus.DONE.value, last_error=None, lease_until=None, updated_at=utcnow()))
+    done = db.connection().execute(_TABLE.update().where(_TABLE.c.id == row.id, _TABLE.c.status == OutboxStatus.PROCESSING.value)
+                                   .values(status=OutboxStatus.DONE.value, last_error=None, lease_until=None,
+                                           updated_at=utcnow()))
+    if done.rowcount != 1:  # no longer ours (its lease ran out and it was handed on): the processor decides
+        return False
     row.status = OutboxStatus.DONE.value
     return True
 
