@@ -150,6 +150,5 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
         log.exception("outbound.failed outbox_id=%s event_type=%s", row.id, row.event_type)
         finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return OutboxStatus.FAILED.value
-    if not outbox.completed(row):  # else its link write completed it, in the same transaction
-        finish(state, row, OutboxStatus.DONE)
+    finish(state, row, OutboxStatus.DONE)
     return OutboxStatus.DONE.value

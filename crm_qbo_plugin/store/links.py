@@ -3,9 +3,7 @@ visible status, and record a write.
 
 `record_write` is the one way a successful QBO write is remembered: the link (QBO id, SyncToken,
 owned-field hash, status synced) and the write-ledger row the inbound side uses to drop our own
-echo are committed in ONE transaction, so neither exists without the other — and when the write is
-the one the outbox row being processed was for, that row's completion commits with them
-(store/outbox.py: `completing`).
+echo are committed in ONE transaction, so neither exists without the other.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from sqlmodel import select
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.store.db import HasEngine, session
-from crm_qbo_plugin.store.outbox import complete_in
 from crm_qbo_plugin.store.tables import Link, LinkKind, LinkStatus, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
 
@@ -172,6 +169,5 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
                 seen.add((qbo_id, sync_token))
                 db.add(WriteLedger(realm_id=realm_id, entity=entity, entity_id=qbo_id,
                                    sync_token=sync_token, owned_hash=digest))
-        complete_in(db, tenant, kind, [w.crm_id for w in writes])
         db.commit()
         return links

@@ -1,20 +1,12 @@
 """The outbox row's state machine, all of it: insert (publish), claim one row or a batch, release,
-finish one or many (→ done, skipped, failed, or back to pending with a retry time), completion
-inside a link write, the sweep of expired leases, and retry. Enqueueing stays with the callers
-(runtime/queue.py): this module only writes rows.
-
-A push's last step is its link write (store/links.py). While a row is being processed,
-`completing(row, kind)` names the record it is for; the link write of that record marks the row
-done in the same transaction, so a crash can never leave the link written and the row pending
-(or the row done and the link unwritten).
+finish one or many (→ done, skipped, failed, or back to pending with a retry time), the sweep of
+expired leases, and retry. Enqueueing stays with the callers (runtime/queue.py): this module
+only writes rows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Origin
@@ -70,46 +62,6 @@ def finish(engine: Engine, row: OutboxEvent, status: OutboxStatus, error: str | 
         db.add(fresh)
         db.commit()
     row.status = status.value
-
-
-@dataclass(frozen=True)
-class _Completion:
-    row: OutboxEvent
-    kind: str
-
-
-_completing: contextvars.ContextVar[_Completion | None] = contextvars.ContextVar("crm_qbo_completing", default=None)
-
-
-@contextlib.contextmanager
-def completing(row: OutboxEvent, kind: str) -> Iterator[None]:
-    """While inside, the link write of (row's tenant, `kind`, row's subject) also marks `row` done."""
-    token = _completing.set(_Completion(row, kind))
-    try:
-        yield
-    finally:
-        _completing.reset(token)
-
-
-def complete_in(db: Session, tenant: str, kind: str, crm_ids: Sequence[str]) -> bool:
-    """Within a link write's session: mark the row being processed done if the write is its record.
-
-    Returns whether it did; the caller commits. `completed(row)` tells the processor afterwards."""
-    target = _completing.get()
-    if target is None or target.row.id is None:
-        return False
-    row = target.row
-    if row.tenant_id != tenant or target.kind != kind or row.subject_id not in crm_ids:
-        return False
-    db.execute(_TABLE.update().where(_TABLE.c.id == row.id, _TABLE.c.status == OutboxStatus.PROCESSING.value)
-               .values(status=OutboxStatus.DONE.value, last_error=None, lease_until=None, updated_at=utcnow()))
-    row.status = OutboxStatus.DONE.value
-    return True
-
-
-def completed(row: OutboxEvent) -> bool:
-    """Whether the row was marked done by its record's link write."""
-    return row.status == OutboxStatus.DONE.value
 
 
 # How long a freshly enqueued row may wait before the sweeper assumes its job was lost.
