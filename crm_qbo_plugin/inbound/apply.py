@@ -59,6 +59,7 @@ from crm_qbo_plugin.mapping.imported_invoice import (
     money,
     total_difference,
 )
+from crm_qbo_plugin.mapping.invoice import crm_marker
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.state import PluginState
@@ -404,6 +405,11 @@ class Applier:
                 self._settle(link, "Invoice", body)
             return skipped("echo of the plugin's own write")
         if link is None:
+            if crm_marker(self.tenant, "") in str(body.get("PrivateNote") or ""):
+                # Made by this plugin for a CRM invoice whose push has not recorded its link yet (a
+                # worker stopped after QuickBooks answered, or the link write is still on its way):
+                # not a QuickBooks invoice to import. The push's retry finds it by this marker.
+                return skipped("created by the plugin for a CRM invoice; its push links it")
             if not self.target.import_invoices:
                 return skipped("not linked, and invoice import is off")
             return self._import_invoice(body, None)

@@ -86,6 +86,25 @@ def test_with_invoice_import_off_new_qbo_invoices_stay_out(plugin_config, sandbo
         assert reasons["Invoice"] == "not linked, and invoice import is off"
 
 
+def test_an_invoice_the_plugin_made_but_has_not_linked_yet_is_never_imported(env):
+    """A worker stopped after QuickBooks created the CRM's invoice and before its link was written:
+    the invoice's webhook must not import it as a QuickBooks-owned copy (a duplicate in the CRM, and
+    a link the push's retry could then never record); the retry adopts it by its marker."""
+    from crm_qbo_plugin.mapping.invoice import crm_marker
+
+    with env.qbo() as qbo:
+        customer = _customer(qbo)
+        ours = qbo.create("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [_line("75.00")],
+                                      "PrivateNote": crm_marker(TENANT, "inv-7")})
+        theirs = qbo.create("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [_line("20.00")],
+                                        "PrivateNote": crm_marker("another-location", "inv-7")})
+    env.sync()
+    assert [link["qbo_id"] for link in env.links("invoice")] == [theirs["Id"]]  # another tenant's marker: imported
+    assert [i.total for i in env.host.invoices.values()] == [Decimal("20.00")]
+    reasons = {n["entity_id"]: n["reason"] for n in env.inbox() if n["entity"] == "Invoice"}
+    assert reasons[ours["Id"]] == "created by the plugin for a CRM invoice; its push links it"
+
+
 def _pushed_invoice(env, total_crm: str, total_qbo: str):
     """A CRM contact and invoice, pushed to QBO the way the outbound side does (C20 setup)."""
     env.host.contacts[(TENANT, "c-1")] = Contact(id="c-1", email="pushed@example.com", first_name="Pushed")
