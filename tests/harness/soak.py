@@ -302,7 +302,7 @@ def check(st: Stack, workload: Workload, report: Report) -> None:
             "crm_payments": len(crm_payments),
         }
         pushed = workload.pushed(tenant)
-        expected = tenant.expected(pushed)
+        expected = tenant.expected(pushed, workload.in_qbo(tenant))
         for name, want in expected.items():
             got = actual[name]
             report.duplicates += max(0, got - want)

@@ -75,13 +75,16 @@ class Tenant:
         QuickBooks (one voided or deleted in the CRM before its push never does, on purpose)."""
         return self.paying | {i.contact for i in self.invoices if i.side == "crm" and pushed(i)}
 
-    def expected(self, pushed: Callable[[Invoice], bool]) -> dict[str, int]:
+    def expected(self, pushed: Callable[[Invoice], bool], in_qbo: Callable[[Invoice], bool]) -> dict[str, int]:
         live = [i for i in self.invoices if i.state != "deleted"]
+        # A sent invoice deleted in the CRM is voided in QuickBooks, never deleted (the audit trail):
+        # it stays there when it had got there.
+        kept = [i for i in self.invoices if i.state == "deleted" and i.side == "crm" and in_qbo(i)]
         return {
             "contacts": len(self.contacts) + len(self.customers),
             "customers": len(self.billable(pushed)) + len(self.customers),
             "crm_invoices": len(live),
-            "qbo_invoices": len([i for i in live if i.side == "qbo" or pushed(i)]),
+            "qbo_invoices": len([i for i in live if i.side == "qbo" or pushed(i)]) + len(kept),
             "payments": self.crm_invoice_payments + self.qbo_payments,
             "sales_receipts": self.crm_receipts,
             "crm_payments": self.crm_invoice_payments + self.crm_receipts,
@@ -190,6 +193,10 @@ class Workload:
         with self.stack.engine.connect() as conn:
             return conn.execute(sa.select(table.c.qbo_id).where(
                 table.c.tenant_id == tenant.location, table.c.kind == kind, table.c.crm_id == crm_id)).scalar()
+
+    def in_qbo(self, tenant: Tenant) -> Callable[[Invoice], bool]:
+        """Whether the plugin got the CRM-born invoice into QuickBooks (its link holds a QuickBooks id)."""
+        return lambda invoice: self.qbo_id_of(tenant, "invoice", invoice.key) is not None
 
     def crm_id_of(self, tenant: Tenant, kind: str, qbo_id: str) -> str | None:
         table = Link.__table__  # type: ignore[attr-defined]
