@@ -48,6 +48,7 @@ class Options:
     schedulers: int = 2  # two on purpose: one leads, the other must stay idle (A12)
     seed: int = 1
     fault_every: float = 4.0  # mean seconds between faults
+    disconnect_weight: float = 0.15  # how often a tenant is disconnected or reconnected (see Workload.step)
     op_pause: float = 0.05
     kinds: tuple[str, ...] = ALL_KINDS
     settle_timeout: float = 240.0
@@ -340,7 +341,7 @@ def run(options: Options) -> Report:
             tenants.append(Tenant(location, key, realm))
         say(f"soak: {len(st.procs)} processes up ({', '.join(sorted(st.procs))}), {len(tenants)} tenants, "
             f"{options.seconds:g}s, seed {options.seed}, workdir {st.workdir}")
-        workload = Workload(st, tenants, rng)
+        workload = Workload(st, tenants, rng, disconnect_weight=options.disconnect_weight)
         faults = Faults(st, [t.realm for t in tenants], rng, options.kinds)
         started = time.monotonic()
         next_fault = started + rng.expovariate(1 / options.fault_every)
@@ -386,6 +387,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--fault-every", type=float, default=4.0, help="mean seconds between faults")
     parser.add_argument("--faults", default="all", help=f"comma-separated kinds, 'all' or 'none' ({', '.join(ALL_KINDS)})")
     parser.add_argument("--settle-timeout", type=float, default=300.0)
+    parser.add_argument("--disconnect-weight", type=float, default=0.15,
+                        help="weight of disconnect/reconnect among ~31 of the workload's other operations")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, SQLite file)")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -396,7 +399,8 @@ def parse(argv: list[str] | None = None) -> Options:
     seconds = args.seconds if args.seconds is not None else 60.0 * (args.minutes if args.minutes is not None else 1.0)
     return Options(seconds=seconds, tenants=args.tenants, workers=args.workers, schedulers=args.schedulers,
                    seed=args.seed if args.seed is not None else int(time.time()), fault_every=args.fault_every,
-                   kinds=kinds, settle_timeout=args.settle_timeout, keep=args.keep, workdir=args.workdir)
+                   kinds=kinds, settle_timeout=args.settle_timeout, keep=args.keep, workdir=args.workdir,
+                   disconnect_weight=args.disconnect_weight)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,8 +174,10 @@ class QboRefused(Exception):
 
 
 class Workload:
-    def __init__(self, stack: Stack, tenants: list[Tenant], rng: random.Random) -> None:
+    def __init__(self, stack: Stack, tenants: list[Tenant], rng: random.Random, *,
+                 disconnect_weight: float = 0.15) -> None:
         self.stack, self.tenants, self.rng = stack, tenants, rng
+        self.disconnect_weight = disconnect_weight
         self.ops: Counter[str] = Counter()
         self.connection_changes: Counter[str] = Counter()  # disconnect, reconnect
         self.skipped: Counter[str] = Counter()
@@ -233,8 +235,9 @@ class Workload:
                    (self.qbo_void, 1)]
         choices = (crm_ops if crm_up else []) + (qbo_ops if qbo_up else [])
         if crm_up and qbo_up:
-            # rare, as in life: a tenant is disconnected for a while (its changes held), then reconnects
-            choices.append((self.disconnect_or_reconnect, 0.15))
+            # rare in a long run, as in life (a tenant is disconnected for a while, its changes held, then
+            # reconnects); the short soak raises it so that 45 s see a few cycles
+            choices.append((self.disconnect_or_reconnect, self.disconnect_weight))
         if not choices:
             return "idle"
         op = self.rng.choices([c[0] for c in choices], weights=[c[1] for c in choices])[0]

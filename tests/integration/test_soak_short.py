@@ -16,7 +16,8 @@ from tests.harness.soak import Options, run
 @pytest.mark.timeout(420)
 def test_a_short_soak_with_faults_ends_with_matching_books(database_url):
     report = run(Options(seconds=45, tenants=2, workers=3, schedulers=2, seed=20260110, fault_every=3.0,
-                         kinds=ALL_KINDS, settle_timeout=200, database_url=database_url, quiet=True))
+                         kinds=ALL_KINDS, settle_timeout=200, database_url=database_url, quiet=True,
+                         disconnect_weight=2.0))
     assert report.problems() == [], report.summary()
     assert report.ok and report.settled
     assert (report.duplicates, report.lost) == (0, 0)
