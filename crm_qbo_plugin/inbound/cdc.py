@@ -232,8 +232,7 @@ def enqueue_polls(state: Services) -> int:
 
     polled = 0
     for conn in connections:
-        if card_settings(conn).auto_sync:
-            enqueue_poll(state, conn.tenant_id)
+        if card_settings(conn).auto_sync and enqueue_poll(state, conn.tenant_id):
             polled += 1
         if import_unfinished(state, conn.tenant_id):
             enqueue_import(state, conn.tenant_id)

@@ -14,6 +14,7 @@ DRAIN_INBOX = "crm_qbo_plugin.jobs.inbound_tasks.drain_inbox"
 POLL_CDC = "crm_qbo_plugin.jobs.inbound_tasks.poll_cdc"
 RUN_IMPORT = "crm_qbo_plugin.jobs.inbound_tasks.run_import"
 DRAIN_FLAG_SECONDS = 60
+POLL_FLAG_SECONDS = 300
 # A drain that starts within BURST_SECONDS of the realm's previous drain (a burst of notices) first
 # waits GATHER_SECONDS with its flag still set: the notices arriving meanwhile queue no job of their
 # own and are read and applied together (one query per entity, one host write, one commit).
@@ -55,8 +56,19 @@ def in_burst(redis_client: redis.Redis, realm_id: str) -> bool:
     return bool(redis_client.exists(burst_marker(realm_id)))
 
 
-def enqueue_poll(state: Services, tenant: str) -> None:
+def poll_flag(tenant: str) -> str:
+    return f"crm-qbo:inbound:poll-queued:{tenant}"
+
+
+def enqueue_poll(state: Services, tenant: str) -> bool:
+    """Queue one CDC poll for the tenant unless one is queued and not yet started; returns whether
+    it queued one. The scheduler's ticks and "Sync now" clicks behind a long queue add no second
+    poll (one poll reads every change since the cursor). The job clears the flag when it starts;
+    a lost job's flag runs out after POLL_FLAG_SECONDS."""
+    if not state.redis.set(poll_flag(tenant), "1", nx=True, ex=POLL_FLAG_SECONDS):
+        return False
     state.queue.enqueue(POLL_CDC, tenant, job_timeout=1800, result_ttl=60, failure_ttl=86400)
+    return True
 
 
 def enqueue_import(state: Services, tenant: str) -> None:

@@ -8,7 +8,7 @@ import time
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
-from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst
+from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst, poll_flag
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
 from crm_qbo_plugin.runtime.services import current
 
@@ -33,8 +33,11 @@ def drain_inbox(realm_id: str) -> str:
 
 def poll_cdc(tenant: str) -> str:
     """One CDC poll for a tenant (then its pending notices)."""
+    state = current()
+    tenant = _text_id(tenant, "tenant")
+    state.redis.delete(poll_flag(tenant))  # from now on a click or a tick queues a new poll
     with logs.bind(tenant=tenant):  # the poll adds the tenant's realm
-        run = poll(current(), _text_id(tenant, "tenant"))
+        run = poll(state, tenant)
     return run.status if run is not None else "not-connected"
 
 

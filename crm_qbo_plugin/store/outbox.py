@@ -172,10 +172,14 @@ def reissue(engine: Engine, outbox_id: int, now: datetime) -> bool:
 
 def due_now(engine: Engine, tenant: str, now: datetime, *, every_pending: bool = False) -> None:
     """The tenant's pending rows waiting out a backoff become due now ("Sync now"); with
-    `every_pending`, all its pending rows (a reconnect resumes the rows it parked)."""
+    `every_pending`, all its pending rows (a reconnect resumes the rows it parked).
+
+    Only waits longer than an enqueue lease are brought forward: a shorter lease may be a queued
+    job's (a fresh or swept row), and making it due would queue the same row again on every
+    click; a backoff that short comes due by itself within the sweeper's next rounds."""
     where = [_TABLE.c.tenant_id == tenant, _TABLE.c.status == OutboxStatus.PENDING.value]
     if not every_pending:
-        where.append(_TABLE.c.lease_until > now)
+        where.append(_TABLE.c.lease_until > now + ENQUEUE_LEASE)
     with engine.begin() as conn:
         conn.execute(_TABLE.update().where(*where).values(lease_until=now - timedelta(seconds=1)))
 

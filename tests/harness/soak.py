@@ -138,7 +138,7 @@ def fast_forward(st: Stack) -> None:
         conn.execute(table.update().where(table.c.status == "processing").values(lease_until=utcnow()))
     client = st.redis()
     try:
-        for pattern in ("crm-qbo:inbound:realm:*", "crm-qbo:inbound:drain-queued:*", "crm-qbo:push:*", "*cooldown*"):
+        for pattern in ("crm-qbo:inbound:realm:*", "crm-qbo:inbound:drain-queued:*", "crm-qbo:inbound:poll-queued:*", "crm-qbo:push:*", "*cooldown*"):
             for key in client.scan_iter(pattern):
                 client.delete(key)
     finally:

@@ -224,8 +224,16 @@ def test_sync_now_queues_a_poll_and_sends_what_waits_out_a_backoff(api_app):
         db.add(OutboxEvent(tenant_id="loc-1", event_key="e1", event_type="contact.updated", subject_id="c1", origin="crm",
                            status="pending", request_id="r1", attempts=2, occurred_at=datetime.now(UTC),
                            lease_until=datetime.now(UTC) + timedelta(minutes=20)))
+        # A fresh row whose job is already queued (its enqueue lease runs): not sent a second time.
+        db.add(OutboxEvent(tenant_id="loc-1", event_key="e2", event_type="contact.updated", subject_id="c2", origin="crm",
+                           status="pending", request_id="r2", attempts=0, occurred_at=datetime.now(UTC),
+                           lease_until=datetime.now(UTC) + timedelta(minutes=2)))
         db.commit()
     answer = client.post(API + "/sync-now")
     assert answer.status_code == 202 and answer.json == {"poll_queued": True, "outbox_requeued": 1}
     jobs = [job.func_name for job in state.queue.get_jobs()]
     assert sorted(jobs) == ["crm_qbo_plugin.jobs.inbound_tasks.poll_cdc", "crm_qbo_plugin.jobs.tasks.process_outbox"]
+    # Clicking again while those jobs wait queues nothing more (a pile of duplicate jobs once
+    # starved the tenant's webhook drains behind them).
+    assert client.post(API + "/sync-now").json["outbox_requeued"] == 0
+    assert len(state.queue.get_jobs()) == 2
