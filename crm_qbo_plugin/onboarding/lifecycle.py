@@ -25,7 +25,7 @@ from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store import outbox
+from crm_qbo_plugin.store import inbox, outbox
 from crm_qbo_plugin.store.card_settings import stored_with
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
@@ -196,6 +196,11 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
     CDC watermark was kept, and one older than CDC's 30 days falls back to a full reconcile); an
     import the disconnect interrupted is resumed."""
     _resume_parked(state, tenant, now)
+    connection = connection_for(state.engine, tenant)
+    if same_company and connection is not None and connection.realm_id:
+        revived = inbox.revive_orphans(state.engine, connection.realm_id, tenant, now)
+        if revived:
+            log.info("connection.notices_revived count=%d", revived)
     if not same_company or import_open(state, tenant):
         start_import(state, tenant)
     if not same_company:

@@ -269,3 +269,20 @@ def finish(conn: DbConnection, notice_id: int, status: InboxStatus, reason: str 
         .where(INBOX.c.id == notice_id, INBOX.c.status == InboxStatus.PENDING.value)
         .values(status=status.value, reason=reason, updated_at=now or utcnow())
     )
+
+
+def revive_orphans(engine: Engine, realm_id: str, tenant: str, now: datetime | None = None) -> int:
+    """Back on the same company: the realm's notices dead-lettered because no location held it
+    (a webhook while disconnected, or one recorded before the disconnect and drained after it)
+    are pending again for `tenant`; returns how many.
+
+    The poll after a reconnect cannot stand in for them: it re-reads changes under the same keys,
+    which the inbox takes as seen. Applying an old notice is safe: the drain re-reads the record
+    and skips a version the CRM already holds."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            INBOX.update()
+            .where(INBOX.c.realm_id == realm_id, INBOX.c.status == InboxStatus.DEAD.value, INBOX.c.reason == NO_TENANT)
+            .values(status=InboxStatus.PENDING.value, tenant_id=tenant, reason=None, updated_at=now or utcnow())
+        )
+    return int(result.rowcount or 0)

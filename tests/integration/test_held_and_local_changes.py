@@ -258,6 +258,39 @@ def test_a_payment_taken_in_quickbooks_while_disconnected_reaches_the_crm_after_
     assert (crm["status"], crm["amount_paid"]) == ("partially_paid", "30.00")
 
 
+def test_a_quickbooks_change_recorded_but_not_applied_before_a_disconnect_reaches_the_crm_after_reconnecting(world):
+    """A poll recorded the change, then the location disconnected before it was applied: the drain
+    dead-letters it ("no location is connected"), and the poll after reconnecting reads it again
+    under the same key, which the inbox takes as seen. Reconnecting revives such notices."""
+    from crm_qbo_plugin.inbound.cdc import Change
+    from crm_qbo_plugin.inbound.drain import drain_realm
+    from crm_qbo_plugin.qbo.timestamps import parse_timestamp
+    from crm_qbo_plugin.store import inbox
+
+    world.connect()
+    contact = world.crm("POST", "/contacts", {"first_name": "Ed", "email": "ed@example.com", "phone": "555-0100"})
+    world.sent_invoice(contact["id"])  # billable: the contact becomes a QuickBooks customer
+    world.work()
+    qbo_id = world.api("GET", f"/records/contact/{contact['id']}")["qbo_id"]
+    current = world.qbo("GET", f"customer/{qbo_id}")["Customer"]
+    changed = world.qbo("POST", "customer", {"Id": qbo_id, "SyncToken": current["SyncToken"], "sparse": True,
+                                             "PrimaryPhone": {"FreeFormNumber": "555-0199"}})["Customer"]
+    state = get_state(world.app)
+    change = Change("Customer", changed, parse_timestamp(changed["MetaData"]["LastUpdatedTime"]))
+    with state.engine.begin() as conn:  # what a poll records before applying (a 429 stopped it here)
+        inbox.record(conn, [change.notice(world.realm)], "cdc", tenants={world.realm: world.tenant})
+    world.disconnect()
+    with world.app.app_context():
+        drain_realm(state, world.realm)  # nobody holds the realm now
+    with state.engine.connect() as conn:
+        assert inbox.pending_ids(conn, world.realm) == []
+
+    world.connect()
+    world.work()
+    assert world.crm("GET", f"/contacts/{contact['id']}")["phone"] == "555-0199"
+    assert world.record("contact", contact["id"]) == ("synced", None)
+
+
 def test_a_change_held_while_a_push_of_its_record_is_in_flight_is_held_after_that_push(world, monkeypatch):
     from crm_qbo_plugin.outbound import held
     from crm_qbo_plugin.outbound.processor import process
