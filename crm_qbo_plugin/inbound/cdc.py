@@ -24,7 +24,13 @@ from typing import Any
 
 from crm_qbo_plugin import logs, metrics
 from crm_qbo_plugin.inbound.apply import Applier, Target
-from crm_qbo_plugin.inbound.drain import DrainResult, apply_one, drain_locked
+from crm_qbo_plugin.inbound.drain import (
+    BATCH_SIZE,
+    DrainResult,
+    Renewer,
+    apply_together,
+    drain_locked,
+)
 from crm_qbo_plugin.inbound.enqueue import enqueue_import, enqueue_poll
 from crm_qbo_plugin.qbo import QboClient, QboError, ReconnectRequired, in_, parse_timestamp
 from crm_qbo_plugin.qbo.notices import Notice
@@ -137,13 +143,14 @@ class Poller:
         notices = [c.notice(self.target.realm_id) for c in found]
         with self.state.engine.begin() as conn:
             recorded = inbox.record(conn, notices, "cdc", tenants={self.target.realm_id: self.target.tenant})
-        for change, notice in zip(found, notices, strict=True):
-            notice_id = recorded.new.get(notice.key)
-            if notice_id is None:
-                continue  # seen before (an overlapping window): already applied or skipped
-            self.lock.try_acquire_or_renew()
+        # seen before (an overlapping window): already applied, or pending for the drain
+        fresh = {recorded.new[n.key]: c.body for c, n in zip(found, notices, strict=True) if n.key in recorded.new}
+        ids = list(fresh)
+        renew = Renewer(self.lock)
+        for start in range(0, len(ids), BATCH_SIZE):  # together, like a webhook drain: one host write, one commit
+            renew(force=True)
             result = DrainResult()
-            stop = apply_one(self.state, self.target, self.qbo, notice_id, result, body=change.body)
+            stop = apply_together(self.state, self.target, self.qbo, ids[start:start + BATCH_SIZE], fresh, result, renew)
             self._count(result)
             if stop:
                 raise _Stopped(stop, result.errors)

@@ -121,7 +121,7 @@ def _orphan(state: Services, realm_id: str) -> None:
     metrics.count(state.redis, "failures", len(orphans), kind="dead_letter")
 
 
-class _Renewer:
+class Renewer:
     """Renews the realm lock when it is due, not on every notice."""
 
     def __init__(self, lock: LeaderLock) -> None:
@@ -137,7 +137,7 @@ class _Renewer:
 
 def _drain(state: Services, target: Target, qbo: QboClient, lock: LeaderLock, result: DrainResult) -> DrainResult:
     last = 0
-    renew = _Renewer(lock)
+    renew = Renewer(lock)
     while True:
         with state.engine.connect() as conn:
             batch = inbox.pending_ids(conn, target.realm_id, limit=BATCH_SIZE, after=last)
@@ -158,21 +158,28 @@ def _drain(state: Services, target: Target, qbo: QboClient, lock: LeaderLock, re
         except QboError as exc:  # the notices are read one by one instead
             log.warning("inbound.bulk_read_refused error=%s next=one_at_a_time", type(exc).__name__)
             bodies = {}
-        try:
-            stop = apply_batch(state, target, qbo, batch, bodies, result)
-        except _OneByOne:
-            stop = None
-            for notice_id in batch:
-                renew()
-                stop = apply_one(state, target, qbo, notice_id, result, bodies.get(notice_id))
-                if stop:
-                    break
+        stop = apply_together(state, target, qbo, batch, bodies, result, renew)
         if stop:
             result.stopped = stop
             return result
         if len(batch) < BATCH_SIZE:
             return result  # all that was pending; a notice recorded since has queued its own drain
         last = batch[-1]
+
+
+def apply_together(state: Services, target: Target, qbo: QboClient, notice_ids: list[int],
+                   bodies: Mapping[int, Mapping[str, Any]], result: DrainResult, renew: Renewer) -> str | None:
+    """Apply the notices as one batch or, when one of them fails (nothing of the batch written
+    then), one by one; returns a reason to stop draining or None."""
+    try:
+        return apply_batch(state, target, qbo, notice_ids, bodies, result)
+    except _OneByOne:
+        for notice_id in notice_ids:
+            renew()
+            stop = apply_one(state, target, qbo, notice_id, result, bodies.get(notice_id))
+            if stop:
+                return stop
+    return None
 
 
 class _OneByOne(Exception):
