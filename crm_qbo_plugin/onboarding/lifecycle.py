@@ -201,14 +201,13 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
         revived = inbox.revive_orphans(state.engine, connection.realm_id, tenant, now)
         if revived:
             log.info("connection.notices_revived count=%d", revived)
+    if same_company:
+        try:
+            enqueue_poll(state, tenant)
+        except redis.RedisError as exc:  # the scheduler's next poll reads them
+            log.warning("connection.poll_not_enqueued after=reconnect error=%s", type(exc).__name__)
     if not same_company or import_open(state, tenant):
-        start_import(state, tenant)
-    if not same_company:
-        return
-    try:
-        enqueue_poll(state, tenant)
-    except redis.RedisError as exc:  # the scheduler's next poll reads them
-        log.warning("connection.poll_not_enqueued after=reconnect error=%s", type(exc).__name__)
+        start_import(state, tenant)  # queued ahead of the poll (both go to the front): it runs first
 
 
 def _resume_parked(state: Services, tenant: str, now: datetime) -> None:

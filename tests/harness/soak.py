@@ -182,6 +182,11 @@ def retry_held(st: Stack, tenants: list[Tenant]) -> int:
 
 def busy(st: Stack) -> list[str]:
     """What still moves: open outbox rows, pending inbox notices, queued or running jobs, webhooks."""
+    return work_left(st)[0]
+
+
+def work_left(st: Stack) -> tuple[list[str], int]:
+    """`busy`'s reasons, and how many rows, notices and jobs are still open (to see progress)."""
     from rq import Queue, Worker
     from rq.serializers import JSONSerializer
 
@@ -209,7 +214,7 @@ def busy(st: Stack) -> list[str]:
     answer = requests.post(f"{st.sandbox_url}/_sandbox/webhooks/deliver", json={"force": True}, timeout=60).json()
     if answer["pending"] or answer["failed"] or answer["delivered"]:
         reasons.append(f"webhooks {answer}")
-    return reasons
+    return reasons, open_rows + pending + queued
 
 
 def settle(st: Stack, faults: Faults, workload: Workload, timeout: float, say: Any, report: Report) -> bool:
@@ -224,17 +229,24 @@ def settle(st: Stack, faults: Faults, workload: Workload, timeout: float, say: A
     for tenant in tenants:
         if not tenant.connected:
             workload.reconnect(tenant)
-    deadline = time.monotonic() + timeout
+    # A backlog worked off at QuickBooks' rate limits (every record held while a tenant was
+    # disconnected is retried below) may take longer than `timeout`: settling fails only when
+    # nothing got done for `timeout` seconds, or after four times `timeout` in all.
+    started = time.monotonic()
+    deadline = started + timeout
     for round_ in (1, 2):  # the second round's poll sees whatever the first one's work changed
         report.held_retried += retry_held(st, tenants)
         sync_now(st, tenants)
-        calm, nudged = 0, time.monotonic()
+        calm, nudged, least = 0, time.monotonic(), None
         while calm < 3:
-            if time.monotonic() > deadline:
-                say(f"  still busy after {timeout:g}s: {busy(st)}")
+            now = time.monotonic()
+            if now > deadline or now - started > 4 * timeout:
+                say(f"  still busy after {now - started:.0f}s: {busy(st)}")
                 return False
             faults.supervise()
-            reasons = busy(st)
+            reasons, left = work_left(st)
+            if least is None or left < least:
+                least, deadline = left, now + timeout
             calm = calm + 1 if not reasons else 0
             if reasons and time.monotonic() - nudged > 20:  # backoffs that came due meanwhile
                 nudged = time.monotonic()

@@ -133,6 +133,24 @@ def test_the_scheduler_job_enqueues_one_ids_only_poll_per_connected_tenant(plugi
         assert [c.first_name for c in env.host.contacts.values()] == ["Scheduled"]
 
 
+def test_quickbooks_news_is_queued_ahead_of_an_outbound_backlog(plugin_config, sandbox_url):
+    """A poll, a drain and an import are cheap and what users wait for: they do not wait behind a
+    backlog of outbound pushes (a long settle once left 972 notices behind 1,600 pushes)."""
+    from crm_qbo_plugin.inbound.enqueue import DRAIN_INBOX, POLL_CDC, RUN_IMPORT, enqueue_import, request_drain
+    from crm_qbo_plugin.runtime.queue import PROCESS_OUTBOX, enqueue_outbox
+
+    with inbound_env(plugin_config, sandbox_url, webhooks=False) as env:
+        env.state.queue.empty()
+        for outbox_id in range(1, 4):
+            enqueue_outbox(env.state.queue, outbox_id)
+        with env.app.app_context():
+            assert enqueue_polls(env.state) == 1
+            assert request_drain(env.state, env.realm)
+            enqueue_import(env.state, TENANT)
+        assert [job.func_name for job in env.state.queue.get_jobs()] == [
+            RUN_IMPORT, DRAIN_INBOX, POLL_CDC, PROCESS_OUTBOX, PROCESS_OUTBOX, PROCESS_OUTBOX]
+
+
 def test_more_than_1000_changes_in_a_burst_still_all_arrive(plugin_config, sandbox_url):
     """B18 worst case: 1300 changes within a few seconds. Halving narrows the window second by
     second; if more than 1000 share the last second, the poll falls back to a full listing."""
