@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from crm_qbo_plugin.crypto import TokenDecryptionError
@@ -25,19 +24,12 @@ from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store import outbox
+from crm_qbo_plugin.store import cursors, links, oauth_state, outbox
 from crm_qbo_plugin.store.card_settings import stored_with
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
-from crm_qbo_plugin.store.tables import (
-    Connection,
-    ConnectionStatus,
-    Cursor,
-    Link,
-    LinkStatus,
-    OAuthState,
-)
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import write_tokens
 from crm_qbo_plugin.store.types import utcnow
 
@@ -156,14 +148,8 @@ def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens,
         if row is None:
             row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
         if switching:
-            # Changes held while disconnected stay visible: never sent to the new company (no
-            # retroactive sync), so they become "ignored" with the reason, links cleared.
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != LinkStatus.NOT_SYNCED.value))  # type: ignore[arg-type]
-            db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
-                status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
-                last_error="changed while QuickBooks was disconnected from the previous company; "
-                           "not sent to the new one (no retroactive sync)"))
-            db.execute(sa.delete(Cursor).where(Cursor.tenant_id == tenant))  # type: ignore[arg-type]
+            links.forget_company(db, tenant, now)
+            cursors.clear(db, tenant)
         if row.pinned_realm_id != realm_id:
             row.connected_at = now  # a new company: nothing from before this moment is pushed
         row.connected_at = row.connected_at or now
@@ -230,7 +216,7 @@ def unlink(state: Services, tenant: str) -> bool:
         row.last_error = None
         row.updated_at = utcnow()
         db.add(row)
-        db.execute(sa.delete(OAuthState).where(OAuthState.tenant_id == tenant))  # type: ignore[arg-type]
+        oauth_state.forget(db, tenant)
         db.commit()
     if refresh:
         try:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
@@ -123,6 +123,17 @@ def mark_if_token(state: HasEngine, tenant: str, kind: str, crm_id: str, sync_to
         done = conn.execute(LINKS.update().where(LINKS.c.id == link.id, token_now).values(
             status=status, last_error=error, detail={**(link.detail or {}), **detail}, updated_at=utcnow()))
     return bool(done.rowcount == 1)
+
+
+def forget_company(db: Session, tenant: str, now: datetime) -> None:
+    """Inside the caller's transaction (a switch to another QuickBooks company): every link goes,
+    but the changes held while disconnected stay visible, "ignored" with the reason — they are
+    never sent to the new company (no retroactive sync)."""
+    db.execute(LINKS.delete().where(LINKS.c.tenant_id == tenant, LINKS.c.status != NOT_SYNCED.value))
+    db.execute(LINKS.update().where(LINKS.c.tenant_id == tenant).values(
+        status=IGNORED.value, qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
+        last_error="changed while QuickBooks was disconnected from the previous company; "
+                   "not sent to the new one (no retroactive sync)"))
 
 
 @dataclass(frozen=True)
