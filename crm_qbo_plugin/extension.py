@@ -91,10 +91,10 @@ class QuickBooksPlugin:
         address, whether Retry (or, for an invoice not exported, Send to QuickBooks) applies.
         None if the plugin has never handled it; needs an app context."""
         from crm_qbo_plugin.store.connections import connection_for
-        from crm_qbo_plugin.store.records import get_record
+        from crm_qbo_plugin.store.links import get_link
 
         state = get_state()
-        link = get_record(state, tenant, kind, crm_id)
+        link = get_link(state, tenant, kind, crm_id)
         if link is None:
             return None
         conn = connection_for(state.engine, tenant)

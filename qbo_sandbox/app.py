@@ -286,7 +286,7 @@ def _route(sandbox: Sandbox, ops: Operations, method: str, segments: list[str],
     if first == "batch" and len(segments) == 1:
         if method != "POST":
             raise wrong_method
-        items = run_batch(ops, _json_body())
+        items = run_batch(ops, _json_body(), lambda entity: sandbox.faults.batch_item_fault(entity, company.realm_id))
         return _Answer(200, _envelope({"BatchItemResponse": items}, now, tz), endpoint="batch")
     entity = ENTITY_PATHS.get(first)
     if entity is None:

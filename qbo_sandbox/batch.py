@@ -6,6 +6,7 @@ missing or repeated ``bId``) is refused as a whole with HTTP 400.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qbo_sandbox import errors
@@ -16,8 +17,12 @@ MAX_ITEMS = 30
 ENTITY_NAMES = frozenset(ENTITY_PATHS.values())
 
 
-def run_batch(ops: Operations, body: Any) -> list[dict[str, Any]]:
-    """Execute the items in order; returns the ``BatchItemResponse`` list."""
+ItemFault = Callable[[str], dict[str, Any] | None]
+
+
+def run_batch(ops: Operations, body: Any, fault_for: ItemFault | None = None) -> list[dict[str, Any]]:
+    """Execute the items in order; returns the ``BatchItemResponse`` list. `fault_for(entity)`
+    gives an injected Fault for an item, which then is not executed."""
     items = body.get("BatchItemRequest") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise errors.required_missing("BatchItemRequest")
@@ -40,10 +45,10 @@ def run_batch(ops: Operations, body: Any) -> list[dict[str, Any]]:
                 f"Duplicate bId {bid}: every BatchItemRequest needs a unique bId", element="bId",
             )
         seen.add(str(bid))
-    return [_run_item(ops, item) for item in items]
+    return [_run_item(ops, item, fault_for) for item in items]
 
 
-def _run_item(ops: Operations, item: dict[str, Any]) -> dict[str, Any]:
+def _run_item(ops: Operations, item: dict[str, Any], fault_for: ItemFault | None = None) -> dict[str, Any]:
     bid = str(item["bId"])
     try:
         if "Query" in item:
@@ -52,6 +57,9 @@ def _run_item(ops: Operations, item: dict[str, Any]) -> dict[str, Any]:
         if len(names) != 1:
             raise errors.bad_request_body("Each BatchItemRequest needs exactly one entity or Query")
         entity = names[0]
+        injected = fault_for(entity) if fault_for is not None else None
+        if injected is not None:
+            return {"bId": bid, "Fault": injected}
         operation = str(item.get("operation") or "")
         if operation not in ("create", "update", "delete"):
             if not operation:

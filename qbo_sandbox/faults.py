@@ -2,6 +2,10 @@
 
 A rule matches on path (substring or regular expression), optional method and realm, and fires
 ``times`` times or with a ``probability``. Rules are checked in the order they were added.
+
+A rule whose method is ``BATCH_ITEM`` never answers a request: it answers the matching items of
+a ``/batch`` instead (path ``/batch/<entity>``, e.g. ``/batch/invoice``) with its ``code``'s Fault,
+as QBO answers one item of a batch with a Fault while the others succeed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class FaultRule:
             "status": self.status, "latency_ms": self.latency_ms, "reset": self.reset,
             "times": self.times, "probability": self.probability, "fired": self.fired,
         }
+
+
+BATCH_ITEM = "BATCH_ITEM"
 
 
 class FaultInjector:
@@ -132,6 +139,14 @@ class FaultInjector:
                 rule.fired += 1
                 return rule
         return None
+
+    def batch_item_fault(self, entity: str, realm: str | None) -> dict[str, Any] | None:
+        """The Fault of the first ``BATCH_ITEM`` rule that fires for a batch item on `entity`."""
+        rule = self.match(BATCH_ITEM, f"/batch/{entity.lower()}", realm)
+        if rule is None or not rule.body:
+            return None
+        fault = json.loads(rule.body).get("Fault")
+        return fault if isinstance(fault, dict) else None
 
     def rules(self) -> list[FaultRule]:
         with self._lock:

@@ -13,18 +13,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
 from crm_qbo_plugin.host import TriggerCall
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store import claims
+from crm_qbo_plugin.store.claims import CLAIMED, FIRED
 from crm_qbo_plugin.store.tables import AutomationRun
-from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-CLAIMED, FIRED = "claimed", "fired"
+__all__ = ["CLAIMED", "FIRED", "complete_unfinished", "fire_once", "idempotency_key", "unfinished_claims"]
 
 
 def idempotency_key(tenant: str, trigger: str, subject_id: str) -> str:
@@ -39,34 +36,21 @@ def fire_once(state: Services, tenant: str, trigger: str, subject_id: str, conta
         raise ValueError(f"{trigger!r} is not a trigger declared in plugin.yaml")
     key = idempotency_key(tenant, trigger, subject_id)
     payload = {**payload, "contact_id": contact_id}
-    with session(state.engine) as db:
-        db.add(AutomationRun(tenant_id=tenant, trigger=trigger, subject_id=subject_id, idempotency_key=key,
-                             status=CLAIMED, payload=dict(payload)))
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
-            existing = db.exec(select(AutomationRun).where(
-                AutomationRun.tenant_id == tenant, AutomationRun.trigger == trigger,
-                AutomationRun.subject_id == subject_id)).one()
-            if existing.status == FIRED:
-                return False
-            payload = existing.payload  # finish the earlier claim exactly as it was made
+    existing = claims.claim(state.engine, tenant, trigger, subject_id, key, payload)
+    if existing is not None:
+        if existing.status == FIRED:
+            return False
+        payload = existing.payload  # finish the earlier claim exactly as it was made
     state.host.fire_trigger(TriggerCall(tenant=tenant, trigger=trigger, contact_id=contact_id,
                                         payload=dict(payload), idempotency_key=key))
-    with session(state.engine) as db:
-        run = db.exec(select(AutomationRun).where(AutomationRun.idempotency_key == key)).one()
-        run.status, run.fired_at = FIRED, utcnow()
-        db.add(run)
-        db.commit()
+    claims.mark_fired(state.engine, key)
     log.info("automations.fired trigger=%s", trigger)
     return True
 
 
 def unfinished_claims(state: Services) -> list[AutomationRun]:
     """Claims whose host call may not have happened (a crash in between): re-fired by the sweeper."""
-    with session(state.engine) as db:
-        return list(db.exec(select(AutomationRun).where(AutomationRun.status == CLAIMED)))
+    return claims.unfinished(state.engine)
 
 
 def complete_unfinished(state: Services) -> int:

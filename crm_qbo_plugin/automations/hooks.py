@@ -13,16 +13,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
-
-from crm_qbo_plugin.automations.claims import FIRED, fire_once
+from crm_qbo_plugin.automations.claims import fire_once
 from crm_qbo_plugin.automations.policy import first_invoice, paid_in_full
 from crm_qbo_plugin.qbo import eq, parse_timestamp
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store import claims
 from crm_qbo_plugin.store.card_settings import card_settings
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import AutomationRun, Connection
+from crm_qbo_plugin.store.tables import Connection
 
 
 def _summary(invoice: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,10 +48,7 @@ def _settled_while_on(conn: Connection, invoice: Mapping[str, Any]) -> bool:
 
 
 def _claimed(state: Services, tenant: str, trigger: str, subject_id: str) -> bool:
-    with session(state.engine) as db:
-        return db.exec(select(AutomationRun.id).where(
-            AutomationRun.tenant_id == tenant, AutomationRun.trigger == trigger,
-            AutomationRun.subject_id == subject_id, AutomationRun.status == FIRED)).first() is not None
+    return claims.fired(state.engine, tenant, trigger, subject_id)
 
 
 def after_invoice_applied(state: Services, conn: Connection, invoice: Mapping[str, Any], contact_id: str | None) -> list[str]:

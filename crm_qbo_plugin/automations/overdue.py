@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlmodel import select
-
 from crm_qbo_plugin.automations.claims import fire_once
 from crm_qbo_plugin.qbo import gt, lt
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Connection, Link
+from crm_qbo_plugin.store.links import CONTACT, crm_ids_by_qbo
+from crm_qbo_plugin.store.tables import Connection
 from crm_qbo_plugin.store.types import utcnow
 
 
@@ -23,10 +21,7 @@ def fire_overdue(state: Services, conn: Connection, today: date | None = None) -
     with client_for(state, conn.realm_id) as qbo:
         invoices = qbo.query_all("Invoice", where=[lt("DueDate", today.isoformat()), gt("Balance", 0)])
     customers = {str((inv.get("CustomerRef") or {}).get("value")) for inv in invoices}
-    with session(state.engine) as db:
-        links = db.exec(select(Link).where(Link.tenant_id == conn.tenant_id, Link.kind == "contact",
-                                           Link.qbo_id.in_(customers))).all()  # type: ignore[union-attr]
-    contact_of = {link.qbo_id: link.crm_id for link in links}
+    contact_of = crm_ids_by_qbo(state, conn.tenant_id, CONTACT, customers)
     fired = 0
     for inv in invoices:
         contact = contact_of.get(str((inv.get("CustomerRef") or {}).get("value")))

@@ -63,7 +63,7 @@ from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.link_book import Ledger, LinkBook, LinkRow, proposed_crm_id
+from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.store.tables import Connection, InboxStatus, LinkKind, LinkStatus
 
 log = logging.getLogger(__name__)

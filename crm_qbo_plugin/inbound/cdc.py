@@ -42,6 +42,7 @@ from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store import cursors, inbox
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connected, connection_for
+from crm_qbo_plugin.store.db import transaction
 from crm_qbo_plugin.store.runs import finish_run, start_run
 from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus, LinkKind, LinkStatus, SyncRun
 from crm_qbo_plugin.store.types import utcnow
@@ -141,8 +142,7 @@ class Poller:
             return
         self.counts["changes"] += len(found)
         notices = [c.notice(self.target.realm_id) for c in found]
-        with self.state.engine.begin() as conn:
-            recorded = inbox.record(conn, notices, "cdc", tenants={self.target.realm_id: self.target.tenant})
+        recorded = inbox.record_polled(self.state.engine, notices, "cdc", self.target.realm_id, self.target.tenant)
         # seen before (an overlapping window): already applied, or pending for the drain
         fresh = {recorded.new[n.key]: c.body for c, n in zip(found, notices, strict=True) if n.key in recorded.new}
         ids = list(fresh)
@@ -175,7 +175,7 @@ class Poller:
                     self.counts["applied" if outcome.status is InboxStatus.APPLIED else "skipped"] += 1
                     if entity == "Invoice":
                         seen_invoices.add(str(body.get("Id")))
-                with self.state.engine.begin() as conn:
+                with transaction(self.state.engine) as conn:
                     applier.flush(conn)
         # The listing completed (an error would have raised): linked invoices missing from it
         # were deleted in QBO while CDC could not see it.
@@ -184,7 +184,7 @@ class Poller:
             if qbo_id not in seen_invoices and link.status != LinkStatus.DELETED:
                 applier.invoice_deleted(qbo_id)
                 self.counts["deleted"] = self.counts.get("deleted", 0) + 1
-        with self.state.engine.begin() as conn:
+        with transaction(self.state.engine) as conn:
             applier.flush(conn)
         cursors.save(self.state.engine, self.target.tenant, CURSOR, now)
 

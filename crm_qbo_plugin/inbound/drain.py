@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from crm_qbo_plugin import logs, metrics
 from crm_qbo_plugin.host import HostContractError
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target
@@ -41,12 +39,11 @@ from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store import inbox
 from crm_qbo_plugin.store.connections import connection_of_realm
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import ConnectionStatus, InboxNotice, InboxStatus
+from crm_qbo_plugin.store.db import transaction
+from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus
 
 log = logging.getLogger(__name__)
 
-INBOX = InboxNotice.__table__  # type: ignore[attr-defined]
 MAX_IN_IDS = 1000  # a query answers at most 1000 rows
 # Entities whose notices are read in bulk, with the conditions that make the query return what a
 # read by id returns (a query leaves inactive customers out unless asked).
@@ -89,9 +86,8 @@ def drain_realm(state: Services, realm_id: str) -> DrainResult:
             return total
         if state.redis.exists(drain_flag(realm_id)):
             return total  # a queued drain job gathers what arrived meanwhile and applies it
-        with state.engine.connect() as conn:
-            if not inbox.has_pending(conn, realm_id):
-                return total
+        if not inbox.has_pending(state.engine, realm_id):
+            return total
 
 
 def drain_locked(state: Services, realm_id: str, lock: LeaderLock, qbo: QboClient | None = None) -> DrainResult:
@@ -113,12 +109,9 @@ def drain_locked(state: Services, realm_id: str, lock: LeaderLock, qbo: QboClien
 
 def _orphan(state: Services, realm_id: str) -> None:
     """Notices of a realm nobody holds any more can never be applied: dead-letter them."""
-    with state.engine.begin() as conn:
-        orphans = inbox.pending_ids(conn, realm_id, limit=10_000)
-        for notice_id in orphans:
-            inbox.finish(conn, notice_id, InboxStatus.DEAD, inbox.NO_TENANT)
-    metrics.count(state.redis, "drains", len(orphans), outcome=InboxStatus.DEAD.value)
-    metrics.count(state.redis, "failures", len(orphans), kind="dead_letter")
+    orphans = inbox.dead_letter_pending(state.engine, realm_id, inbox.NO_TENANT)
+    metrics.count(state.redis, "drains", orphans, outcome=InboxStatus.DEAD.value)
+    metrics.count(state.redis, "failures", orphans, kind="dead_letter")
 
 
 class Renewer:
@@ -139,8 +132,7 @@ def _drain(state: Services, target: Target, qbo: QboClient, lock: LeaderLock, re
     last = 0
     renew = Renewer(lock)
     while True:
-        with state.engine.connect() as conn:
-            batch = inbox.pending_ids(conn, target.realm_id, limit=BATCH_SIZE, after=last)
+        batch = inbox.pending_ids(state.engine, target.realm_id, limit=BATCH_SIZE, after=last)
         if not batch:
             return result
         renew(force=True)
@@ -191,12 +183,7 @@ def apply_batch(state: Services, target: Target, qbo: QboClient, notice_ids: lis
     """Apply the pending notices among `notice_ids` together (see the module docstring); returns a
     reason to stop draining (nothing of the batch written) or None. Raises `_OneByOne` when a
     notice fails, before anything of the batch is written."""
-    with state.engine.connect() as conn:
-        notices = conn.execute(
-            sa.select(INBOX.c.id, INBOX.c.tenant_id, INBOX.c.entity, INBOX.c.entity_id, INBOX.c.operation, INBOX.c.data)
-            .where(INBOX.c.id.in_(notice_ids), INBOX.c.status == InboxStatus.PENDING.value)
-            .order_by(INBOX.c.id)
-        ).all()
+    notices = inbox.pending_notices(state.engine, notice_ids)
     if not notices:
         return None
     applier = Applier(state, target, qbo, defer_host_writes=True)
@@ -224,7 +211,7 @@ def apply_batch(state: Services, target: Target, qbo: QboClient, notice_ids: lis
     except BATCH_ERRORS as exc:
         log.info("inbound.batch_failed error=%s next=one_at_a_time", type(exc).__name__)
         raise _OneByOne from exc
-    with state.engine.begin() as conn:
+    with transaction(state.engine) as conn:  # the batch's links and ledger with its notices' statuses
         applier.flush(conn)
         for notice_id, outcome in outcomes:
             inbox.finish(conn, notice_id, outcome.status, outcome.reason)
@@ -260,13 +247,8 @@ def prefetch(state: Services, qbo: QboClient, notice_ids: list[int]) -> dict[int
     query per 1000 ids of an entity instead of one read per notice. Bodies are applied in the
     notices' order, as the per-notice re-read would be; a notice whose entity the query does not
     return (deleted, a merge, a payment, another entity) keeps the re-read path and its rules."""
-    with state.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(INBOX.c.id, INBOX.c.entity, INBOX.c.entity_id, INBOX.c.operation)
-            .where(INBOX.c.id.in_(notice_ids), INBOX.c.status == InboxStatus.PENDING.value)
-        ).all()
     wanted: dict[str, dict[str, list[int]]] = {}
-    for notice_id, entity, entity_id, operation in rows:
+    for notice_id, _tenant, entity, entity_id, operation, _data in inbox.pending_notices(state.engine, notice_ids):
         if entity in PREFETCHED and operation != "Merge" and str(entity_id).isdigit():
             wanted.setdefault(entity, {}).setdefault(str(entity_id), []).append(int(notice_id))
     bodies: dict[int, Mapping[str, Any]] = {}
@@ -285,12 +267,11 @@ def apply_one(state: Services, target: Target, qbo: QboClient, notice_id: int, r
               body: Mapping[str, Any] | None = None) -> str | None:
     """Apply one notice — from `body` when the caller has the entity's current state (CDC), else
     by re-reading it — and return a reason to stop draining (the notice stays pending) or None."""
-    with session(state.engine) as db:
-        notice = db.get(InboxNotice, notice_id)
-    if notice is None or notice.status != InboxStatus.PENDING.value:
+    notice = inbox.pending_notice(state.engine, notice_id)
+    if notice is None:
         return None
     if notice.tenant_id != target.tenant:
-        with state.engine.begin() as conn:
+        with transaction(state.engine) as conn:
             inbox.finish(conn, notice_id, InboxStatus.DEAD, MOVED)
         _count(state, result, Outcome(InboxStatus.DEAD, MOVED))
         return None
@@ -305,7 +286,7 @@ def apply_one(state: Services, target: Target, qbo: QboClient, notice_id: int, r
     except NOTICE_ERRORS as exc:
         log.warning("inbound.dead_lettered notice_id=%s error=%s", notice_id, type(exc).__name__)
         outcome = Outcome(InboxStatus.DEAD, f"{type(exc).__name__}: {exc}"[:500])
-    with state.engine.begin() as conn:
+    with transaction(state.engine) as conn:  # the notice's links and ledger with its status
         if outcome.status is not InboxStatus.DEAD:
             applier.flush(conn)
         inbox.finish(conn, notice_id, outcome.status, outcome.reason)

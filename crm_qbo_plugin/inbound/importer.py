@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import redis
-from sqlmodel import col, select
 
 from crm_qbo_plugin.inbound.apply import Applier, Target
 from crm_qbo_plugin.inbound.enqueue import enqueue_import
@@ -39,9 +38,9 @@ from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store import cursors
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.runs import finish_run, save_counts, start_run
-from crm_qbo_plugin.store.tables import ConnectionStatus, RunStatus, SyncRun
+from crm_qbo_plugin.store.db import transaction
+from crm_qbo_plugin.store.runs import finish_run, open_run, pause_run, save_counts, start_run
+from crm_qbo_plugin.store.tables import ConnectionStatus, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +62,7 @@ def import_lock(state: Services, tenant: str) -> LeaderLock:
 
 
 def _open_run(state: Services, tenant: str) -> SyncRun | None:
-    with session(state.engine) as db:
-        return db.exec(
-            select(SyncRun).where(SyncRun.tenant_id == tenant, SyncRun.kind == KIND,
-                                  SyncRun.status == RunStatus.RUNNING.value)
-            .order_by(col(SyncRun.id).desc())
-        ).first()
+    return open_run(state.engine, tenant, KIND)
 
 
 def start_import(state: Services, tenant: str) -> SyncRun:
@@ -118,7 +112,7 @@ def run_import(state: Services, tenant: str) -> SyncRun | None:
             errors.append(f"{type(exc).__name__}: {exc}")
         if errors:
             run.counts = counts
-            return _stopped(state, run, errors)
+            return pause_run(state.engine, run, errors)
         return finish_run(state.engine, run, counts, [])
     finally:
         lock.release()
@@ -126,17 +120,6 @@ def run_import(state: Services, tenant: str) -> SyncRun | None:
 
 class _Busy(Exception):
     """The realm lock stayed taken (a long drain): the page is tried again by the next run."""
-
-
-def _stopped(state: Services, run: SyncRun, errors: list[str]) -> SyncRun:
-    """Keep the run open (so it is resumed) but show why it paused."""
-    with session(state.engine) as db:
-        row = db.get(SyncRun, run.id)
-        assert row is not None
-        row.errors = [e[:500] for e in errors]
-        db.add(row)
-        db.commit()
-        return row
 
 
 class _Reader:
@@ -223,7 +206,7 @@ def _plan(state: Services, target: Target, reader: _Reader, run: SyncRun, counts
         counts[f"{key}_total"] = future.result()
         counts[f"{key}_done"] = 0
     if counting:
-        with state.engine.begin() as conn:
+        with transaction(state.engine) as conn:
             save_counts(conn, run, counts)
     plan: list[_Phase] = []
     for entity, key in phases:
@@ -258,7 +241,7 @@ def _apply_page(state: Services, target: Target, qbo: QboClient, run: SyncRun, c
                 applier.apply_invoice(body)
         applier.write_host()  # the CRM holds the page before its links and checkpoint commit
         counts[f"{key}_done"] = counts[f"{key}_done"] + len(page)
-        with state.engine.begin() as conn:
+        with transaction(state.engine) as conn:  # the page's links and ledger with its checkpoint
             applier.flush(conn)
             cursors.write(conn, target.tenant, stream(entity), str(page[-1]["Id"]))
             save_counts(conn, run, counts)

@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from crm_qbo_plugin.crypto import TokenDecryptionError
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.inbound.importer import import_open, start_import
@@ -26,19 +24,14 @@ from crm_qbo_plugin.qbo import QboError, Tokens, discovery_document
 from crm_qbo_plugin.runtime.clients import client_with_token
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import inbox, outbox
-from crm_qbo_plugin.store.card_settings import stored_with
-from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
-from crm_qbo_plugin.store.tables import (
-    Connection,
-    ConnectionStatus,
-    Cursor,
-    Link,
-    LinkStatus,
-    OAuthState,
+from crm_qbo_plugin.store.connections import (
+    connection_for,
+    connection_of_realm,
+    disconnect,
+    store_connection,
 )
-from crm_qbo_plugin.store.token_store import write_tokens
+from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
+from crm_qbo_plugin.store.tables import Connection
 from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -151,37 +144,12 @@ def save_connection(state: Services, tenant: str, realm_id: str, tokens: Tokens,
                     switching: bool, import_invoices: bool, now: datetime) -> Connection:
     """Store a completed connection in one transaction (a company switch also clears links and
     cursors). Raises IntegrityError if the realm belongs to another tenant."""
-    with session(state.engine) as db:
-        row = connection_for(state.engine, tenant, db)
-        if row is None:
-            row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
-        if switching:
-            # Changes held while disconnected stay visible: never sent to the new company (no
-            # retroactive sync), so they become "ignored" with the reason, links cleared.
-            db.execute(sa.delete(Link).where(Link.tenant_id == tenant, Link.status != LinkStatus.NOT_SYNCED.value))  # type: ignore[arg-type]
-            db.execute(sa.update(Link).where(Link.tenant_id == tenant).values(  # type: ignore[arg-type]
-                status="ignored", qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
-                last_error="changed while QuickBooks was disconnected from the previous company; "
-                           "not sent to the new one (no retroactive sync)"))
-            db.execute(sa.delete(Cursor).where(Cursor.tenant_id == tenant))  # type: ignore[arg-type]
-        if row.pinned_realm_id != realm_id:
-            row.connected_at = now  # a new company: nothing from before this moment is pushed
-        row.connected_at = row.connected_at or now
-        row.realm_id = row.pinned_realm_id = realm_id
-        row.status = ConnectionStatus.CONNECTED.value
-        row.last_error = None
-        row.settings = stored_with(row.settings, {"import_invoices": import_invoices})
-        row.company_name, row.country, row.home_currency = facts.name, facts.country, facts.home_currency
-        row.multicurrency, row.custom_txn_numbers, row.tax_model = facts.multicurrency, facts.custom_txn_numbers, facts.tax_model
-        write_tokens(row, tokens, state.cipher)
-        row.updated_at = now
-        db.add(row)
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
-            raise
-    return row
+    return store_connection(
+        state.engine, tenant, realm_id, tokens, state.cipher, defaults=state.manifest.defaults(),
+        switching=switching, import_invoices=import_invoices, now=now,
+        company={"company_name": facts.name, "country": facts.country, "home_currency": facts.home_currency,
+                 "multicurrency": facts.multicurrency, "custom_txn_numbers": facts.custom_txn_numbers,
+                 "tax_model": facts.tax_model})
 
 
 def _owner_of(state: Services, realm_id: str) -> str | None:
@@ -218,24 +186,12 @@ def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
 
 def unlink(state: Services, tenant: str) -> bool:
     """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
-    with session(state.engine) as db:
-        row = connection_for(state.engine, tenant, db)
-        if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
-            return False
-        try:
-            refresh = state.cipher.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None
-        except TokenDecryptionError:  # nothing to revoke with; dropping the tokens is what matters
-            log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
-            refresh = None
-        row.status = ConnectionStatus.DISCONNECTED.value
-        row.realm_id = None
-        row.access_token_enc = row.refresh_token_enc = None
-        row.access_expires_at = row.refresh_expires_at = None
-        row.last_error = None
-        row.updated_at = utcnow()
-        db.add(row)
-        db.execute(sa.delete(OAuthState).where(OAuthState.tenant_id == tenant))  # type: ignore[arg-type]
-        db.commit()
+    dropped = disconnect(state.engine, tenant, state.cipher)
+    if dropped is None:
+        return False
+    if dropped.tokens_unreadable:
+        log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
+    refresh = dropped.refresh_token
     if refresh:
         try:
             state.token_endpoint.revoke(refresh)

@@ -10,9 +10,8 @@ from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.card_settings import CardSettings, card_settings, stored_with
-from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.card_settings import CardSettings, card_settings
+from crm_qbo_plugin.store.connections import connection_for, store_settings
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.types import utcnow
 
@@ -119,22 +118,17 @@ def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> Ca
     if problems:
         raise SettingsRejected(problems)
     now = utcnow()
-    with session(state.engine) as db:
-        row = connection_for(state.engine, tenant, db)
-        if row is None:
-            row = Connection(tenant_id=tenant, settings=dict(state.manifest.defaults()))
-        current = card_settings(row)
+
+    def updates_of(current: CardSettings) -> dict[str, Any]:
         updates = dict(changes)
         if changes.get("review_request") and not current.review_request:
             # Switching it on never fires for invoices settled while it was off.
             updates["review_request_since"] = now
         if "tax_mapping" in changes and changes["tax_mapping"] != current.tax_mapping:
             updates["taxes_confirmed"] = bool(changes.get("taxes_confirmed", False))  # re-confirm after a change
-        row.settings = stored_with(row.settings, updates)
-        row.updated_at = now
-        db.add(row)
-        db.commit()
-        return card_settings(row)
+        return updates
+
+    return store_settings(state.engine, tenant, state.manifest.defaults(), updates_of, now)
 
 
 def _digits(value: str, field: str) -> str:

@@ -44,10 +44,11 @@ from crm_qbo_plugin.outbound.customers import (
     link_new_customer,
 )
 from crm_qbo_plugin.outbound.decision import batchable
-from crm_qbo_plugin.outbound.failures import PushFailed, explain
+from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
-from crm_qbo_plugin.outbound.processor import backoff, finish
+from crm_qbo_plugin.outbound.processor import settle_failure
+from crm_qbo_plugin.outbound.tracking import show_failure
 from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
 from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.links import (
@@ -58,7 +59,6 @@ from crm_qbo_plugin.store.links import (
     get_link,
     links_for,
     record_writes,
-    set_status,
     set_statuses,
 )
 from crm_qbo_plugin.store.outbox import PROCESSING_LEASE
@@ -410,13 +410,10 @@ def _send(push: Push, members: list[Ready]) -> None:
 
 
 def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
-    if error.retryable:
-        set_status(push.state, push.tenant, INVOICE, member.invoice.id, PENDING, f"waiting to retry: {error}")
-        finish(push.state, member.row, OutboxStatus.PENDING, str(error), utcnow() + backoff(1))
-        return
-    failure = explain(error, "invoice", member.invoice.issue_date, doc_number(member.invoice.number))
-    set_status(push.state, push.tenant, INVOICE, member.invoice.id, failure.status, str(failure))
-    finish(push.state, member.row, OutboxStatus.FAILED, f"{type(failure).__name__}: {failure}")
+    """A member QBO refused: its link and row end as a single push failing the same way would."""
+    shown = show_failure(push.state, push.tenant, INVOICE, member.invoice.id, error, "invoice",
+                         member.invoice.issue_date, doc_number(member.invoice.number))
+    settle_failure(push.state, member.row, push.conn, shown, utcnow())
 
 
 __all__ = ["BATCH_MIN", "eligible", "push_invoice_or_batch"]

@@ -130,25 +130,30 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
         return OutboxStatus.FAILED.value
     try:
         handler(state, row, conn)
-    except ReconnectRequired:
+    except Exception as exc:
+        return settle_failure(state, row, conn, exc, now)
+    finish(state, row, OutboxStatus.DONE)
+    return OutboxStatus.DONE.value
+
+
+def settle_failure(state: Services, row: OutboxEvent, conn: Connection, exc: Exception, now: datetime) -> str:
+    """The row's next state after its push raised `exc`: the one triage of a failed push, for a
+    single push and for a batch's member alike (the link side is `tracking.show_failure`)."""
+    if isinstance(exc, ReconnectRequired):
         mark_needs_reconnect(state, conn.realm_id or "")
         return _park(state, row, now)
-    except PASSING_TROUBLE as exc:
+    if isinstance(exc, PASSING_TROUBLE):
         # Only ReconnectRequired (handled above) needs a person. A retry replays the row's
         # requestids, so a QBO create whose link could not be saved comes back as the same record.
         return _retry(state, row, now, f"{type(exc).__name__}: {exc}")
-    except Skip as exc:
+    if isinstance(exc, Skip):
         finish(state, row, OutboxStatus.SKIPPED, str(exc))
         return OutboxStatus.SKIPPED.value
-    except RetryLater as exc:
+    if isinstance(exc, RetryLater):
         return _retry(state, row, now, str(exc))
-    except PushFailed as exc:  # expected: a person must act (the message says how), then Retry
+    if isinstance(exc, PushFailed):  # expected: a person must act (the message says how), then Retry
         log.warning("outbound.needs_attention outbox_id=%s event_type=%s error=%s", row.id, row.event_type, type(exc).__name__)
-        finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        return OutboxStatus.FAILED.value
-    except Exception as exc:
-        log.exception("outbound.failed outbox_id=%s event_type=%s", row.id, row.event_type)
-        finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        return OutboxStatus.FAILED.value
-    finish(state, row, OutboxStatus.DONE)
-    return OutboxStatus.DONE.value
+    else:
+        log.error("outbound.failed outbox_id=%s event_type=%s", row.id, row.event_type, exc_info=exc)
+    finish(state, row, OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}")
+    return OutboxStatus.FAILED.value

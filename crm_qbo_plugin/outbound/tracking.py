@@ -5,6 +5,7 @@ conflict, pending with the reason it waits)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from crm_qbo_plugin.mapping.invoice import MappingError
 from crm_qbo_plugin.outbound.context import Push
@@ -44,21 +45,28 @@ def run_tracked(push: Push, kind: str, what: str, push_fn: Callable[[Push], None
         if link is not None and link.status == PENDING and link.qbo_id:
             set_status(state, tenant, kind, crm_id, SYNCED, None)
         raise
-    except MappingError as exc:
-        failure = PushFailed(str(exc))
-        set_status(state, tenant, kind, crm_id, failure.status, str(failure))
-        raise failure from None
-    except PushFailed as exc:
+    except Exception as exc:
+        shown = show_failure(state, tenant, kind, crm_id, exc, what, push.txn_date, push.doc_number)
+        if shown is exc:
+            raise
+        raise shown from None
+
+
+def show_failure(state: Services, tenant: str, kind: str, crm_id: str, exc: Exception, what: str,
+                 txn_date: date | None = None, doc_number: str | None = None) -> Exception:
+    """Keep the record's link in step with a failed push, and return what the push fails with (a
+    QBO refusal becomes the `PushFailed` that says what to do). The link side of the one triage
+    of a failed push, for a single push and a batch's member alike (the row side is
+    `processor.settle_failure`)."""
+    if isinstance(exc, MappingError):
+        exc = PushFailed(str(exc))
+    if isinstance(exc, PushFailed):
         set_status(state, tenant, kind, crm_id, exc.status, str(exc))
-        raise
-    except (ThrottledError, TransientError, RetryLater) as exc:
+    elif isinstance(exc, (ThrottledError, TransientError, RetryLater)):
         link = get_link(state, tenant, kind, crm_id)
         if link is None or link.status != SYNCED:
             set_status(state, tenant, kind, crm_id, PENDING, f"waiting to retry: {exc}")
-        raise
-    except AuthenticationError:
-        raise
-    except QboError as exc:
-        failure = explain(exc, what, push.txn_date, push.doc_number)
-        set_status(state, tenant, kind, crm_id, failure.status, str(failure))
-        raise failure from None
+    elif isinstance(exc, QboError) and not isinstance(exc, AuthenticationError):
+        exc = explain(exc, what, txn_date, doc_number)
+        set_status(state, tenant, kind, crm_id, exc.status, str(exc))
+    return exc

@@ -6,16 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
-
 from crm_qbo_plugin.qbo import in_
 from crm_qbo_plugin.reconcile.compare import Result, Sides, compare
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import ConnectionStatus, Link
+from crm_qbo_plugin.store.links import record_links
+from crm_qbo_plugin.store.tables import ConnectionStatus
 
 
 class CannotReconcile(Exception):
@@ -45,8 +43,7 @@ def reconcile(state: Services, tenant: str) -> Report:
     contacts = {i: c for i in host.list_record_ids(tenant, "contact") if (c := host.get_contact(tenant, i))}
     invoices = {i: v for i in host.list_record_ids(tenant, "invoice") if (v := host.get_invoice(tenant, i))}
     payments = {i: p for i in host.list_record_ids(tenant, "payment") if (p := host.get_payment(tenant, i))}
-    with session(state.engine) as db:
-        links = list(db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind != "item")))
+    links = record_links(state, tenant)
     with client_for(state, conn.realm_id) as qbo:
         customers = _by_id(qbo.query_all("Customer", where=[in_("Active", [True, False])]))  # inactive too
         qbo_invoices = _by_id(qbo.query_all("Invoice"))

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlmodel import select
-
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store.connections import connection_for, connection_of_realm
-from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.connections import connection_for, park, unpark
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import tokens_readable
-from crm_qbo_plugin.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +25,10 @@ def mark_needs_reconnect(state: Services, realm_id: str, reason: str = REFUSED) 
     """Intuit refused our refresh token, or our tokens cannot be decrypted: stop this tenant's work
     until a person reconnects. Undecryptable tokens always get the UNREADABLE reason, whatever
     error led here, so the card says what actually happened."""
-    with session(state.engine) as db:
-        row = connection_of_realm(state.engine, realm_id, db)
-        if row is None or row.status != ConnectionStatus.CONNECTED.value:
-            return
-        unreadable = not tokens_readable(row, state.cipher)
-        row.status = ConnectionStatus.NEEDS_RECONNECT.value
-        row.last_error = UNREADABLE if unreadable else reason
-        row.updated_at = utcnow()
-        db.add(row)
-        db.commit()
-    if unreadable:
+    set_reason = park(state.engine, realm_id, lambda row: reason if tokens_readable(row, state.cipher) else UNREADABLE)
+    if set_reason is None:
+        return
+    if set_reason == UNREADABLE:
         log.error("connection.tokens_unreadable realm_id=%s fix=%s", realm_id,
                   "restore the CRM_QBO_SECRET_KEYS key that encrypted them, or reconnect")
     else:
@@ -70,21 +59,7 @@ def resume_readable(state: Services, tenant: str | None = None) -> int:
     whose tokens decrypt again (the operator put the old key back in CRM_QBO_SECRET_KEYS): connected
     again, so nobody has to reconnect. Their parked outbox rows go out when their lease ends (the
     sweeper takes them)."""
-    resumed = 0
-    query = select(Connection).where(Connection.status == ConnectionStatus.NEEDS_RECONNECT.value,
-                                     Connection.last_error == UNREADABLE)
-    if tenant is not None:
-        query = query.where(Connection.tenant_id == tenant)
-    with session(state.engine) as db:
-        rows = db.exec(query).all()
-        for row in rows:
-            if row.realm_id is not None and tokens_readable(row, state.cipher):
-                row.status = ConnectionStatus.CONNECTED.value
-                row.last_error = None
-                row.updated_at = utcnow()
-                db.add(row)
-                resumed += 1
-        db.commit()
+    resumed = unpark(state.engine, UNREADABLE, lambda row: tokens_readable(row, state.cipher), tenant)
     if resumed:
         log.info("connection.resumed count=%d reason=tokens_readable_again", resumed)
     return resumed

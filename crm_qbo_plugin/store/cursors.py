@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from crm_qbo_plugin.qbo import parse_timestamp
 from crm_qbo_plugin.store.tables import Cursor
@@ -31,6 +32,11 @@ def write(conn: DbConnection, tenant: str, stream: str, value: str) -> None:
     )
     if updated.rowcount == 0:
         conn.execute(CURSORS.insert().values(tenant_id=tenant, stream=stream, value=value, updated_at=now))
+
+
+def clear(conn: DbConnection | Session, tenant: str) -> None:
+    """Forget every position of the tenant, inside the caller's transaction."""
+    conn.execute(CURSORS.delete().where(CURSORS.c.tenant_id == tenant))
 
 
 def load(engine: Engine, tenant: str, stream: str) -> str | None:

@@ -3,10 +3,12 @@ several workers can share one file; PostgreSQL is used as it comes."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -37,6 +39,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def session(engine: Engine) -> Session:
     """A session that keeps loaded attributes after commit (rows are read after writing them)."""
     return Session(engine, expire_on_commit=False)
+
+
+def transaction(engine: Engine) -> AbstractContextManager[DbConnection]:
+    """One transaction for writes that must commit together or not at all (an inbound batch's
+    links and ledger with its inbox statuses, an import page with its checkpoint and progress):
+    hand the connection to the store functions that take one; committed when the block ends,
+    rolled back if it raises."""
+    return engine.begin()
 
 
 class HasEngine(Protocol):

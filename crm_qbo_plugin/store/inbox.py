@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from crm_qbo_plugin.qbo.notices import Notice
+from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, InboxNotice, InboxStatus
 from crm_qbo_plugin.store.types import UtcDateTime, utcnow
 
@@ -243,7 +244,7 @@ def _busy(exc: OperationalError) -> bool:
     return "database is locked" in str(exc.orig)
 
 
-def pending_ids(conn: DbConnection, realm_id: str, limit: int = 200, after: int = 0) -> list[int]:
+def pending_ids(engine: Engine, realm_id: str, limit: int = 200, after: int = 0) -> list[int]:
     """Ids of the realm's pending notices in arrival order (the per-realm apply order)."""
     query = (
         sa.select(INBOX.c.id)
@@ -251,11 +252,49 @@ def pending_ids(conn: DbConnection, realm_id: str, limit: int = 200, after: int 
         .order_by(INBOX.c.id)
         .limit(limit)
     )
-    return [int(i) for i in conn.execute(query).scalars()]
+    with engine.connect() as conn:
+        return [int(i) for i in conn.execute(query).scalars()]
 
 
-def has_pending(conn: DbConnection, realm_id: str) -> bool:
-    return bool(pending_ids(conn, realm_id, limit=1))
+def has_pending(engine: Engine, realm_id: str) -> bool:
+    return bool(pending_ids(engine, realm_id, limit=1))
+
+
+def pending_notices(engine: Engine, notice_ids: Sequence[int]) -> list[Any]:
+    """The still pending ones of `notice_ids`, in arrival order: id, tenant_id, entity, entity_id,
+    operation, data."""
+    with engine.connect() as conn:
+        return list(conn.execute(
+            sa.select(INBOX.c.id, INBOX.c.tenant_id, INBOX.c.entity, INBOX.c.entity_id, INBOX.c.operation,
+                      INBOX.c.data)
+            .where(INBOX.c.id.in_(notice_ids), INBOX.c.status == InboxStatus.PENDING.value)
+            .order_by(INBOX.c.id)
+        ).all())
+
+
+def pending_notice(engine: Engine, notice_id: int) -> InboxNotice | None:
+    """The notice, if it is still pending."""
+    with session(engine) as db:
+        notice = db.get(InboxNotice, notice_id)
+    return notice if notice is not None and notice.status == InboxStatus.PENDING.value else None
+
+
+def record_polled(engine: Engine, notices: Sequence[Notice], source: str, realm_id: str, tenant: str) -> Recorded:
+    """`record` for the changes a poll of one realm found, in a transaction of its own."""
+    with engine.begin() as conn:
+        return record(conn, notices, source, tenants={realm_id: tenant})
+
+
+def dead_letter_pending(engine: Engine, realm_id: str, reason: str, limit: int = 10_000) -> int:
+    """Dead-letter the realm's pending notices (up to `limit`), in one transaction; returns how many."""
+    with engine.begin() as conn:
+        query = (sa.select(INBOX.c.id)
+                 .where(INBOX.c.realm_id == realm_id, INBOX.c.status == InboxStatus.PENDING.value)
+                 .order_by(INBOX.c.id).limit(limit))
+        ids = [int(i) for i in conn.execute(query).scalars()]
+        for notice_id in ids:
+            finish(conn, notice_id, InboxStatus.DEAD, reason)
+    return len(ids)
 
 
 def realms_with_pending(conn: DbConnection) -> list[str]:

@@ -1,18 +1,31 @@
-"""The link book: the qbo_link rows of records, their kinds and statuses; read them, set their
-visible status, and record a write.
+"""The link book: the qbo_link rows (a CRM record ↔ its QBO entity), their kinds and statuses
+(`LinkKind`, `LinkStatus`), the one place that knows the table's rules. Both directions use it.
 
+Per record (outbound pushes, the card): read a link, set its visible status, and record a write.
 `record_write` is the one way a successful QBO write is remembered: the link (QBO id, SyncToken,
 owned-field hash, status synced) and the write-ledger row the inbound side uses to drop our own
 echo are committed in ONE transaction, so neither exists without the other.
+
+In batches (inbound drains and imports): `LinkBook` loads a tenant's links in a few queries (by QBO
+ids, by CRM ids), the caller decides in memory, and `flush` writes every insert, update and delete
+of the batch inside the caller's transaction — together with the inbox status or the import
+checkpoint that the batch completes, so both commit or neither does. `Ledger` reads the write
+ledger the same way.
 """
+
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as DbConnection
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
@@ -27,6 +40,9 @@ SYNCED, PENDING, FAILED = LinkStatus.SYNCED, LinkStatus.PENDING, LinkStatus.FAIL
 CONFLICT, IGNORED, DELETED = LinkStatus.CONFLICT, LinkStatus.IGNORED, LinkStatus.DELETED
 NOT_SYNCED, CRM_ONLY = LinkStatus.NOT_SYNCED, LinkStatus.CRM_ONLY
 DOC_NUMBER = "doc_number"  # Link.detail key: the record's number in QuickBooks (DocNumber), when it has one
+
+LINKS = Link.__table__  # type: ignore[attr-defined]
+LEDGER = WriteLedger.__table__  # type: ignore[attr-defined]
 
 
 def push_lock_key(tenant: str, kind: str, crm_id: str) -> str:
@@ -52,6 +68,23 @@ def links_for(state: HasEngine, tenant: str, kind: str, crm_ids: list[str]) -> d
 def link_by_qbo_id(state: HasEngine, tenant: str, kind: str, qbo_id: str) -> Link | None:
     with session(state.engine) as db:
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.qbo_id == qbo_id)).first()
+
+
+def record_links(state: HasEngine, tenant: str) -> list[Link]:
+    """Every link of the tenant's records (items are catalogue, not records): what a reconcile compares."""
+    with session(state.engine) as db:
+        return list(db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind != ITEM.value)))
+
+
+def crm_ids_by_qbo(state: HasEngine, tenant: str, kind: str, qbo_ids: Iterable[str]) -> dict[str, str]:
+    """QBO id -> CRM id for the linked ones of `qbo_ids` (of one kind)."""
+    wanted = sorted(set(qbo_ids))
+    if not wanted:
+        return {}
+    with session(state.engine) as db:
+        rows = db.exec(select(Link.qbo_id, Link.crm_id).where(
+            Link.tenant_id == tenant, Link.kind == kind, Link.qbo_id.in_(wanted))).all()  # type: ignore[union-attr]
+    return {str(qbo_id): crm_id for qbo_id, crm_id in rows}
 
 
 def set_status(state: HasEngine, tenant: str, kind: str, crm_id: str, status: str,
@@ -85,12 +118,22 @@ def mark_if_token(state: HasEngine, tenant: str, kind: str, crm_id: str, sync_to
     link = get_link(state, tenant, kind, crm_id)
     if link is None or link.sync_token != sync_token:
         return False
-    table = Link.__table__  # type: ignore[attr-defined]
-    token_now = table.c.sync_token.is_(None) if sync_token is None else table.c.sync_token == sync_token
+    token_now = LINKS.c.sync_token.is_(None) if sync_token is None else LINKS.c.sync_token == sync_token
     with state.engine.begin() as conn:
-        done = conn.execute(table.update().where(table.c.id == link.id, token_now).values(
+        done = conn.execute(LINKS.update().where(LINKS.c.id == link.id, token_now).values(
             status=status, last_error=error, detail={**(link.detail or {}), **detail}, updated_at=utcnow()))
     return bool(done.rowcount == 1)
+
+
+def forget_company(db: Session, tenant: str, now: datetime) -> None:
+    """Inside the caller's transaction (a switch to another QuickBooks company): every link goes,
+    but the changes held while disconnected stay visible, "ignored" with the reason — they are
+    never sent to the new company (no retroactive sync)."""
+    db.execute(LINKS.delete().where(LINKS.c.tenant_id == tenant, LINKS.c.status != NOT_SYNCED.value))
+    db.execute(LINKS.update().where(LINKS.c.tenant_id == tenant).values(
+        status=IGNORED.value, qbo_id=None, sync_token=None, owned_hash=None, updated_at=now,
+        last_error="changed while QuickBooks was disconnected from the previous company; "
+                   "not sent to the new one (no retroactive sync)"))
 
 
 @dataclass(frozen=True)
@@ -171,3 +214,205 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
                                    sync_token=sync_token, owned_hash=digest))
         db.commit()
         return links
+
+
+# ---------------------------------------------------------------------- batches (inbound)
+
+_IN_CHUNK = 900
+MAX_CRM_ID = 64
+
+
+def proposed_crm_id(kind: str, realm_id: str, qbo_id: str) -> str:
+    """The CRM id proposed for a record first seen in QBO: stable, so a re-run after a crash
+    updates the record it created before instead of creating a second one."""
+    value = f"qbo-{realm_id}-{kind[0]}{qbo_id}"
+    if len(value) <= MAX_CRM_ID:
+        return value
+    return "qbo-" + hashlib.sha256(value.encode()).hexdigest()[:40]
+
+
+@dataclass
+class LinkRow:
+    kind: str
+    crm_id: str
+    qbo_id: str | None
+    origin: str
+    sync_token: str | None = None
+    owned_hash: str | None = None
+    status: str = SYNCED.value
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def token_at_least(self, sync_token: str | None) -> bool:
+        """True if this link already holds `sync_token` or a newer one."""
+        return token_value(self.sync_token) >= token_value(sync_token) >= 0
+
+
+def token_value(sync_token: Any) -> int:
+    try:
+        return int(str(sync_token))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
+class LinkBook:
+    """One tenant's links as far as a batch needs them (inbound); see the module docstring."""
+
+    def __init__(self, engine: Engine, tenant: str) -> None:
+        self.engine = engine
+        self.tenant = tenant
+        self._by_qbo: dict[tuple[str, str], LinkRow | None] = {}
+        self._by_crm: dict[tuple[str, str], LinkRow | None] = {}
+        self._dirty: dict[int, LinkRow] = {}
+        self._new: list[LinkRow] = []
+        self._removed: list[int] = []
+
+    # ------------------------------------------------------------------ reading
+
+    def _remember(self, row: LinkRow) -> None:
+        if row.qbo_id is not None:
+            self._by_qbo[(row.kind, row.qbo_id)] = row
+        self._by_crm[(row.kind, row.crm_id)] = row
+
+    def _load(self, kind: str, column: str, values: Iterable[str]) -> None:
+        cache = self._by_qbo if column == "qbo_id" else self._by_crm
+        wanted = sorted({v for v in values if (kind, v) not in cache})
+        if not wanted:
+            return
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = conn.execute(
+                    sa.select(LINKS).where(
+                        LINKS.c.tenant_id == self.tenant, LINKS.c.kind == kind, LINKS.c[column].in_(chunk)
+                    )
+                ).mappings()
+                for row in rows:
+                    self._remember(LinkRow(
+                        kind=row["kind"], crm_id=row["crm_id"], qbo_id=row["qbo_id"], origin=row["origin"],
+                        sync_token=row["sync_token"], owned_hash=row["owned_hash"], status=row["status"],
+                        detail=dict(row["detail"] or {}), id=row["id"],
+                    ))
+        for value in wanted:
+            cache.setdefault((kind, value), None)
+
+    def preload(self, kind: str, qbo_ids: Iterable[str]) -> None:
+        self._load(kind, "qbo_id", qbo_ids)
+
+    def by_qbo(self, kind: str, qbo_id: str) -> LinkRow | None:
+        self._load(kind, "qbo_id", [qbo_id])
+        return self._by_qbo.get((kind, qbo_id))
+
+    def by_crm(self, kind: str, crm_id: str) -> LinkRow | None:
+        self._load(kind, "crm_id", [crm_id])
+        return self._by_crm.get((kind, crm_id))
+
+    def all_qbo_ids(self, kind: str) -> dict[str, LinkRow]:
+        """Every link of `kind` with a QBO id (for a full reconcile), freshly read."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(LINKS.c.qbo_id).where(
+                    LINKS.c.tenant_id == self.tenant, LINKS.c.kind == kind, LINKS.c.qbo_id.is_not(None)
+                )
+            ).scalars()
+            ids = [str(r) for r in rows]
+        self._load(kind, "qbo_id", ids)
+        return {i: row for i in ids if (row := self._by_qbo.get((kind, i))) is not None}
+
+    # ------------------------------------------------------------------ changing
+
+    def add(self, row: LinkRow) -> LinkRow:
+        self._new.append(row)
+        self._remember(row)
+        return row
+
+    def changed(self, row: LinkRow) -> None:
+        if row.id is not None:
+            self._dirty[row.id] = row
+
+    def move(self, row: LinkRow, qbo_id: str) -> None:
+        """Point `row` at another QBO record (a merge's survivor); its SyncToken no longer applies."""
+        if row.qbo_id is not None:
+            self._by_qbo[(row.kind, row.qbo_id)] = None
+        row.qbo_id, row.sync_token, row.owned_hash = qbo_id, None, None
+        self._by_qbo[(row.kind, qbo_id)] = row
+        self.changed(row)
+
+    def remove(self, row: LinkRow) -> None:
+        if row.qbo_id is not None:
+            self._by_qbo[(row.kind, row.qbo_id)] = None
+        self._by_crm[(row.kind, row.crm_id)] = None
+        if row.id is not None:
+            self._dirty.pop(row.id, None)
+            self._removed.append(row.id)
+        elif row in self._new:
+            self._new.remove(row)
+
+    def pending_writes(self) -> bool:
+        return bool(self._new or self._dirty or self._removed)
+
+    def flush(self, conn: DbConnection, now: datetime | None = None) -> None:
+        """Write the batch's link changes inside the caller's transaction."""
+        now = now or utcnow()
+        if self._removed:
+            conn.execute(LINKS.delete().where(LINKS.c.id.in_(self._removed)))
+        for row in self._dirty.values():
+            conn.execute(
+                LINKS.update().where(LINKS.c.id == row.id).values(
+                    qbo_id=row.qbo_id, sync_token=row.sync_token, owned_hash=row.owned_hash,
+                    status=row.status, detail=row.detail, updated_at=now,
+                )
+            )
+        if self._new:
+            created = conn.execute(
+                LINKS.insert().returning(LINKS.c.id, sort_by_parameter_order=True),
+                [
+                    {"tenant_id": self.tenant, "kind": r.kind, "crm_id": r.crm_id, "qbo_id": r.qbo_id,
+                     "sync_token": r.sync_token, "origin": r.origin, "owned_hash": r.owned_hash,
+                     "status": r.status, "last_error": None, "generation": 0, "detail": r.detail,
+                     "updated_at": now}
+                    for r in self._new
+                ],
+            ).scalars()
+            for row, new_id in zip(self._new, created, strict=True):
+                row.id = int(new_id)
+        self._new, self._dirty, self._removed = [], {}, []
+
+    def discard_changes(self) -> None:
+        """Forget unwritten changes and the cache (after a failed batch the database is the truth)."""
+        self._by_qbo.clear()
+        self._by_crm.clear()
+        self._new, self._dirty, self._removed = [], {}, []
+
+
+class Ledger:
+    """The write ledger of one realm: (entity, id, SyncToken) -> owned-field hash of our write."""
+
+    def __init__(self, engine: Engine, realm_id: str) -> None:
+        self.engine = engine
+        self.realm_id = realm_id
+        self._loaded: set[tuple[str, str]] = set()
+        self._hashes: dict[tuple[str, str, str], str] = {}
+
+    def preload(self, entity: str, ids: Iterable[str]) -> None:
+        wanted = sorted({i for i in ids if (entity, i) not in self._loaded})
+        if not wanted:
+            return
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = conn.execute(
+                    sa.select(LEDGER.c.entity_id, LEDGER.c.sync_token, LEDGER.c.owned_hash).where(
+                        LEDGER.c.realm_id == self.realm_id, LEDGER.c.entity == entity, LEDGER.c.entity_id.in_(chunk)
+                    )
+                )
+                for entity_id, token, owned in rows:
+                    self._hashes[(entity, str(entity_id), str(token))] = str(owned)
+        self._loaded.update((entity, i) for i in wanted)
+
+    def hash_for(self, entity: str, entity_id: str, sync_token: str) -> str | None:
+        self.preload(entity, [entity_id])
+        return self._hashes.get((entity, entity_id, sync_token))

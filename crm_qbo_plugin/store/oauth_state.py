@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.store.db import session
@@ -71,3 +71,9 @@ def consume_state(engine: Engine, value: str | None, user: HostUser, session_non
     with session(engine) as db:
         row = db.exec(select(OAuthState).where(OAuthState.state_hash == digest(value))).one()
     return ConnectIntent(row.tenant_id, row.switch_company, row.import_invoices)
+
+
+def forget(db: Session, tenant: str) -> None:
+    """Drop the tenant's OAuth states, inside the caller's transaction (an unlink)."""
+    table = OAuthState.__table__  # type: ignore[attr-defined]
+    db.execute(sa.delete(table).where(table.c.tenant_id == tenant))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
 from crm_qbo_plugin.store.db import session
-from crm_qbo_plugin.store.tables import Link
+from crm_qbo_plugin.store.tables import Link, LinkKind
 
 # The host names payments; a payment not against an invoice is a sales receipt in QuickBooks.
 HOST_KIND = {"contact": "contact", "invoice": "invoice", "payment": "payment", "sales_receipt": "payment"}
@@ -29,7 +29,7 @@ def page_records(engine: Engine, tenant: str, *, status: str | None = None, kind
                  limit: int = 50, offset: int = 0) -> RecordPage:
     """Newest first. With `text`, a record matches when its CRM or QuickBooks id contains it or the
     host found it by number, name or e-mail (`host_matches`: ids per host kind)."""
-    where: list[Any] = [col(Link.tenant_id) == tenant, col(Link.kind) != "item"]
+    where: list[Any] = [col(Link.tenant_id) == tenant, col(Link.kind) != LinkKind.ITEM.value]
     if status:
         where.append(col(Link.status) == status)
     if kind:

@@ -29,11 +29,6 @@ def list_records(state: HasEngine, tenant: str, *, status: str | None = None, ki
         return list(db.exec(query))
 
 
-def get_record(state: HasEngine, tenant: str, kind: str, crm_id: str) -> Link | None:
-    with session(state.engine) as db:
-        return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.crm_id == crm_id)).first()
-
-
 def recent_runs(state: HasEngine, tenant: str, limit: int = 20) -> list[SyncRun]:
     with session(state.engine) as db:
         return list(db.exec(

@@ -72,3 +72,21 @@ def write_tokens(row: Connection, tokens: Tokens, cipher: TokenCipher) -> None:
     row.access_expires_at = tokens.access_expires_at
     row.refresh_expires_at = tokens.refresh_expires_at
     row.updated_at = utcnow()
+
+
+def rotate_all(engine: Engine, cipher: TokenCipher) -> int:
+    """Re-encrypt every connection's tokens under the cipher's newest key, in one transaction;
+    returns how many connections had tokens."""
+    rotated = 0
+    with session(engine) as db:
+        for row in db.exec(select(Connection)):
+            if row.access_token_enc is None and row.refresh_token_enc is None:
+                continue
+            if row.access_token_enc:
+                row.access_token_enc = cipher.rotate(row.access_token_enc)
+            if row.refresh_token_enc:
+                row.refresh_token_enc = cipher.rotate(row.refresh_token_enc)
+            db.add(row)
+            rotated += 1
+        db.commit()
+    return rotated

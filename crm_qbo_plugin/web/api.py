@@ -31,9 +31,9 @@ from crm_qbo_plugin.runtime.status import check_authorisation
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.activity import last_synced_at, recent_activity
 from crm_qbo_plugin.store.card_settings import card_settings
-from crm_qbo_plugin.store.links import DOC_NUMBER
+from crm_qbo_plugin.store.links import DOC_NUMBER, get_link
 from crm_qbo_plugin.store.record_pages import HOST_KIND, page_records
-from crm_qbo_plugin.store.records import get_record, recent_runs, record_counts
+from crm_qbo_plugin.store.records import recent_runs, record_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 from crm_qbo_plugin.web import api_schemas as s
 from crm_qbo_plugin.web import wording
@@ -277,14 +277,14 @@ def ignore(kind: str, crm_id: str) -> Response | tuple[Response, int]:
 @bp.get("/records/<kind>/<crm_id>")
 def record(kind: str, crm_id: str) -> Response | tuple[Response, int]:
     user = require_user()
-    row = get_record(get_state(), user.tenant, kind, crm_id)
+    row = get_link(get_state(), user.tenant, kind, crm_id)
     if row is None:
         return _problem(404, "no such record")
     return jsonify(s.RecordSchema().dump(_readable([row], user.tenant)[0]))
 
 
 def _found(tenant: str, kind: str, crm_id: str) -> list[Link]:
-    row = get_record(get_state(), tenant, kind, crm_id)
+    row = get_link(get_state(), tenant, kind, crm_id)
     if row is None:
         raise RecordNotFound(kind, crm_id)
     return [row]

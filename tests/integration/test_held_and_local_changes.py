@@ -277,13 +277,12 @@ def test_a_quickbooks_change_recorded_but_not_applied_before_a_disconnect_reache
                                              "PrimaryPhone": {"FreeFormNumber": "555-0199"}})["Customer"]
     state = get_state(world.app)
     change = Change("Customer", changed, parse_timestamp(changed["MetaData"]["LastUpdatedTime"]))
-    with state.engine.begin() as conn:  # what a poll records before applying (a 429 stopped it here)
-        inbox.record(conn, [change.notice(world.realm)], "cdc", tenants={world.realm: world.tenant})
+    # what a poll records before applying (a 429 stopped it here)
+    inbox.record_polled(state.engine, [change.notice(world.realm)], "cdc", world.realm, world.tenant)
     world.disconnect()
     with world.app.app_context():
         drain_realm(state, world.realm)  # nobody holds the realm now
-    with state.engine.connect() as conn:
-        assert inbox.pending_ids(conn, world.realm) == []
+    assert inbox.pending_ids(state.engine, world.realm) == []
 
     world.connect()
     world.work()
