@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},  # services, locks, the queue, per-realm clients, connection status
     {"store"},
     {"mapping"},
-    {"qbo"},
+    {"qbo", "xero"},  # the accounting-system clients: siblings, neither imports the other
     {"settings", "manifest"},
     {"events", "crypto", "signing", "metrics", "logs"},
     {"host"},
@@ -81,8 +81,9 @@ def test_only_the_queue_module_knows_rq():
     assert found == []
 
 
-def test_mapping_and_qbo_import_only_host_and_their_own():
-    allowed = {"mapping": {"mapping", "host", "qbo"}, "qbo": {"qbo", "host"}}
+def test_mapping_qbo_and_xero_import_only_host_and_their_own():
+    allowed = {"mapping": {"mapping", "host", "qbo", "xero"}, "qbo": {"qbo", "host"},
+               "xero": {"xero", "host"}}
     found = [f"{path.relative_to(ROOT)} imports {name}" for path in _modules() if _unit(path) in allowed
              for name in _imports(path) if name.split(".")[0] == "crm_qbo_plugin"
              and name.split(".")[1] not in allowed[_unit(path)]]
