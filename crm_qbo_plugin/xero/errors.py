@@ -3,9 +3,9 @@
 * ``ReconnectRequired``: the refresh token is dead (``invalid_grant``), or Xero refuses the
   connection (401 after a refresh, 403 for a tenant the app is no longer connected to): a person
   must reconnect the organisation.
-* ``ThrottledError``: a 429; wait ``retry_after`` seconds. ``problem`` is Xero's
-  ``X-Rate-Limit-Problem`` (``minute``, ``day``, ``concurrent``, ``appminute``); a ``day`` breach
-  can mean hours.
+* ``ThrottledError``: a 429 (or our limiter's daily budget spent, ``status`` None); wait
+  ``retry_after`` seconds. ``problem`` is Xero's ``X-Rate-Limit-Problem`` (``minute``, ``day``,
+  ``concurrent``, ``appminute``); a ``day`` breach can mean hours.
 * ``TransientError``: 5xx, timeouts, connection errors; retry later with the same Idempotency-Key.
 * ``NotFoundError``: the id is unknown to this organisation.
 * ``ValidationError``: Xero's ``ValidationErrors`` for the element(s); fix the data, never retry
@@ -54,7 +54,8 @@ class ReconnectRequired(XeroError):
 
 
 class ThrottledError(XeroError):
-    """Xero answered 429: wait ``retry_after`` seconds; ``problem`` says which limit."""
+    """Xero answered 429 (or the limiter spent the day): wait ``retry_after`` seconds;
+    ``problem`` says which limit."""
 
     retryable: ClassVar[bool] = True
 

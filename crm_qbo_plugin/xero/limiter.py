@@ -23,7 +23,7 @@ from typing import Protocol
 
 import redis
 
-from crm_qbo_plugin.xero.errors import TransientError
+from crm_qbo_plugin.xero.errors import ThrottledError, TransientError
 
 __all__ = ["Limiter", "LimiterConfig", "RedisLimiter"]
 
@@ -158,8 +158,11 @@ class RedisLimiter:
             if reason is None:
                 return holder
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or reason == "day":
-                # A full day window frees in hours: fail now, the job runner reschedules.
+            if reason == "day":
+                # The day budget frees in hours: fail now, the job runner reschedules.
+                raise ThrottledError("the organisation's daily Xero budget is spent",
+                                     retry_after=wait, problem="day", status=None)
+            if remaining <= 0:
                 raise TransientError(f"no Xero request slot for the organisation ({reason})")
             pause = random.uniform(0.2, 1.0) * self.config.poll_interval if reason == "in_flight" \
                 else wait

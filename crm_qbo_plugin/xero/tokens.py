@@ -138,17 +138,26 @@ class TokenManager:
         self._blocking_timeout = lock_blocking_timeout
         self._lock_name = f"{key_prefix}:{connection_key}"
         self._clock = clock
-        self.refreshes = 0
+        self.refreshes = 0  # token-endpoint calls made by this manager
+        self._cached: Tokens | None = None
 
     def access_token(self) -> str:
-        """A bearer token valid for at least ``refresh_margin`` seconds."""
+        """A bearer token valid for at least ``refresh_margin`` seconds.
+
+        The last good pair is kept in memory, so the store is read only near expiry or after a
+        401 (a Xero access token stays valid until it expires, even after a refresh)."""
+        cached = self._cached
+        if cached is not None and cached.access_valid_for(self._margin, self._clock()):
+            return cached.access_token
         tokens = self._load()
         if tokens.access_valid_for(self._margin, self._clock()):
+            self._cached = tokens
             return tokens.access_token
         return self._refresh(stale=tokens.access_token, forced=False)
 
     def refresh_after_rejection(self, rejected_access_token: str) -> str:
         """After a 401: a different valid token, refreshing unless another worker already did."""
+        self._cached = None
         return self._refresh(stale=rejected_access_token, forced=True)
 
     def _load(self) -> Tokens:
@@ -165,6 +174,11 @@ class TokenManager:
         except redis.RedisError as exc:
             raise TransientError(f"the token refresh lock is unavailable ({type(exc).__name__})") from None
         if not acquired:
+            tokens = self._load()
+            if tokens.access_token != stale and tokens.access_valid_for(0, self._clock()):
+                return tokens.access_token
+            if not forced and tokens.access_valid_for(0, self._clock()):
+                return tokens.access_token
             raise TransientError("another worker is refreshing the Xero token; retry shortly")
         try:
             tokens = self._load()  # re-read: someone may have refreshed while we waited
@@ -172,10 +186,20 @@ class TokenManager:
             fresh_enough = (tokens.access_token != stale and tokens.access_valid_for(0, now)) if forced \
                 else tokens.access_valid_for(self._margin, now)
             if fresh_enough:
+                self._cached = tokens
                 return tokens.access_token
             self.refreshes += 1
-            fresh = self._refresher.refresh(tokens.refresh_token)
+            try:
+                fresh = self._refresher.refresh(tokens.refresh_token)
+            except ReconnectRequired:
+                # A reconnect may have stored a new pair outside the lock meanwhile.
+                latest = self._load()
+                if latest.refresh_token != tokens.refresh_token and latest.access_valid_for(0, now):
+                    return latest.access_token
+                logger.warning("xero.auth.reconnect_required connection_key=%s", self.connection_key)
+                raise
             self._store.save(self.connection_key, fresh)  # the new pair, before the lock is let go
+            self._cached = fresh
             logger.info("xero.auth.refreshed connection_key=%s access_expires_at=%s",
                         self.connection_key, fresh.access_expires_at.isoformat())
             return fresh.access_token

@@ -38,6 +38,12 @@ class Xero:
     client: XeroClient
     redis: redis.Redis
 
+    def new_worker(self) -> XeroClient:
+        """The client another worker process would build (its own token manager, no cache)."""
+        self.tokens = TokenManager(CONNECTION, self.store, self.identity, self.redis)
+        return XeroClient(self.tenant_id, self.tokens, limiter=self.limiter,
+                          base_url=f"{self.url}/api.xro/2.0", retry=RetryPolicy.none())
+
     def client_with(self, config: LimiterConfig) -> tuple[XeroClient, RedisLimiter]:
         limiter = RedisLimiter(self.redis, config)
         return XeroClient(self.tenant_id, self.tokens, limiter=limiter,

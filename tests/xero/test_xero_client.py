@@ -156,9 +156,9 @@ def test_the_day_budget_is_refused_before_xero_refuses_it(xero: Xero):
     client.organisation()
     client.organisation()
     assert limiter.try_acquire(xero.tenant_id, "third")[0] == "day"
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(ThrottledError) as caught:
         client.organisation()
-    assert str(caught.value) == "no Xero request slot for the organisation (day)"
+    assert caught.value.problem == "day" and 86000 < (caught.value.retry_after or 0) <= 86400
     assert _stats(xero)["by_endpoint"]["organisation.get"] == 2
 
 

@@ -81,10 +81,10 @@ def test_the_manager_saves_the_new_pair_and_a_lost_save_is_healed_by_the_grace(x
     xero.identity.refresh(saved.refresh_token)
     xero.store.save(CONNECTION, _expired(saved))
     control(xero.url, "POST", "clock", advance_seconds=1500)
-    assert xero.client.organisation()["Name"] == "Acme Ltd"
+    assert xero.new_worker().organisation()["Name"] == "Acme Ltd"
     healed = xero.store.load(CONNECTION)
     assert healed is not None and healed.refresh_token != saved.refresh_token
-    assert xero.tokens.refreshes == 2
+    assert xero.tokens.refreshes == 1
 
 
 def test_a_rotated_out_token_after_the_grace_needs_a_reconnect(xero: Xero):
@@ -106,3 +106,29 @@ def test_a_401_refreshes_once_and_retries(xero: Xero):
     assert control(xero.url, "POST", "tokens/expire")["expired"] == 1
     assert xero.client.organisation()["Name"] == "Acme Ltd"
     assert xero.tokens.refreshes == 1
+
+
+def test_workers_refreshing_together_call_xero_once(xero: Xero):
+    import threading
+
+    import redis
+
+    from crm_qbo_plugin.xero import TokenManager
+
+    first = xero.store.load(CONNECTION)
+    assert first is not None
+    xero.store.save(CONNECTION, _expired(first))
+    calls_before = control(xero.url, "GET", "stats")["token_endpoint_calls"]
+    workers = [TokenManager(CONNECTION, xero.store, xero.identity, redis.Redis(
+        connection_pool=xero.redis.connection_pool)) for _ in range(4)]
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda w=w: tokens.append(w.access_token()))
+               for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert control(xero.url, "GET", "stats")["token_endpoint_calls"] == calls_before + 1
+    stored = xero.store.load(CONNECTION)
+    assert stored is not None and tokens == [stored.access_token] * 4
+    assert sum(w.refreshes for w in workers) == 1
