@@ -129,8 +129,9 @@ class XeroIdentity:
         """Rotate: the answer's refresh token replaces ``refresh_token`` (which Xero keeps
         accepting for 30 minutes, then ``invalid_grant`` → ``ReconnectRequired``)."""
         oauth = WebApplicationClient(self._client_id)
-        body = oauth.prepare_refresh_body(refresh_token=refresh_token,
-                                          include_client_id=self._secret is None)
+        # oauthlib adds client_id to a refresh body only when it is passed in (PKCE apps need it)
+        extra = {"client_id": self._client_id} if self._secret is None else {}
+        body = oauth.prepare_refresh_body(refresh_token=refresh_token, **extra)
         return self._token(body, oauth)
 
     def revoke(self, refresh_token: str) -> None:

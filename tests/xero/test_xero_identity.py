@@ -132,3 +132,21 @@ def test_workers_refreshing_together_call_xero_once(xero: Xero):
     stored = xero.store.load(CONNECTION)
     assert stored is not None and tokens == [stored.access_token] * 4
     assert sum(w.refreshes for w in workers) == 1
+
+
+def test_a_pkce_app_without_a_secret_connects_and_refreshes(sandbox_url):
+    from crm_qbo_plugin.xero import XeroIdentity
+
+    tenant_id = create_org(sandbox_url, country="AU")
+    register_app(sandbox_url, client_id="PKCEAPP", client_secret=None)
+    identity = XeroIdentity("PKCEAPP", None, login_url=sandbox_url, identity_url=sandbox_url,
+                            api_url=sandbox_url)
+    request = identity.authorization_request(REDIRECT_URI, SYNC_SCOPES)
+    params = approve(request.url, tenant_id)
+    tokens = identity.exchange_code(params["code"], REDIRECT_URI, request.code_verifier)
+    assert [c.tenant_id for c in identity.connections(tokens.access_token)] == [tenant_id]
+    rotated = identity.refresh(tokens.refresh_token)
+    assert rotated.refresh_token != tokens.refresh_token
+    identity.revoke(rotated.refresh_token)
+    with pytest.raises(ReconnectRequired):
+        identity.refresh(rotated.refresh_token)
