@@ -209,3 +209,13 @@ def test_transient_failures_are_retried_under_the_same_key(xero: Xero):
                             create_only=True)
     assert caught.value.status == 500 and len(sleeps) == 4
     assert xero.client.find_invoice_by_number("CRM-3002") is None
+
+
+def test_five_in_flight_per_organisation_and_a_released_slot_is_free_again(xero: Xero):
+    holders = [f"w{i}" for i in range(5)]
+    assert [xero.limiter.try_acquire(xero.tenant_id, h)[0] for h in holders] == [None] * 5
+    reason, _wait = xero.limiter.try_acquire(xero.tenant_id, "w5")
+    assert reason == "in_flight"
+    assert xero.limiter.try_acquire("another-org", "w5") == (None, 0.0)  # per organisation
+    xero.limiter.release(xero.tenant_id, "w0")
+    assert xero.limiter.try_acquire(xero.tenant_id, "w5") == (None, 0.0)
