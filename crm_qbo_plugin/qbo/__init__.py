@@ -6,6 +6,7 @@ it can be tested (and shipped) on its own. The plugin implements ``TokenStore`` 
 
 from __future__ import annotations
 
+from crm_qbo_plugin.apiclient.retry import RetryPolicy
 from crm_qbo_plugin.qbo.batch import MAX_BATCH_ITEMS, BatchItem, BatchResult
 from crm_qbo_plugin.qbo.client import MINOR_VERSION, QboClient, new_request_id
 from crm_qbo_plugin.qbo.counters import Counters
@@ -40,7 +41,6 @@ from crm_qbo_plugin.qbo.query import (
     lt,
     quote,
 )
-from crm_qbo_plugin.qbo.retry import RetryPolicy
 from crm_qbo_plugin.qbo.timestamps import format_changed_since, parse_date, parse_timestamp
 from crm_qbo_plugin.qbo.tokens import (
     AccessTokenSource,

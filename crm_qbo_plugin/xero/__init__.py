@@ -16,6 +16,7 @@ urllib3 on a 429 (``oauth.py`` says more).
 
 from __future__ import annotations
 
+from crm_qbo_plugin.apiclient.retry import RetryPolicy
 from crm_qbo_plugin.xero.client import (
     MAX_ELEMENTS,
     AccessTokenSource,
@@ -43,7 +44,6 @@ from crm_qbo_plugin.xero.notices import (
     signature_ok,
 )
 from crm_qbo_plugin.xero.oauth import SYNC_SCOPES, AuthorizationRequest, Connection, XeroIdentity
-from crm_qbo_plugin.xero.retry import RetryPolicy
 from crm_qbo_plugin.xero.timestamps import format_if_modified_since, parse_date, parse_timestamp
 from crm_qbo_plugin.xero.tokens import (
     InMemoryTokenStore,

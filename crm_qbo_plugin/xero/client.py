@@ -31,7 +31,8 @@ from urllib.parse import quote
 
 import requests
 
-from crm_qbo_plugin.xero import jsoncodec
+from crm_qbo_plugin.apiclient import jsoncodec
+from crm_qbo_plugin.apiclient.retry import RetryPolicy
 from crm_qbo_plugin.xero.errors import (
     NotFoundError,
     ReconnectRequired,
@@ -43,7 +44,6 @@ from crm_qbo_plugin.xero.errors import (
     validation_messages,
 )
 from crm_qbo_plugin.xero.limiter import Limiter
-from crm_qbo_plugin.xero.retry import RetryPolicy
 from crm_qbo_plugin.xero.timestamps import format_if_modified_since
 
 __all__ = ["MAX_ELEMENTS", "AccessTokenSource", "Saved", "XeroClient", "idempotency_key"]

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm_qbo_plugin.xero import jsoncodec
+from crm_qbo_plugin.apiclient import jsoncodec
 from crm_qbo_plugin.xero.client import idempotency_key
 from crm_qbo_plugin.xero.errors import (
     NotFoundError,
