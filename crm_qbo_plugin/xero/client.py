@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from crm_qbo_plugin.apiclient import jsoncodec
 from crm_qbo_plugin.apiclient.retry import RetryPolicy
+from crm_qbo_plugin.apiclient.tokens import AccessTokenSource
 from crm_qbo_plugin.xero.errors import (
     NotFoundError,
     ReconnectRequired,
@@ -53,14 +54,6 @@ logger = logging.getLogger(__name__)
 ACCOUNTING_URL = "https://api.xero.com/api.xro/2.0"
 MAX_ELEMENTS = 50  # Xero's recommended ceiling per write
 PAGE_SIZE = 100
-
-
-class AccessTokenSource(Protocol):
-    """A bearer token now, and a different one after a 401 (``tokens.TokenManager``)."""
-
-    def access_token(self) -> str: ...
-
-    def refresh_after_rejection(self, rejected_access_token: str) -> str: ...
 
 
 @dataclass(frozen=True)
