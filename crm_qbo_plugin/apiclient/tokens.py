@@ -124,7 +124,7 @@ class TokenManager(Generic[T]):
     any process serialise on ``redis.lock.Lock`` keyed by the connection; the lock's value is
     redis-py's random id, never a token. If the lock cannot be had in ``lock_blocking_timeout``
     seconds, a still valid token is used anyway and an expired one raises ``transient_error`` (retry
-    later). A subclass names the accounting system: its errors, its log events and key name.
+    later). A subclass names the accounting system: its errors, log events, margin and lock key.
     """
 
     provider: ClassVar[str]  # in messages: "QuickBooks", "Xero"
@@ -132,6 +132,8 @@ class TokenManager(Generic[T]):
     log_key: ClassVar[str]  # the name the connection key is logged under
     reconnect_error: ClassVar[type[Exception]]  # the refresher's invalid_grant; raised if nothing is stored
     transient_error: ClassVar[type[Exception]]  # raised when the lock or the token is not to be had
+    default_refresh_margin: ClassVar[float]  # seconds before expiry a token is refreshed
+    default_key_prefix: ClassVar[str]  # of the refresh lock's Redis key
 
     def __init__(
         self,
@@ -140,10 +142,10 @@ class TokenManager(Generic[T]):
         refresher: TokenRefresher[T],
         redis_client: redis.Redis,
         *,
-        refresh_margin: float,
-        lock_timeout: float,
-        lock_blocking_timeout: float,
-        key_prefix: str,
+        refresh_margin: float | None = None,
+        lock_timeout: float = 60.0,
+        lock_blocking_timeout: float = 30.0,
+        key_prefix: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_refresh: Callable[[str], None] | None = None,
     ) -> None:
@@ -153,10 +155,10 @@ class TokenManager(Generic[T]):
         self._store = store
         self._refresher = refresher
         self._redis = redis_client
-        self._margin = refresh_margin
+        self._margin = self.default_refresh_margin if refresh_margin is None else refresh_margin
         self._lock_timeout = lock_timeout
         self._blocking_timeout = lock_blocking_timeout
-        self._lock_name = f"{key_prefix}:{key}"
+        self._lock_name = f"{key_prefix or self.default_key_prefix}:{key}"
         self._clock = clock
         self._log = logging.getLogger(type(self).__module__)
         self._seen: dict[str, None] = {}  # recent secrets handled here, so errors can redact them

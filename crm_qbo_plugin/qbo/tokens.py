@@ -8,12 +8,10 @@ race they prevent is reliability.md §1.1); what is QuickBooks' own is here: Int
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
-
-import redis
 
 from crm_qbo_plugin.apiclient import tokens as base
 from crm_qbo_plugin.apiclient.tokens import utcnow
@@ -110,22 +108,9 @@ class TokenManager(base.TokenManager[Tokens]):
     log_key = "realm_key"
     reconnect_error = ReconnectRequired
     transient_error = TransientError
+    default_refresh_margin = 300.0
+    default_key_prefix = "crm_qbo:qbo:token_refresh"
 
-    def __init__(
-        self,
-        realm_key: str,
-        store: base.TokenStore[Tokens],
-        refresher: base.TokenRefresher[Tokens],
-        redis_client: redis.Redis,
-        *,
-        refresh_margin: float = 300.0,
-        lock_timeout: float = 60.0,
-        lock_blocking_timeout: float = 30.0,
-        key_prefix: str = "crm_qbo:qbo:token_refresh",
-        clock: Callable[[], datetime] = utcnow,
-        on_refresh: Callable[[str], None] | None = None,
-    ) -> None:
-        super().__init__(realm_key, store, refresher, redis_client, refresh_margin=refresh_margin,
-                         lock_timeout=lock_timeout, lock_blocking_timeout=lock_blocking_timeout,
-                         key_prefix=key_prefix, clock=clock, on_refresh=on_refresh)
-        self.realm_key = realm_key
+    @property
+    def realm_key(self) -> str:
+        return self.key

@@ -14,12 +14,10 @@ and the lock's key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-
-import redis
 
 from crm_qbo_plugin.apiclient import tokens as base
 from crm_qbo_plugin.apiclient.tokens import utcnow
@@ -81,21 +79,9 @@ class TokenManager(base.TokenManager[Tokens]):
     log_key = "connection_key"
     reconnect_error = ReconnectRequired
     transient_error = TransientError
+    default_refresh_margin = 120.0
+    default_key_prefix = "crm_qbo:xero:token_refresh"
 
-    def __init__(
-        self,
-        connection_key: str,
-        store: base.TokenStore[Tokens],
-        refresher: base.TokenRefresher[Tokens],
-        redis_client: redis.Redis,
-        *,
-        refresh_margin: float = 120.0,
-        lock_timeout: float = 60.0,
-        lock_blocking_timeout: float = 30.0,
-        key_prefix: str = "crm_qbo:xero:token_refresh",
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        super().__init__(connection_key, store, refresher, redis_client, refresh_margin=refresh_margin,
-                         lock_timeout=lock_timeout, lock_blocking_timeout=lock_blocking_timeout,
-                         key_prefix=key_prefix, clock=clock)
-        self.connection_key = connection_key
+    @property
+    def connection_key(self) -> str:
+        return self.key
