@@ -1,7 +1,9 @@
 """QuickBooks Online API client: HTTP, OAuth token refresh, limits, errors, query building.
 
-Imports nothing from the rest of ``crm_qbo_plugin`` and nothing of Flask, rq or the database, so
-it can be tested (and shipped) on its own. The plugin implements ``TokenStore`` over its database.
+Imports nothing from the rest of ``crm_qbo_plugin`` but ``apiclient`` (the plumbing it shares with
+``xero``; its names used here are re-exported with QBO's settings) and nothing of Flask, rq or the
+database, so it can be tested (and shipped) on its own. The plugin implements ``TokenStore`` over
+its database.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 connections), the calls the sync makes, Xero's limits shared across workers, typed errors and the
 webhook intake's Xero half.
 
-A sibling of ``crm_qbo_plugin.qbo``: it imports nothing of the plugin but ``host`` and itself, and
-nothing of Flask, rq or the database. The plugin implements ``TokenStore`` over its database.
+A sibling of ``crm_qbo_plugin.qbo``: it imports nothing of the plugin but ``host``, ``apiclient``
+(the plumbing both share) and itself, and nothing of Flask, rq or the database. The plugin implements ``TokenStore`` over its database.
 
 OAuth library: ``oauthlib`` — the protocol core of ``requests-oauthlib`` — for PKCE, token request
 bodies and the parsing of token answers and OAuth errors, with the HTTP done by ``requests`` (timed,
