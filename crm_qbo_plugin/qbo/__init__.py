@@ -1,11 +1,14 @@
 """QuickBooks Online API client: HTTP, OAuth token refresh, limits, errors, query building.
 
-Imports nothing from the rest of ``crm_qbo_plugin`` and nothing of Flask, rq or the database, so
-it can be tested (and shipped) on its own. The plugin implements ``TokenStore`` over its database.
+Imports nothing from the rest of ``crm_qbo_plugin`` but ``apiclient`` (the plumbing it shares with
+``xero``; its names used here are re-exported with QBO's settings) and nothing of Flask, rq or the
+database, so it can be tested (and shipped) on its own. The plugin implements ``TokenStore`` over
+its database.
 """
 
 from __future__ import annotations
 
+from crm_qbo_plugin.apiclient.retry import RetryPolicy
 from crm_qbo_plugin.qbo.batch import MAX_BATCH_ITEMS, BatchItem, BatchResult
 from crm_qbo_plugin.qbo.client import MINOR_VERSION, QboClient, new_request_id
 from crm_qbo_plugin.qbo.counters import Counters
@@ -40,7 +43,6 @@ from crm_qbo_plugin.qbo.query import (
     lt,
     quote,
 )
-from crm_qbo_plugin.qbo.retry import RetryPolicy
 from crm_qbo_plugin.qbo.timestamps import format_changed_since, parse_date, parse_timestamp
 from crm_qbo_plugin.qbo.tokens import (
     AccessTokenSource,

@@ -22,6 +22,7 @@ from urllib.parse import quote as urlquote
 
 import requests
 
+from crm_qbo_plugin.apiclient.retry import RetryPolicy
 from crm_qbo_plugin.qbo import jsoncodec
 from crm_qbo_plugin.qbo.batch import (
     MAX_BATCH_ITEMS,
@@ -50,7 +51,6 @@ from crm_qbo_plugin.qbo.query import (
     page_statements,
     validate_name,
 )
-from crm_qbo_plugin.qbo.retry import RetryPolicy
 from crm_qbo_plugin.qbo.timestamps import format_changed_since
 from crm_qbo_plugin.qbo.tokens import AccessTokenSource
 

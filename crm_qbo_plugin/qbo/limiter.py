@@ -1,37 +1,28 @@
-"""Per-realm request limiting shared by every process through Redis.
+"""Per-realm request limiting shared by every process through Redis, with QBO's numbers.
 
 QBO allows 10 concurrent requests, 500 requests per minute and 40 batch requests per minute per
-realm, and asks for 60 s of quiet after a 429 (qbo-api.md §6). ``RedisLimiter`` keeps, per realm:
-
-* a semaphore of in-flight requests: a sorted set of holders scored by lease expiry, so a process
-  that dies mid-request frees its slot when the lease runs out;
-* rolling one-minute windows of request and batch start times (sorted sets);
-* a cool-down deadline set by any process that saw a 429 and honoured by all.
-
-Acquisition is one Lua script using Redis' clock, so the check and the claim are atomic and hosts
-with skewed clocks agree. Waiters poll with jitter; there is no queue, hence no fairness guarantee.
+realm, and asks for 60 s of quiet after a 429 (qbo-api.md §6). ``RedisLimiter`` is
+``apiclient.limiter``'s in-flight leases, rolling windows and shared cool-down with those budgets;
+``LocalLimiter`` is the one-process stand-in without Redis.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis
 
+from crm_qbo_plugin.apiclient.limiter import RedisSlotLimiter, Window
 from crm_qbo_plugin.qbo.errors import TransientError
 
 __all__ = ["Limiter", "LimiterConfig", "LocalLimiter", "RedisLimiter"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,67 +83,16 @@ class Limiter(Protocol):
         ...
 
 
-_ACQUIRE = """
-local inflight, reqs, batches, cool = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local holder = ARGV[1]
-local max_inflight = tonumber(ARGV[2])
-local rpm = tonumber(ARGV[3])
-local bpm = tonumber(ARGV[4])
-local window = tonumber(ARGV[5])
-local lease = tonumber(ARGV[6])
-local is_batch = ARGV[7] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+class RedisLimiter(RedisSlotLimiter[LimiterConfig]):
+    """The shared per-realm limiter: ``apiclient``'s slots with QBO's windows (requests a minute,
+    and batches a minute for a batch request). Safe to share between threads."""
 
-local until_ms = tonumber(redis.call('GET', cool) or '0')
-if until_ms > now then return {1, until_ms - now} end
-
-redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
-if redis.call('ZCARD', inflight) >= max_inflight then
-  local first = redis.call('ZRANGE', inflight, 0, 0, 'WITHSCORES')
-  return {2, math.max(1, tonumber(first[2]) - now)}
-end
-
-redis.call('ZREMRANGEBYSCORE', reqs, '-inf', now - window)
-if redis.call('ZCARD', reqs) >= rpm then
-  local oldest = redis.call('ZRANGE', reqs, 0, 0, 'WITHSCORES')
-  return {3, math.max(1, tonumber(oldest[2]) + window - now)}
-end
-
-if is_batch then
-  redis.call('ZREMRANGEBYSCORE', batches, '-inf', now - window)
-  if redis.call('ZCARD', batches) >= bpm then
-    local oldest = redis.call('ZRANGE', batches, 0, 0, 'WITHSCORES')
-    return {4, math.max(1, tonumber(oldest[2]) + window - now)}
-  end
-  redis.call('ZADD', batches, now, holder)
-  redis.call('PEXPIRE', batches, window * 2)
-end
-
-redis.call('ZADD', inflight, now + lease, holder)
-redis.call('PEXPIRE', inflight, lease * 2)
-redis.call('ZADD', reqs, now, holder)
-redis.call('PEXPIRE', reqs, window * 2)
-return {0, 0}
-"""
-
-_COOLDOWN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local target = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if target > current then
-  redis.call('SET', KEYS[1], target, 'PX', tonumber(ARGV[1]) + 1000)
-  return tonumber(ARGV[1])
-end
-return current - now
-"""
-
-_REASONS = {1: "cooldown", 2: "in_flight", 3: "requests_per_minute", 4: "batches_per_minute"}
-
-
-class RedisLimiter:
-    """The shared per-realm limiter (see module docstring). Safe to share between threads."""
+    provider = "QBO"
+    account_noun = "realm"
+    log_prefix = "qbo"
+    log_key = "realm_id"
+    transient_error = TransientError
+    wake_spread = 0.1
 
     def __init__(
         self,
@@ -162,103 +102,16 @@ class RedisLimiter:
         key_prefix: str = "crm_qbo:qbo:limit",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.config = config or LimiterConfig.from_env()
-        self._redis = redis_client
-        self._prefix = key_prefix
-        self._sleep = sleep
-        self._acquire = redis_client.register_script(_ACQUIRE)
-        self._cooldown = redis_client.register_script(_COOLDOWN)
+        super().__init__(redis_client, config or LimiterConfig.from_env(), key_prefix=key_prefix, sleep=sleep)
 
-    def _keys(self, realm_id: str) -> list[str]:
-        base = f"{self._prefix}:{{{realm_id}}}"  # hash tag: one cluster slot per realm
-        return [f"{base}:inflight", f"{base}:requests", f"{base}:batches", f"{base}:cooldown"]
-
-    def try_acquire(self, realm_id: str, holder: str, *, batch: bool = False) -> tuple[str | None, float]:
-        """One attempt: ``(None, 0)`` if the slot is ours, else ``(reason, seconds_to_wait)``."""
+    def windows(self, batch: bool) -> Sequence[Window]:
         cfg = self.config
-        status, wait_ms = self._acquire(
-            keys=self._keys(realm_id),
-            args=[
-                holder,
-                cfg.max_in_flight,
-                cfg.requests_per_minute,
-                cfg.batches_per_minute,
-                int(cfg.window_seconds * 1000),
-                int(cfg.lease_seconds * 1000),
-                "1" if batch else "0",
-            ],
-        )
-        if int(status) == 0:
-            return None, 0.0
-        return _REASONS.get(int(status), "busy"), int(wait_ms) / 1000.0
-
-    def release(self, realm_id: str, holder: str) -> None:
-        self._redis.zrem(self._keys(realm_id)[0], holder)
-
-    def acquire(self, realm_id: str, *, batch: bool = False) -> str:
-        """Wait for a slot and return its holder id (pass it to ``release``)."""
-        holder = uuid.uuid4().hex
-        deadline = time.monotonic() + self.config.acquire_timeout
-        while True:
-            try:
-                reason, wait = self.try_acquire(realm_id, holder, batch=batch)
-            except redis.RedisError as exc:
-                # No limiter, no request: sending blind could break QBO's limits for every worker.
-                raise TransientError(f"the request limiter is unavailable ({type(exc).__name__})") from None
-            if reason is None:
-                return holder
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransientError(f"no QBO request slot for the realm within the wait limit ({reason})")
-            if reason == "cooldown":
-                # Everyone wakes near the deadline; spread them out a little.
-                pause = wait + random.uniform(0.0, max(0.05, wait * 0.1))
-            elif reason == "in_flight":
-                pause = random.uniform(0.2, 1.0) * self.config.poll_interval
-            else:
-                # The window says exactly when the oldest request leaves it: no jitter, so the
-                # budget is used to the full instead of losing a poll interval per request.
-                pause = wait
-            self._sleep(min(pause, remaining))
-
-    @contextmanager
-    def slot(self, realm_id: str, *, batch: bool = False) -> Iterator[None]:
-        holder = self.acquire(realm_id, batch=batch)
-        try:
-            yield
-        finally:
-            try:
-                self.release(realm_id, holder)
-            except redis.RedisError:
-                # The lease expires on its own; losing Redis here must not mask the real outcome.
-                logger.warning("qbo.limiter.release_failed realm_id=%s", realm_id)
-
-    def record_throttle(self, realm_id: str, retry_after: float | None = None) -> float:
-        pause = self.config.cooldown(retry_after)
-        try:
-            remaining_ms = self._cooldown(keys=[self._keys(realm_id)[3]], args=[int(pause * 1000)])
-        except redis.RedisError:
-            logger.warning("qbo.limiter.cooldown_not_shared realm_id=%s", realm_id)
-            return pause
-        logger.warning("qbo.limiter.cooldown realm_id=%s seconds=%.1f", realm_id, pause)
-        return int(remaining_ms) / 1000.0
-
-    def cooldown_remaining(self, realm_id: str) -> float:
-        """Seconds left in the realm's cool-down (0 if none)."""
-        ttl = self._redis.pttl(self._keys(realm_id)[3])
-        if not isinstance(ttl, int) or ttl <= 0:
-            return 0.0
-        value = self._redis.get(self._keys(realm_id)[3])
-        if value is None:
-            return 0.0
-        now_s, now_us = self._redis.time()
-        return max(0.0, (int(value) - (int(now_s) * 1000 + int(now_us) // 1000)) / 1000.0)
-
-    def in_flight(self, realm_id: str) -> int:
-        """Live holders for the realm (expired leases excluded)."""
-        now_s, now_us = self._redis.time()
-        now_ms = int(now_s) * 1000 + int(now_us) // 1000
-        return int(self._redis.zcount(self._keys(realm_id)[0], now_ms, "+inf"))
+        requests = Window("requests", "requests_per_minute", cfg.requests_per_minute, cfg.window_seconds,
+                          keep_seconds=cfg.window_seconds * 2)
+        if not batch:
+            return (requests,)
+        return (requests, Window("batches", "batches_per_minute", cfg.batches_per_minute, cfg.window_seconds,
+                                 keep_seconds=cfg.window_seconds * 2))
 
 
 class LocalLimiter:

@@ -20,7 +20,8 @@ LAYERS: list[set[str]] = [
     {"runtime"},  # services, locks, the queue, per-realm clients, connection status
     {"store"},
     {"mapping"},
-    {"qbo"},
+    {"qbo", "xero"},  # the accounting-system clients: siblings, neither imports the other
+    {"apiclient"},  # what both clients share: retries, token refresh, limiter slots, exact JSON
     {"settings", "manifest"},
     {"events", "crypto", "signing", "metrics", "logs"},
     {"host"},
@@ -81,8 +82,9 @@ def test_only_the_queue_module_knows_rq():
     assert found == []
 
 
-def test_mapping_and_qbo_import_only_host_and_their_own():
-    allowed = {"mapping": {"mapping", "host", "qbo"}, "qbo": {"qbo", "host"}}
+def test_mapping_and_the_clients_import_only_host_apiclient_and_their_own():
+    allowed = {"mapping": {"mapping", "host", "qbo", "xero"}, "qbo": {"qbo", "host", "apiclient"},
+               "xero": {"xero", "host", "apiclient"}, "apiclient": {"apiclient"}}
     found = [f"{path.relative_to(ROOT)} imports {name}" for path in _modules() if _unit(path) in allowed
              for name in _imports(path) if name.split(".")[0] == "crm_qbo_plugin"
              and name.split(".")[1] not in allowed[_unit(path)]]

@@ -1,8 +1,8 @@
 """How long the client keeps trying: bounded attempts, a deadline, exponential backoff + full jitter.
 
 Full jitter (a uniform draw in ``[0, min(cap, base * 2**n)]``) keeps many workers that failed together
-from retrying together. Throttling waits are not this module's job: a 429 puts the realm in a shared
-cool-down that the limiter enforces before the next request.
+from retrying together. Throttling waits are not this module's job: a 429 puts the account (a QBO
+realm, a Xero organisation) in a shared cool-down that the limiter enforces before the next request.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["RetryPolicy"]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry budget for one client call (all attempts reuse the same ``requestid``)."""
+    """Retry budget for one client call (all attempts reuse the same request id or idempotency key)."""
 
     max_attempts: int = 5  # total tries, the first included
     base_delay: float = 0.5
