@@ -43,6 +43,10 @@ from tests.harness.workload import QboUser, Tenant, Workload
 @dataclass
 class Options:
     seconds: float = 60.0
+    # the workload goes on past `seconds` until this many operations and faults are done (a slow
+    # machine gets the same amount of work, not a thinner run), for at most three times `seconds`
+    min_operations: int = 0
+    min_faults: int = 0
     tenants: int = 2
     workers: int = 3
     schedulers: int = 2  # two on purpose: one leads, the other must stay idle (A12)
@@ -358,7 +362,13 @@ def run(options: Options) -> Report:
         started = time.monotonic()
         next_fault = started + rng.expovariate(1 / options.fault_every)
         last_note = started
-        while time.monotonic() - started < options.seconds:
+        def running() -> bool:
+            elapsed = time.monotonic() - started
+            short = (sum(workload.ops.values()) < options.min_operations
+                     or sum(faults.counts.values()) < options.min_faults)
+            return elapsed < options.seconds or (short and elapsed < 3 * options.seconds)
+
+        while running():
             faults.tick()
             if options.kinds and time.monotonic() >= next_fault:
                 faults.inject()

@@ -13,18 +13,18 @@ from tests.harness.soak import Options, run
 
 
 @pytest.mark.postgres
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(1200)  # a settle that keeps making progress may run long; normally ~3 min
 def test_a_short_soak_with_faults_ends_with_matching_books(database_url):
     report = run(Options(seconds=45, tenants=2, workers=3, schedulers=2, seed=20260110, fault_every=3.0,
                          kinds=ALL_KINDS, settle_timeout=200, database_url=database_url, quiet=True,
-                         disconnect_weight=2.0))
+                         disconnect_weight=2.0, min_operations=150, min_faults=8))
     assert report.problems() == [], report.summary()
     assert report.ok and report.settled
     assert (report.duplicates, report.lost) == (0, 0)
     assert set(report.reconcile.values()) == {0}
-    assert sum(report.operations.values()) > 100
+    assert sum(report.operations.values()) >= 150
     # tenants were disconnected and reconnected mid-run; what they held was retried, none left
     assert report.connection_changes["disconnect"] >= 1 and report.connection_changes["reconnect"] >= 1
     assert report.still_held == []
-    # ~15 faults are due in 45 s; each takes time to inject and undo, so a loaded machine fits fewer.
-    assert sum(report.faults.values()) >= 5
+    # ~15 faults are due in 45 s; a loaded machine fits fewer in 45 s and runs on until it has 8
+    assert sum(report.faults.values()) >= 8
