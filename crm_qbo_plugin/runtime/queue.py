@@ -17,5 +17,20 @@ def make_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_outbox(queue: Queue, outbox_id: int) -> None:
-    queue.enqueue(PROCESS_OUTBOX, outbox_id, job_timeout=300, result_ttl=60, failure_ttl=86400)
+def outbox_job_id(outbox_id: int) -> str:
+    return f"crm-qbo-outbox-{outbox_id}"
+
+
+def enqueue_outbox(queue: Queue, outbox_id: int) -> bool:
+    """Queue the row's job unless it waits in the queue already; returns whether it queued one.
+
+    Each row has one job id, so the sweeper can tell a job still waiting behind a backlog (longer
+    than its enqueue lease) from a lost one: queuing another for every lease that runs out piles
+    up jobs faster than the backlog drains. LPOS scans the queue's list in Redis, microseconds for
+    thousands of entries. A job running right now is not in the list: a row whose lease ran out
+    while its job runs gets a second one, which finds the row claimed and ends at once."""
+    job_id = outbox_job_id(outbox_id)
+    if queue.connection.lpos(queue.key, job_id) is not None:
+        return False
+    queue.enqueue(PROCESS_OUTBOX, outbox_id, job_id=job_id, job_timeout=300, result_ttl=60, failure_ttl=86400)
+    return True

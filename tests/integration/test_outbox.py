@@ -109,6 +109,22 @@ def test_after_redis_is_flushed_the_sweeper_re_enqueues_and_the_work_completes(p
     assert row.status == "skipped" and row.attempts == 1
 
 
+def test_a_job_still_waiting_in_a_long_queue_is_not_queued_again_when_its_lease_runs_out(plugin_app):
+    """Behind a backlog a job may wait longer than its enqueue lease: the sweeper extends the lease
+    and leaves the queued job alone (queuing another each round once piled ~3,000 jobs for ~200 rows
+    and the backlog never drained)."""
+    state = get_state(plugin_app)
+    with plugin_app.app_context():
+        QuickBooksPlugin().publish(TENANT, contact_event())
+    assert state.queue.count == 1
+    for minutes in (3, 6, 9):
+        sweep_outbox(state, now=datetime.now(UTC) + timedelta(minutes=minutes))
+    assert state.queue.count == 1
+    run_worker(plugin_app)
+    [row] = outbox_rows(plugin_app)
+    assert row.status == "skipped" and row.attempts == 1
+
+
 def test_a_row_claimed_by_a_dead_worker_is_recovered_after_its_lease(plugin_app):
     from crm_qbo_plugin.outbound.processor import claim, process
 
