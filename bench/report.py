@@ -189,6 +189,14 @@ def _targets(modes: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _w6(modes: dict[str, Any]) -> list[str]:
+    return []
+
+
+FAIR_PEER_NOTE = ""
+W6_NOTES: list[str] = []
+
+
 def _memory(results: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The memory target's line and the big import's table (from `make bench`'s memory pass, or a
     `--big` run's own modes)."""
@@ -213,41 +221,147 @@ def _memory(results: dict[str, Any]) -> tuple[list[str], list[str]]:
     return target, table
 
 
+LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+PER_MINUTE = 500  # QBO's requests per realm per minute
+BATCHED_PER_MINUTE = 40 * 30  # QBO's 40 batches per minute × 30 creates per batch
+
+
+def _ms(cpu_s: Any, units: Any) -> float | None:
+    if not isinstance(cpu_s, int | float) or not isinstance(units, int | float) or not units:
+        return None
+    return cpu_s * 1000.0 / units
+
+
+def _figures(modes: dict[str, Any]) -> dict[str, str]:
+    """The headline figures of one database's run, keyed by a row label (same labels for every database)."""
+    out: dict[str, str] = {}
+    for mode, data in modes.items():
+        w = data["workloads"]
+        if "W1" in w:
+            for tool in ("plugin", "fair peer (pq + host writes)", "python-quickbooks", "tap-quickbooks"):
+                run = w["W1"].get(tool)
+                if isinstance(run, dict) and run.get("wall_s") is not None:
+                    records = run.get("records") or w["W1"]["plugin"].get("records")
+                    out[f"W1 {mode}: {tool} wall s"] = _f(run.get("wall_s"), 3)
+                    out[f"W1 {mode}: {tool} CPU ms/record"] = _ms_per_record(run.get("cpu_s"), records)
+        if "W2" in w:
+            run = w["W2"]["plugin"]
+            out[f"W2 {mode}: wall s"] = _f(run.get("wall_s"), 3)
+            out[f"W2 {mode}: CPU ms/change"] = _ms_per_record(run.get("cpu_s"), run.get("changes"))
+        if "W3" in w:
+            run = w["W3"]["plugin"]
+            out[f"W3 {mode}: ack p99 ms"] = _f(run.get("ack_p99_ms"))
+            out[f"W3 {mode}: all applied after s"] = _f(run.get("consistent_after_s"))
+            out[f"W3 {mode}: web CPU ms/notice"] = _ms_per_record(run["web"]["cpu_s"], run.get("notices"))
+            out[f"W3 {mode}: worker CPU ms/notice"] = _ms_per_record(run["workers"]["cpu_s"], run.get("notices"))
+        if "W4" in w:
+            run = w["W4"]["plugin"]
+            out[f"W4 {mode}: plugin wall s"] = _f(run.get("wall_s"), 2)
+            out[f"W4 {mode}: plugin worker CPU ms/invoice"] = _ms_per_record(run.get("cpu_s"), run.get("invoices"))
+            out[f"W4 {mode}: plugin 429s"] = _f(run.get("throttled_429"))
+        if "W5" in w:
+            run = w["W5"]["plugin"]
+            out[f"W5 {mode}: wall s"] = _f(run.get("wall_s"), 2)
+            out[f"W5 {mode}: CPU ms/record"] = _ms_per_record(run.get("cpu_s"), run.get("records"))
+        if "W6" in w:
+            for run in w["W6"]["plugin"]["runs"]:
+                label = f"W6 {mode}: {run['workers']} worker(s)"
+                out[f"{label} invoices/s"] = _f(run.get("invoices_per_s"), 1)
+                out[f"{label} p99 event→QBO s"] = _f(run.get("latency_p99_s"), 2)
+    return out
+
+
+def _side_by_side(databases: dict[str, Any]) -> list[str]:
+    figures = {db: _figures(data["modes"]) for db, data in databases.items()}
+    labels: list[str] = []
+    for found in figures.values():
+        labels += [label for label in found if label not in labels]
+    rows = [[label, *(figures[db].get(label, "–") for db in databases)] for label in labels]
+    return _table(["figure", *(LABELS.get(db, db) for db in databases)], rows)
+
+
+def _cpu_per_unit(databases: dict[str, Any]) -> list[str]:
+    """Step 5 of issue #20: CPU per unit of work, and the realms one core keeps at QBO's push rate."""
+    lines = []
+    for db, data in databases.items():
+        parts = []
+        modes = data["modes"]
+        push = next(((m, d["workloads"]["W4"]["plugin"]) for m, d in modes.items() if "W4" in d["workloads"]), None)
+        if push:
+            mode, run = push
+            per_invoice = _ms(run.get("cpu_s"), run.get("invoices"))
+            if per_invoice:
+                realms = 60_000.0 / (PER_MINUTE * per_invoice)
+                batched = 60_000.0 / (BATCHED_PER_MINUTE * per_invoice)
+                parts.append(f"push {per_invoice:.2f} ms CPU per invoice (W4 {mode}, worker CPU / invoices; target ≤ 1.5) "
+                             f"→ realms one core can keep at QuickBooks' full push rate: **{realms:.1f}** "
+                             f"(= 60,000 ms / ({PER_MINUTE} invoices/min × {per_invoice:.2f} ms); at the batched "
+                             f"ceiling of {BATCHED_PER_MINUTE} invoices/min, 40 batches × 30: {batched:.1f})")
+        cdc = next((d["workloads"]["W2"]["plugin"] for d in modes.values() if "W2" in d["workloads"]), None)
+        if cdc:
+            parts.append(f"CDC {_ms_per_record(cdc.get('cpu_s'), cdc.get('changes'))} ms per change (W2; target ≤ 1)")
+        hook = next((d["workloads"]["W3"]["plugin"] for d in modes.values() if "W3" in d["workloads"]), None)
+        if hook:
+            parts.append(f"webhook {_ms_per_record(hook['web']['cpu_s'], hook.get('notices'))} ms web CPU per notice "
+                         f"(W3; target ≤ 1.5)")
+        if parts:
+            lines.append(f"- {LABELS.get(db, db)}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def write_report(results: dict[str, Any], path: Path) -> None:
     m, v = results["machine"], results["versions"]
-    modes = results["modes"]
+    databases: dict[str, Any] = results["databases"]
+    json_name = str(results["args"].get("out", "bench/results/latest.json"))
     lines = [
         "# crm-qbo-plugin benchmarks",
         "",
-        "Generated by `make bench` (`python -m bench.run`); the numbers are in `bench/results/latest.json`.",
+        f"Generated by `python -m bench.run` (`make bench`, or `make bench-quick` for `--quick`); the numbers are in "
+        f"`{json_name}`.",
         "Timings are reported, never asserted. Run it on a quiet machine: other load changes every figure.",
         "",
         f"- Date: {results['date']}; total run {results['total_wall_s']:.0f} s; arguments: `{results['args']}`",
         f"- Machine: {m['cpu']} × {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}; load at start {m['load_at_start']}",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        "- Database: SQLite (WAL) in a scratch folder; Redis: a private redis-server; host: the reference CRM.",
+        "- Databases: SQLite (WAL) in a scratch folder; PostgreSQL from `scripts/pg-test-server` (fsync off, as the "
+        "tests run it), a fresh database per mode. Redis: a private redis-server; host: the reference CRM.",
         "",
-        "## Modes",
+        "## Side by side",
         "",
+        "The same rows on each database (details per database below).",
+        "",
+        *_side_by_side(databases),
+        "",
+        "## CPU per unit of work (issue #20)",
+        "",
+        *_cpu_per_unit(databases),
     ]
-    mode_rows = [[name, _f(d["latency_ms"], 0), _f(d["clock_speed"], 0), "on" if d["throttled"] else "off",
-                  f"{d['service']['page_s'] * 1000:.1f}", f"{d['service']['batch_s'] * 1000:.1f}", _f(d["seed_s"], 1),
-                  _f(d.get("mode_wall_s"), 0)] for name, d in modes.items()]
-    lines += _table(["mode", "added latency ms", "clock speed", "QBO throttles", "L: 1000-row page ms",
-                     "L: 30-create batch ms", "seed s", "mode run s"], mode_rows)
+    if FAIR_PEER_NOTE:
+        lines += ["", "## The fair peer for import", "", FAIR_PEER_NOTE]
+    lines += W6_NOTES
     lines += ["", "Sandbox speed (`bench/sandbox_speed.py`, no throttles):", ""]
     lines += [f"- {line}" for line in results["sandbox_speed"]["lines"]]
-    lines += ["", "## Targets (issue #9) and what was measured", ""]
-    memory_target, memory_table = _memory(results)
-    lines += _targets(modes) + memory_target
-    sections = (("W1 — import on connect", _w1), ("W2 — incremental CDC poll", _w2),
-                ("W3 — webhook burst", _w3), ("W4 — push through the outbox", _w4), ("W5 — twenty tenants at once", _w5))
-    for title, render in sections:
-        table = render(modes)
-        if len(table) > 2:
-            lines += ["", f"## {title}", "", *table]
-    if len(memory_table) > 2:
-        lines += ["", "## W1 at 100,000 customers + 100,000 invoices — memory", "", *memory_table]
+    for db, data in databases.items():
+        modes = data["modes"]
+        label = LABELS.get(db, db)
+        lines += ["", f"# {label}", "", f"## Modes ({label})", ""]
+        mode_rows = [[name, _f(d["latency_ms"], 0), _f(d["clock_speed"], 0), "on" if d["throttled"] else "off",
+                      f"{d['service']['page_s'] * 1000:.1f}", f"{d['service']['batch_s'] * 1000:.1f}",
+                      _f(d["seed_s"], 1), _f(d.get("mode_wall_s"), 0)] for name, d in modes.items()]
+        lines += _table(["mode", "added latency ms", "clock speed", "QBO throttles", "L: 1000-row page ms",
+                         "L: 30-create batch ms", "seed s", "mode run s"], mode_rows)
+        lines += ["", f"## Targets and what was measured ({label})", ""]
+        memory_target, memory_table = _memory({**results, **data})
+        lines += _targets(modes) + memory_target
+        sections = (("W1 — import on connect", _w1), ("W2 — incremental CDC poll", _w2),
+                    ("W3 — webhook burst", _w3), ("W4 — push through the outbox", _w4),
+                    ("W5 — twenty tenants at once", _w5), ("W6 — many tenants, several worker processes", _w6))
+        for title, render in sections:
+            table = render(modes)
+            if len(table) > 2:
+                lines += ["", f"## {title} ({label})", "", *table]
+        if len(memory_table) > 2:
+            lines += ["", f"## W1 at 100,000 customers + 100,000 invoices — memory ({label})", "", *memory_table]
     lines += ["", "## How the numbers are taken", "",
               "- Wall time: the harness's monotonic clock, from queuing the work to its end state in the database "
               "(SyncRun finished, inbox applied, outbox settled); plugin processes are started and idle before.",

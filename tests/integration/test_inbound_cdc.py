@@ -136,7 +136,13 @@ def test_the_scheduler_job_enqueues_one_ids_only_poll_per_connected_tenant(plugi
 def test_quickbooks_news_is_queued_ahead_of_an_outbound_backlog(plugin_config, sandbox_url):
     """A poll, a drain and an import are cheap and what users wait for: they do not wait behind a
     backlog of outbound pushes (a long settle once left 972 notices behind 1,600 pushes)."""
-    from crm_qbo_plugin.inbound.enqueue import DRAIN_INBOX, POLL_CDC, RUN_IMPORT, enqueue_import, request_drain
+    from crm_qbo_plugin.inbound.enqueue import (
+        DRAIN_INBOX,
+        POLL_CDC,
+        RUN_IMPORT,
+        enqueue_import,
+        request_drain,
+    )
     from crm_qbo_plugin.runtime.queue import PROCESS_OUTBOX, enqueue_outbox
 
     with inbound_env(plugin_config, sandbox_url, webhooks=False) as env:
