@@ -33,8 +33,8 @@ import requests
 
 from bench import floors, peers, w1_import, w2_poll, w3_webhooks, w4_push, w5_tenants
 from bench.databases import ALL_DATABASES, LABELS, POSTGRESQL, PostgresServer, database_url
-from bench.infra import ROOT, Sandbox, Stack, stack
-from bench.measure import purge_echoes
+from bench.infra import ROOT, Sandbox, Stack, connect, new_location, stack
+from bench.measure import purge_echoes, scalar
 from bench.report import write_report
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -130,6 +130,9 @@ def company_specs(mode: Mode, sizes: Sizes) -> list[dict[str, Any]]:
     specs: list[dict[str, Any]] = []
     if "W1" in mode.workloads:
         specs.append({"name": "W1 import", "customers": sizes.customers, "invoices": sizes.invoices, "limits": limits})
+        # the same records again for the fair peer: a realm holds one connection
+        specs.append({"name": "W1 fair peer", "customers": sizes.customers, "invoices": sizes.invoices,
+                      "limits": limits})
     specs.append({"name": "probe", "limits": {"enabled": False}})
     if "W4" in mode.workloads:
         for name in ("W4 plugin", "W4 pq save", "W4 pq batch"):
@@ -148,6 +151,7 @@ def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peer
     sandbox = st.start_sandbox(specs, latency_ms=mode.latency_ms, clock_speed=mode.clock_speed)
     realms = iter(sandbox.realms)
     w1_realm = next(realms) if "W1" in wanted else ""
+    fair_realm = next(realms) if "W1" in wanted else ""
     probe_realm = next(realms)
     w4_realms = [next(realms) for _ in range(3)] if "W4" in wanted else []
     w5_realms = list(realms) if "W5" in wanted else []
@@ -168,6 +172,7 @@ def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peer
         if with_peers:
             log(f"mode {mode.name}: W1 peers …")
             sandbox.stats(reset=True)
+            entry[FAIR_PEER] = fair_peer(st, fair_realm, sizes.customers, sizes.invoices)
             entry["python-quickbooks"] = {**peers.pq_import(sandbox, w1_realm),
                                           **_calls(sandbox, w1_realm)}
             entry["tap-quickbooks"] = {**peers.tap_import(sandbox, w1_realm, st.workdir), **_calls(sandbox, w1_realm)}
@@ -208,6 +213,25 @@ def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peer
                                                            sizes.tenant_push, sizes.push_workers)}
         purge_echoes(st)
     return out
+
+
+FAIR_PEER = "fair peer (pq + host writes)"
+
+
+def fair_peer(st: Stack, realm: str, customers: int, invoices: int) -> dict[str, Any]:
+    """The fair import peer into a tenant of its own, connected to the same realm (so the host's
+    echo events go the same way as the plugin's import's), then its echoes dropped."""
+    assert st.sandbox is not None
+    tenant = new_location(st, "W1 fair peer")
+    connect(st, tenant, realm)
+    st.sandbox.stats(reset=True)
+    found = {**peers.fair_import(st, realm, tenant), **_calls(st.sandbox, realm)}
+    contacts = int(scalar(st, "SELECT COUNT(*) FROM crm_contact WHERE location_id = :t", t=tenant))
+    bills = int(scalar(st, "SELECT COUNT(*) FROM crm_invoice WHERE location_id = :t", t=tenant))
+    found["correct"] = {"ok": contacts == customers and bills == invoices, "crm_contacts": contacts,
+                        "crm_invoices": bills}
+    purge_echoes(st)
+    return found
 
 
 def _calls(sandbox: Sandbox, realm: str) -> dict[str, Any]:
