@@ -3,7 +3,8 @@
 Modes: `zero` (no added latency, no throttles), `realistic` (150 ms a call, no throttles),
 `throttled` (QBO's 500/min, 10 in flight, 40 batches/min, on a sandbox clock sped up --clock-speed
 times). Workloads: W1 import on connect, W2 incremental poll, W3 webhook burst, W4 push through
-the outbox, W5 twenty tenants at once (see each bench/w*.py). Every mode runs on each database of
+the outbox, W5 twenty tenants at once, W6 many tenants on 1, 2 and 4 worker processes (PostgreSQL
+only; see each bench/w*.py). Every mode runs on each database of
 `--databases` (SQLite and PostgreSQL by default, a fresh database per mode). Writes
 bench/results/latest.json and bench/RESULTS.md; `--quick` (every workload small, both databases,
 peers included, a few minutes) writes bench/results/quick.json and bench/RESULTS-quick.md instead.
@@ -31,14 +32,14 @@ from typing import Any
 
 import requests
 
-from bench import floors, peers, w1_import, w2_poll, w3_webhooks, w4_push, w5_tenants
+from bench import floors, peers, w1_import, w2_poll, w3_webhooks, w4_push, w5_tenants, w6_scale
 from bench.databases import ALL_DATABASES, LABELS, POSTGRESQL, PostgresServer, database_url
 from bench.infra import ROOT, Sandbox, Stack, connect, new_location, stack
 from bench.measure import purge_echoes, scalar
 from bench.report import write_report
 
 RESULTS_DIR = ROOT / "bench" / "results"
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Sizes:
     w6_records: int
     w6_push: int
     w6_workers: tuple[int, ...]
+    w6_notices: int
 
 
 def sizes_for(scale: float, big: bool, push: int | None = None, quick: bool = False) -> Sizes:
@@ -81,15 +83,15 @@ def sizes_for(scale: float, big: bool, push: int | None = None, quick: bool = Fa
     return Sizes(customers=n(records), invoices=n(records), changes=n(100, 4), notices=n(2000, 10),
                  burst_seconds=max(2.0, 60.0 * scale), push=push or n(1_000), push_throttled=push or n(10_000),
                  push_workers=4, tenants=20, tenant_records=n(250, 5), tenant_push=n(50, 10),
-                 save_cap_realistic=n(300, 10), w6_tenants=10 if quick else 200, w6_records=n(500),
-                 w6_push=n(100), w6_workers=(1, 2, 4))
+                 save_cap_realistic=n(300, 10), w6_tenants=n(200), w6_records=n(500),
+                 w6_push=n(100), w6_workers=(1, 2, 4), w6_notices=n(50, 5))
 
 
 def modes_for(names: list[str], speed: float, big: bool) -> list[Mode]:
     table = {
         "zero": Mode("zero", 0.0, 1.0, False, ALL_WORKLOADS),
         "realistic": Mode("realistic", 150.0, 1.0, False, ("W1", "W2", "W4")),
-        "throttled": Mode("throttled", 0.0, speed, True, ("W1", "W4", "W5")),
+        "throttled": Mode("throttled", 0.0, speed, True, ("W1", "W4", "W5", "W6")),
     }
     chosen = [table[name] for name in names]
     if big:  # the 100k import is about memory: one mode, W1 only
@@ -141,11 +143,18 @@ def company_specs(mode: Mode, sizes: Sizes) -> list[dict[str, Any]]:
         for n in range(sizes.tenants):
             specs.append({"name": f"W5 tenant {n:02d}", "customers": sizes.tenant_records,
                           "invoices": sizes.tenant_records, "limits": limits})
+    if "W6" in mode.workloads:
+        for workers in sizes.w6_workers:
+            for n in range(sizes.w6_tenants):
+                specs.append({"name": f"W6 {workers}w tenant {n:03d}", "customers": sizes.w6_records,
+                              "invoices": sizes.w6_records, "limits": limits})
     return specs
 
 
 def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peers: bool, big: bool) -> dict[str, Any]:
     wanted = [w for w in mode.workloads if w in workloads]
+    if not st.database_url.startswith("postgresql"):
+        wanted = [w for w in wanted if w != "W6"]  # many tenants: the production database only
     specs = company_specs(Mode(mode.name, mode.latency_ms, mode.clock_speed, mode.throttled, tuple(wanted)), sizes)
     log(f"mode {mode.name}: starting the sandbox ({len(specs)} companies) …")
     sandbox = st.start_sandbox(specs, latency_ms=mode.latency_ms, clock_speed=mode.clock_speed)
@@ -154,7 +163,8 @@ def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peer
     fair_realm = next(realms) if "W1" in wanted else ""
     probe_realm = next(realms)
     w4_realms = [next(realms) for _ in range(3)] if "W4" in wanted else []
-    w5_realms = list(realms) if "W5" in wanted else []
+    w5_realms = [next(realms) for _ in range(sizes.tenants)] if "W5" in wanted else []
+    w6_realms = [[next(realms) for _ in range(sizes.w6_tenants)] for _ in sizes.w6_workers] if "W6" in wanted else []
     service = probe(sandbox, w1_realm or probe_realm, probe_realm)
     out: dict[str, Any] = {"latency_ms": mode.latency_ms, "clock_speed": mode.clock_speed, "throttled": mode.throttled,
                            "seed_s": sandbox.seed_seconds, "service": service, "workloads": {}}
@@ -212,6 +222,11 @@ def run_mode(st: Stack, mode: Mode, sizes: Sizes, workloads: set[str], with_peer
         out["workloads"]["W5"] = {"plugin": w5_tenants.run(st, w5_realms, sizes.tenant_records, sizes.tenant_records,
                                                            sizes.tenant_push, sizes.push_workers)}
         purge_echoes(st)
+    if "W6" in wanted:
+        log(f"mode {mode.name}: W6 {sizes.w6_tenants} tenants (import {sizes.w6_records}+{sizes.w6_records}, push "
+            f"{sizes.w6_push}, {sizes.w6_notices} notices each) with {', '.join(map(str, sizes.w6_workers))} workers …")
+        out["workloads"]["W6"] = {"plugin": w6_scale.run(st, w6_realms, sizes.w6_workers, sizes.w6_records,
+                                                         sizes.w6_records, sizes.w6_push, sizes.w6_notices)}
     return out
 
 
