@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from bench.infra import WORKER_SETTLE_S, BenchError, Proc, Stack, connect, new_location
+from bench.infra import BenchError, Proc, Stack, connect, new_location
 from bench.measure import api_counts, median, percentile, plugin_usage, rows, wait_until
 from bench.sandbox_rest import Rest
 from bench.w1_import import check_import
@@ -97,11 +97,11 @@ def run_once(st: Stack, realms: list[str], workers_count: int, customers: int, i
         start_import(state, tenant)
     webs = [start_web(st, f"w6-web-{label}-{i}") for i in range(WEB_PROCESSES)]
     st.sandbox.stats(reset=True)  # before the workers start: they take queued jobs at once
-    workers = st.start_workers(workers_count, f"w6-worker-{label}")
+    workers = st.start_workers(workers_count, f"w6-worker-{label}", hold=True)
     procs: list[Proc] = [*workers, *(web for web, _url in webs)]
-    started_at = datetime.now(UTC) - timedelta(seconds=WORKER_SETTLE_S)
+    started_at = datetime.now(UTC)
     ticker = Ticker(st)
-    import_wall = WORKER_SETTLE_S + wait_until(
+    import_wall = wait_until(
         lambda: len(imports_finished(st, tenants)) == len(tenants) and crm_rows_settled(st, tenants),
         "W6's imports and pushes", W6_TIMEOUT, procs, tick=ticker, interval=0.2)
     import_usage = plugin_usage(workers)
