@@ -389,7 +389,9 @@ def _cpu_per_unit(databases: dict[str, Any]) -> list[str]:
 
 def write_report(results: dict[str, Any], path: Path) -> None:
     m, v = results["machine"], results["versions"]
-    databases: dict[str, Any] = results["databases"]
+    # results from before the databases were measured apart were all SQLite
+    databases: dict[str, Any] = results.get("databases") or {
+        "sqlite": {"modes": results["modes"], **({"memory": results["memory"]} if results.get("memory") else {})}}
     json_name = str(results["args"].get("out", "bench/results/latest.json"))
     lines = [
         "# crm-qbo-plugin benchmarks",

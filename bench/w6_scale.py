@@ -80,8 +80,8 @@ def inbox_applied(st: Stack, tenants: list[str]) -> bool:
     return int(left) == 0
 
 
-def run_once(st: Stack, realms: list[str], workers_count: int, customers: int, invoices: int, push: int,
-             notices: int, label: str) -> dict[str, Any]:
+def run_once(st: Stack, webs: list[tuple[Proc, str]], realms: list[str], workers_count: int, customers: int,
+             invoices: int, push: int, notices: int, label: str) -> dict[str, Any]:
     from crm_qbo_plugin.inbound.importer import start_import
     from crm_qbo_plugin.state import get_state
 
@@ -95,7 +95,6 @@ def run_once(st: Stack, realms: list[str], workers_count: int, customers: int, i
     publish_s = sum(publish_invoices(st, tenant, push, f"W6{label}T{n:03d}") for n, tenant in enumerate(tenants))
     for tenant in tenants:
         start_import(state, tenant)
-    webs = [start_web(st, f"w6-web-{label}-{i}") for i in range(WEB_PROCESSES)]
     st.sandbox.stats(reset=True)  # before the workers start: they take queued jobs at once
     workers = st.start_workers(workers_count, f"w6-worker-{label}", hold=True)
     procs: list[Proc] = [*workers, *(web for web, _url in webs)]
@@ -147,7 +146,7 @@ def run_once(st: Stack, realms: list[str], workers_count: int, customers: int, i
     hook_workers = plugin_usage(workers)
     hook_web = plugin_usage([web for web, _url in webs])
     hook_counts = _counts(st)
-    for proc in procs:
+    for proc in workers:
         st.stop(proc)
 
     checks = []
@@ -188,9 +187,14 @@ def run(st: Stack, realm_sets: list[list[str]], worker_counts: tuple[int, ...], 
     if not st.database_url.startswith("postgresql"):
         raise BenchError("W6 runs on PostgreSQL only")
     runs = []
-    for count, realms in zip(worker_counts, realm_sets, strict=True):
-        runs.append(run_once(st, realms, count, customers, invoices, push, notices, f"{count}w"))
-        purge_echoes(st)
+    webs = [start_web(st, f"w6-web-{i}") for i in range(WEB_PROCESSES)]  # the same two for every run
+    try:
+        for count, realms in zip(worker_counts, realm_sets, strict=True):
+            runs.append(run_once(st, webs, realms, count, customers, invoices, push, notices, f"{count}w"))
+            purge_echoes(st)
+    finally:
+        for web, _url in webs:
+            st.stop(web)
     by_workers = {r["workers"]: r for r in runs}
     scaling = None
     if 1 in by_workers and 2 in by_workers and by_workers[1]["import_push_records_per_s"]:
