@@ -449,7 +449,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
               "- CPU from /proc counts in 10 ms ticks: at `--quick` sizes a per-unit CPU figure moves in coarse steps "
               "(40 notices: 0.25 ms a notice), so read it as an order of magnitude there.",
               "- Work queued before its workers start (W4, W5, W6) waits until every worker is up and its CPU marked "
-              "(rq's suspension, lifted at the mark); the clock starts when the first worker takes work.",
+              "(rq's suspension, lifted at the mark); the clock starts when the first worker leaves rq's suspension poll.",
               "- CPU and memory: only the plugin's processes (`crm-qbo worker`, `crm-qbo serve`), from /proc "
               "(utime+stime since the start mark; VmHWM). They include the reference CRM's host code they call. "
               "Peers: their own process (CPU from os.wait4's rusage, peak RSS from VmHWM sampled while it runs); "

@@ -169,7 +169,7 @@ def run_once(st: Stack, webs: list[tuple[Proc, str]], realms: list[str], workers
         "import_push_records_per_s": round(records / import_wall, 1),
         "records_per_s": round((records + len(bodies)) / (import_wall + hook_wall), 1),
         "invoices_per_s": round(len(tenants) * push / import_wall, 1),
-        "latency_p50_s": round(median(latencies), 3), "latency_p99_s": round(percentile(latencies, 99), 3),
+        "latency_events": len(latencies), "latency_p50_s": round(median(latencies), 3), "latency_p99_s": round(percentile(latencies, 99), 3),
         "throttled_429": import_counts["throttled_429"] + hook_counts["throttled_429"],
         "slowest_tenant_s": round(finishes[-1], 3), "median_tenant_s": round(median(finishes), 3),
         "fairness": round(finishes[-1] / median(finishes), 2) if median(finishes) else None,

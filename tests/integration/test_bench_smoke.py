@@ -72,3 +72,4 @@ def test_bench_fair_peer_and_many_tenants_deliver_every_record_once(database_url
             assert run["correct"] == {"ok": True, "tenants_ok": 2}
             assert run["webhooks"]["statuses"] == {"200": 6}
             assert run["import_push"]["records"] == 2 * (5 + 5 + 10 + 1)
+            assert run["latency_events"] == 2 * 10  # every pushed invoice's event → QBO write
