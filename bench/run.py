@@ -80,7 +80,7 @@ def sizes_for(scale: float, big: bool, push: int | None = None, quick: bool = Fa
         return max(least, int(round(base * scale)))
 
     records = 100_000 if big else 10_000
-    return Sizes(customers=n(records), invoices=n(records), changes=n(100, 4), notices=n(2000, 10),
+    return Sizes(customers=n(records), invoices=n(records), changes=n(100, 20), notices=n(2000, 10),
                  burst_seconds=max(2.0, 60.0 * scale), push=push or n(1_000), push_throttled=push or n(10_000),
                  push_workers=4, tenants=20, tenant_records=n(250, 5), tenant_push=n(50, 10),
                  save_cap_realistic=n(300, 10), w6_tenants=n(200), w6_records=n(500),

@@ -123,7 +123,7 @@ def run_once(st: Stack, webs: list[tuple[Proc, str]], realms: list[str], workers
     st.sandbox.stats(reset=True)
     for proc in procs:
         proc.mark()
-    seconds = max(2.0, len(bodies) / NOTICES_PER_SECOND)
+    seconds = max(1.0, len(bodies) / NOTICES_PER_SECOND)
     acks: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
