@@ -264,7 +264,9 @@ W6_NOTES: list[str] = [
     "tenant's finish over the median tenant's.",
     "- This machine has 2 cores, shared by the workers, the 2 web processes, PostgreSQL, Redis, the sandbox and the "
     "harness: with 4 workers the run is CPU-bound, so 4 workers cannot show more than the cores allow; the 1 → 2 "
-    "figure is the per-worker scaling measured here. Worker CPU per unit = worker CPU / (records + notices).",
+    "figure is the per-worker scaling measured here. Worker CPU per unit = worker CPU / (records + notices). At "
+    "`--quick` sizes each phase lasts a second or two, mostly fixed waits (the harness's 1 s sweeper tick, rq's "
+    "polling), so the scaling figure means something at full size only.",
 ]
 
 
