@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-big bench-push soak clean
+.PHONY: install system-deps lint test test-sqlite test-postgres demo sandbox bench bench-quick bench-big bench-push soak clean
 
 $(BIN)/.installed: pyproject.toml qbo_sandbox/pyproject.toml xero_sandbox/pyproject.toml reference_crm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ sandbox: install
 # Benchmarks against the sandbox, with the peers (bench/peers/ venvs), then the 100,000 + 100,000
 # import for memory; writes bench/RESULTS.md and bench/results/latest.json.
 bench: install
-	PYTHONPATH=. $(BIN)/python -m bench.run
+	PYTHONPATH=. $(BIN)/python -m bench.run $(ARGS)
+
+# A small run of every workload on both databases, with the peers, in a few minutes;
+# writes bench/RESULTS-quick.md and bench/results/quick.json (never the full RESULTS.md).
+bench-quick: install
+	PYTHONPATH=. $(BIN)/python -m bench.run --quick $(ARGS)
 
 # The 100,000 + 100,000 import (memory), one mode.
 bench-big: install

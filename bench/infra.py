@@ -225,17 +225,29 @@ class Stack:
     def plugin_argv(self, *command: str) -> list[str]:
         return [sys.executable, "-m", "crm_qbo_plugin", "--app", APP_PATH, *command]
 
-    def start_workers(self, count: int, name: str = "worker") -> list[Proc]:
-        """`count` `crm-qbo worker` processes, returned once each has registered with rq (idle)."""
+    def start_workers(self, count: int, name: str = "worker", hold: bool = False) -> list[Proc]:
+        """`count` `crm-qbo worker` processes, returned once each has registered with rq (idle).
+
+        `hold`: for work queued before the workers start — rq's workers are suspended until every
+        one is up and its CPU marked, so no job is done before the mark (a small run's jobs would
+        otherwise all be done while the workers start, and their CPU be missed); returns once the
+        first worker has left rq's suspension poll (at most a second), when the clock may start."""
         from rq import Worker
+        from rq.suspension import resume, suspend
 
         from crm_qbo_plugin.state import get_state
 
         state = get_state(self.app())
         before = Worker.count(connection=state.redis)
+        if hold:
+            suspend(state.redis)
         procs = [self.spawn(f"{name}-{i}", self.plugin_argv("worker")) for i in range(count)]
         deadline = time.monotonic() + 120
-        while Worker.count(connection=state.redis) < before + count:
+
+        def suspended() -> int:
+            return sum(1 for w in Worker.all(connection=state.redis) if w.get_state() == "suspended")
+
+        while Worker.count(connection=state.redis) < before + count or (hold and suspended() < count):
             for proc in procs:
                 if not proc.alive():
                     raise BenchError(f"{proc.name} exited while starting; see {self.workdir / 'logs'}")
@@ -245,11 +257,16 @@ class Stack:
         time.sleep(WORKER_SETTLE_S)
         for proc in procs:
             proc.mark()
+        if hold:
+            resume(state.redis)
+            deadline = time.monotonic() + 5
+            while suspended() == count and time.monotonic() < deadline:
+                time.sleep(0.01)
         return procs
 
 
-# start_workers waits this long after the last worker registered; a workload whose jobs are queued
-# already adds it to its wall time, as its workers may have begun in it.
+# start_workers waits this long after the last worker registered (before its CPU mark); a workload
+# whose jobs are queued already holds the workers (hold=True) so they begin after the mark.
 WORKER_SETTLE_S = 0.2
 
 

@@ -3,6 +3,8 @@ sitecustomize shim in bench/shim (their code is not changed). Benchmark-only: te
 
 - python-quickbooks 0.9.12: a STARTPOSITION/MAXRESULTS paging loop for import; save() and
   batch_create() for push (bench/peer_scripts/).
+- the fair import peer: python-quickbooks' paging loop that writes every page through the host's
+  bulk methods, as the plugin's import does (bench/peer_scripts/fair_import.py; see fair_import).
 - singer-io tap-quickbooks 2.5.0: import of the customers and invoices streams (`--dev` with a
   valid access token: no token call), its Singer output read by a counting sink in the harness.
 
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.infra import ROOT, Sandbox, peak_rss_mb
+from bench.infra import ROOT, Sandbox, Stack, peak_rss_mb
 
 PEERS_DIR = ROOT / "bench" / "peers"
 SHIM_DIR = ROOT / "bench" / "shim"
@@ -68,11 +70,11 @@ def _env(sandbox: Sandbox, metadata_case: bool = False) -> dict[str, str]:
 
 
 def _run(argv: list[str], sandbox: Sandbox, stdout: Any = subprocess.PIPE,
-         metadata_case: bool = False) -> tuple[float, Any, Any, str]:
+         metadata_case: bool = False, env: dict[str, str] | None = None) -> tuple[float, Any, Any, str]:
     """Run a peer process to its end; (wall, its rusage, stdout text or None, stderr tail)."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        popen = subprocess.Popen(argv, stdout=stdout, stderr=err, env=_env(sandbox, metadata_case),  # noqa: S603
+        popen = subprocess.Popen(argv, stdout=stdout, stderr=err, env=env or _env(sandbox, metadata_case),  # noqa: S603
                                  cwd=str(ROOT))
         peak = [0.0]
         finished = threading.Event()
@@ -121,6 +123,25 @@ def pq_import(sandbox: Sandbox, realm: str) -> dict[str, Any]:
         return {"error": f"no result; stderr: {err}", "process_wall_s": round(wall, 3), **_usage(usage)}
     return {"records": inner["records"], "distinct": inner["distinct"], "wall_s": round(inner["wall_s"], 3),
             "process_wall_s": round(wall, 3), **_usage(usage)}
+
+
+def fair_import(st: Stack, realm: str, tenant: str) -> dict[str, Any]:
+    """The fair peer (bench/peer_scripts/fair_import.py): python-quickbooks' paging loop writing each
+    page through the host's bulk methods. It runs as its own process with the plugin worker's
+    interpreter, packages, environment and host app, against the same database and sandbox mode."""
+    assert st.sandbox is not None
+    token = st.sandbox.token(realm)["access_token"]
+    env = {**st.env, "PYTHONPATH": f"{ROOT}{os.pathsep}{SHIM_DIR}", "QBO_EMULATOR_URL": st.sandbox.url}
+    wall, usage, out, err = _run([sys.executable, str(SCRIPTS_DIR / "fair_import.py"), realm, token, tenant],
+                                 st.sandbox, env=env)
+    try:
+        inner = json.loads((out or "").strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": f"no result; stderr: {err}", "process_wall_s": round(wall, 3), **_usage(usage)}
+    # the loop's own CPU (after the app is built, as a worker is measured once started); the process's apart
+    return {"records": inner["records"], "counts": inner["counts"], "wall_s": round(inner["wall_s"], 3),
+            "process_wall_s": round(wall, 3), "cpu_s": round(inner["cpu_s"], 3),
+            "process_cpu_s": round(usage.cpu_s, 3), "peak_rss_mb": round(usage.peak_rss_mb, 1)}
 
 
 def pq_push(sandbox: Sandbox, realm: str, mode: str, invoices: int, tag: str) -> dict[str, Any]:

@@ -40,9 +40,9 @@ def notice_body(realm: str, customer: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
 
 
-def start_web(st: Stack) -> tuple[Any, str]:
+def start_web(st: Stack, name: str = "w3-web") -> tuple[Any, str]:
     port = free_port()
-    proc = st.spawn("w3-web", st.plugin_argv("serve", "--port", str(port), "--threads", "8"))
+    proc = st.spawn(name, st.plugin_argv("serve", "--port", str(port), "--threads", "8"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

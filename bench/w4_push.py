@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from bench.infra import WORKER_SETTLE_S, Stack, connect, new_location
+from bench.infra import Stack, connect, new_location
 from bench.measure import api_counts, plugin_usage, rows, scalar, wait_until
 from bench.sandbox_rest import Rest
 
@@ -111,9 +111,9 @@ def run(st: Stack, realm: str, invoices: int, workers_count: int, warmup_s: floa
     connect(st, tenant, realm)
     publish_s = publish_invoices(st, tenant, invoices, "W4")
     st.sandbox.stats(reset=True)  # before the workers start: they take queued jobs at once
-    workers = st.start_workers(workers_count, "w4-worker")
+    workers = st.start_workers(workers_count, "w4-worker", hold=True)
     ticker = Ticker(st)
-    wall = WORKER_SETTLE_S + wait_until(lambda: crm_rows_settled(st, [tenant]), "the push", PUSH_TIMEOUT, workers,
+    wall = wait_until(lambda: crm_rows_settled(st, [tenant]), "the push", PUSH_TIMEOUT, workers,
                                         tick=ticker, interval=0.1)
     usage = plugin_usage(workers)
     counts = api_counts(st.sandbox.stats(reset=True), [realm])

@@ -48,3 +48,28 @@ def test_floors_follow_qbo_limits() -> None:
     push = floors.push_floor(10_000, 1_000, call_s=0.0, throttled=True, speed=1.0)
     assert (push["batches"], push["calls"], push["wall_s"]) == (334, 1334, 501.0)
     assert floors.poll_floor(100) == {"calls": 1}
+
+
+def test_bench_fair_peer_and_many_tenants_deliver_every_record_once(database_url: str, redis_url: str) -> None:
+    """The fair import peer writes every record through the host once; W6 (tenants on 1 and 2
+    workers, 2 web processes) imports, pushes and applies every webhook notice for every tenant."""
+    from bench import w6_scale
+    from bench.run import fair_peer
+
+    with stack(database_url=database_url, redis_url=redis_url) as st:
+        tenants = [{"name": f"W6 {n}", "customers": 5, "invoices": 5} for n in range(4)]
+        sandbox = st.start_sandbox([{"name": "fair", "customers": 30, "invoices": 20}, *tenants])
+        fair_realm, *w6_realms = sandbox.realms
+
+        fair = fair_peer(st, fair_realm, 30, 20)
+        assert fair["correct"] == {"ok": True, "crm_contacts": 30, "crm_invoices": 20}
+        assert (fair["records"], fair["counts"]) == (50, {"Customer": 30, "Invoice": 20})
+        assert (fair["calls"], fair["by_endpoint"]) == (2, {"query": 2})
+
+        found = w6_scale.run(st, [w6_realms[:2], w6_realms[2:]], (1, 2), 5, 5, 10, 3)
+        assert [run["workers"] for run in found["runs"]] == [1, 2]
+        for run in found["runs"]:
+            assert run["correct"] == {"ok": True, "tenants_ok": 2}
+            assert run["webhooks"]["statuses"] == {"200": 6}
+            assert run["import_push"]["records"] == 2 * (5 + 5 + 10 + 1)
+            assert run["latency_events"] == 2 * 10  # every pushed invoice's event → QBO write
