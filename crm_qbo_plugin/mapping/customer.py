@@ -11,22 +11,9 @@ from crm_qbo_plugin.mapping.names import (
     MAX_PHONE,
     clean_text,
     cut,
-    disambiguated_names,
-    display_name,
     name_part,
     valid_email,
 )
-
-
-def base_display_name(contact: Contact) -> str:
-    return display_name(contact.first_name, contact.last_name, contact.company_name,
-                        valid_email(contact.email), f"Contact {clean_text(contact.id)}")
-
-
-def display_name_candidates(tenant: str, contact: Contact) -> list[str]:
-    """DisplayNames to try in order; the later ones only after a 6240 clash with the earlier."""
-    return disambiguated_names(base_display_name(contact), valid_email(contact.email),
-                               f"{tenant}/{contact.id}")
 
 
 def customer_fields(contact: Contact, display: str, currency: str | None = None,

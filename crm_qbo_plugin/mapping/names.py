@@ -10,6 +10,8 @@ import hashlib
 import re
 import unicodedata
 
+from crm_qbo_plugin.host import Contact
+
 MAX_DISPLAY_NAME = 100  # QBO allows 500; peers use 100 and so do we (room for disambiguation)
 MAX_PERSON_PART = 100  # GivenName, FamilyName, CompanyName
 MAX_ITEM_NAME = 100
@@ -139,3 +141,14 @@ def doc_number(number: str | None) -> str | None:
     if not text:
         return None
     return cut(text[::-1], MAX_DOC_NUMBER)[::-1].strip() or None
+
+
+def contact_name(contact: Contact) -> str:
+    """The name a CRM contact goes by in the books (QBO's DisplayName, Xero's Name)."""
+    return display_name(contact.first_name, contact.last_name, contact.company_name,
+                        valid_email(contact.email), f"Contact {clean_text(contact.id)}")
+
+
+def contact_name_candidates(tenant: str, contact: Contact) -> list[str]:
+    """Names to try in order; a later one only after the books refused the earlier as taken."""
+    return disambiguated_names(contact_name(contact), valid_email(contact.email), f"{tenant}/{contact.id}")

@@ -3,7 +3,7 @@
 Outbound, a CRM contact is matched to an existing Xero contact by e-mail, then by name, before a
 new one is created, so a person the bookkeeper already keeps in Xero is not doubled. Xero names are
 unique among ACTIVE contacts (case-insensitive; xero-api.md §3.1): when the name is taken by a
-different person, the next candidate from ``name_candidates`` is tried — the name with the e-mail,
+different person, the next candidate from ``contact_name_candidates`` is tried — the name with the e-mail,
 then with a short hash of the CRM record's identity, which no other record shares.
 
 ``ContactNumber`` (≤ 50, writable only through the API, "intended external key") carries the CRM
@@ -23,9 +23,8 @@ from crm_qbo_plugin.host import Contact, Origin
 from crm_qbo_plugin.mapping.names import (
     MAX_PHONE,
     clean_text,
+    contact_name,
     cut,
-    disambiguated_names,
-    display_name,
     name_part,
     valid_email,
 )
@@ -33,17 +32,6 @@ from crm_qbo_plugin.xero.timestamps import parse_timestamp
 
 MAX_CONTACT_NUMBER = 50
 PHONE_TYPES = ("DEFAULT", "MOBILE")  # the ones a CRM phone maps to, in order of preference
-
-
-def base_name(contact: Contact) -> str:
-    return display_name(contact.first_name, contact.last_name, contact.company_name,
-                        valid_email(contact.email), f"Contact {clean_text(contact.id)}")
-
-
-def name_candidates(tenant: str, contact: Contact) -> list[str]:
-    """Names to try in order; a later one only after Xero refused the earlier as taken."""
-    return disambiguated_names(base_name(contact), valid_email(contact.email),
-                               f"{tenant}/{contact.id}")
 
 
 def contact_number(contact_id: str) -> str:
@@ -89,7 +77,7 @@ def match_contact(contact: Contact, candidates: Sequence[Mapping[str, Any]]
         for candidate in active:
             if _text(candidate, "EmailAddress").casefold() == email:
                 return candidate, "email"
-    name = base_name(contact).casefold()
+    name = contact_name(contact).casefold()
     for candidate in active:
         if _text(candidate, "Name").casefold() == name:
             return candidate, "name"

@@ -18,8 +18,8 @@ from typing import Any
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Contact, Origin
-from crm_qbo_plugin.mapping.customer import customer_fields, display_name_candidates
-from crm_qbo_plugin.mapping.names import valid_email
+from crm_qbo_plugin.mapping.customer import customer_fields
+from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.outbound.context import Push
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
@@ -81,7 +81,7 @@ def _find_existing(push: Push, contact: Contact) -> dict[str, Any] | None:
     if email:
         return _pick_by_email(push, contact, push.qbo.query(build_select("Customer", [eq("PrimaryEmailAddr", email)])))
     if push.retried:
-        for name in display_name_candidates(push.tenant, contact):
+        for name in contact_name_candidates(push.tenant, contact):
             for row in push.qbo.query(build_select("Customer", [eq("DisplayName", name)])):
                 if not (row.get("PrimaryEmailAddr") or {}).get("Address") and _unlinked(push, row, contact.id):
                     return row
@@ -196,7 +196,7 @@ def _adopt(push: Push, contact: Contact, row: dict[str, Any]) -> str:
 
 
 def _create(push: Push, contact: Contact, currency: str | None, generation: int) -> str:
-    names = display_name_candidates(push.tenant, contact)
+    names = contact_name_candidates(push.tenant, contact)
     forget_absent(push, valid_email(contact.email))  # if this answer is lost, the retry must ask QBO
     for index, name in enumerate(names):
         try:
@@ -240,7 +240,7 @@ def _update(push: Push, contact: Contact, qbo_id: str, sync_token: str) -> None:
     except NotFoundError:
         set_status(push.state, push.tenant, CONTACT, contact.id, DELETED, "deleted in QuickBooks")
         raise Skip("the QuickBooks customer is gone; it is created again with the contact's next billable activity") from None
-    names = display_name_candidates(push.tenant, contact)
+    names = contact_name_candidates(push.tenant, contact)
     keep = current.get("DisplayName") if current.get("DisplayName") in names else names[0]
     fields = _fields(push, contact, str(keep))
     if owned_hash("Customer", {**current, **fields}) == owned_hash("Customer", current):

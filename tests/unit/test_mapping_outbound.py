@@ -18,7 +18,7 @@ from crm_qbo_plugin.host import (
     PaymentSource,
     Tax,
 )
-from crm_qbo_plugin.mapping.customer import customer_fields, display_name_candidates
+from crm_qbo_plugin.mapping.customer import customer_fields
 from crm_qbo_plugin.mapping.invoice import (
     Company,
     MappingError,
@@ -27,7 +27,14 @@ from crm_qbo_plugin.mapping.invoice import (
     invoice_body,
 )
 from crm_qbo_plugin.mapping.money import allocate, unit_price_for
-from crm_qbo_plugin.mapping.names import clean_text, cut, doc_number, item_key, utf16_len
+from crm_qbo_plugin.mapping.names import (
+    clean_text,
+    contact_name_candidates,
+    cut,
+    doc_number,
+    item_key,
+    utf16_len,
+)
 from crm_qbo_plugin.mapping.payment import payment_body
 from crm_qbo_plugin.mapping.sales_receipt import sales_receipt_body
 
@@ -48,10 +55,10 @@ def test_cut_counts_emoji_as_two_units_and_is_deterministic():
 
 def test_display_name_has_no_colon_and_is_at_most_100():
     contact = Contact(id="c1", email="x@y.com", first_name="A: B" + "x" * 600, last_name="C")
-    names = display_name_candidates("t", contact)
+    names = contact_name_candidates("t", contact)
     assert all(":" not in n and utf16_len(n) <= 100 for n in names)
     assert names[1].endswith(" (x@y.com)")
-    assert names == display_name_candidates("t", contact)
+    assert names == contact_name_candidates("t", contact)
     assert len(set(names)) == 3
 
 

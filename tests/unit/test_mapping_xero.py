@@ -19,12 +19,12 @@ from crm_qbo_plugin.host import (
     Tax,
 )
 from crm_qbo_plugin.mapping.money import cents
+from crm_qbo_plugin.mapping.names import contact_name_candidates
 from crm_qbo_plugin.mapping.xero_contact import (
     contact_body,
     contact_from_xero,
     contact_number,
     match_contact,
-    name_candidates,
 )
 from crm_qbo_plugin.mapping.xero_imported_invoice import invoice_from_xero
 from crm_qbo_plugin.mapping.xero_invoice import (
@@ -151,8 +151,8 @@ def test_refusals_say_what_to_change():
 def test_contact_names_matching_and_body():
     ada = Contact(id="42", email="Ada@Example.com", first_name="Ada", last_name="Lovelace",
                   phone="+44 20 7946 0000")
-    assert name_candidates("t1", ada)[:2] == ["Ada Lovelace", "Ada Lovelace (Ada@Example.com)"]
-    assert len(set(name_candidates("t1", ada))) == 3
+    assert contact_name_candidates("t1", ada)[:2] == ["Ada Lovelace", "Ada Lovelace (Ada@Example.com)"]
+    assert len(set(contact_name_candidates("t1", ada))) == 3
     assert contact_number("42") == "CRM-42" and len(contact_number("x" * 80)) <= 50
     assert contact_body(ada, "Ada Lovelace", number="CRM-42") == {
         "Name": "Ada Lovelace", "FirstName": "Ada", "LastName": "Lovelace",

@@ -12,12 +12,12 @@ import pytest
 from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, LineItem, Payment, PaymentSource
 from crm_qbo_plugin.host import Tax as CrmTax
 from crm_qbo_plugin.mapping.money import cents
+from crm_qbo_plugin.mapping.names import contact_name_candidates
 from crm_qbo_plugin.mapping.xero_contact import (
     contact_body,
     contact_from_xero,
     contact_number,
     match_contact,
-    name_candidates,
 )
 from crm_qbo_plugin.mapping.xero_imported_invoice import invoice_from_xero
 from crm_qbo_plugin.mapping.xero_invoice import (
@@ -142,7 +142,7 @@ def test_contact_matching_and_the_name_clash(xero: Xero):
     found = xero.client.find_contacts(email=ada.email, name="Ada Lovelace")
     assert match_contact(ada, found)[1] == "name"  # the bookkeeper's Ada, matched by name only
     # the engine's policy may decide a name-only match with a different e-mail is someone else:
-    names = name_candidates("t1", ada)
+    names = contact_name_candidates("t1", ada)
     with pytest.raises(ValidationError, match="already assigned"):
         xero.client.save_contact(contact_body(ada, names[0], number=contact_number(ada.id)),
                                  request_id="ada-0", create_only=True)
