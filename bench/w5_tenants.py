@@ -19,7 +19,10 @@ from bench.w4_push import Ticker, check_push, crm_rows_settled, publish_invoices
 W5_TIMEOUT = 3600.0
 
 
-def run(st: Stack, realms: list[str], customers: int, invoices: int, push: int, workers_count: int) -> dict[str, Any]:
+def queue_tenants(st: Stack, realms: list[str], push: int, name: str, tag: str) -> tuple[list[str], float]:
+    """One connected location per realm with `push` invoices published and its import queued
+    (`name` and `tag` are formats of the tenant's index); returns the tenants and the publish time.
+    The sandbox's counters start here: workers started next take the queued jobs at once."""
     from crm_qbo_plugin.inbound.importer import start_import
     from crm_qbo_plugin.state import get_state
 
@@ -27,13 +30,19 @@ def run(st: Stack, realms: list[str], customers: int, invoices: int, push: int, 
     state = get_state(st.app())
     tenants = []
     for n, realm in enumerate(realms):
-        tenant = new_location(st, f"W5 tenant {n:02d}")
+        tenant = new_location(st, name.format(n))
         connect(st, tenant, realm, import_invoices=True)
         tenants.append(tenant)
-    publish_s = sum(publish_invoices(st, tenant, push, f"W5T{n:02d}") for n, tenant in enumerate(tenants))
+    publish_s = sum(publish_invoices(st, tenant, push, tag.format(n)) for n, tenant in enumerate(tenants))
     for tenant in tenants:
         start_import(state, tenant)
-    st.sandbox.stats(reset=True)  # before the workers start: they take queued jobs at once
+    st.sandbox.stats(reset=True)
+    return tenants, publish_s
+
+
+def run(st: Stack, realms: list[str], customers: int, invoices: int, push: int, workers_count: int) -> dict[str, Any]:
+    assert st.sandbox is not None
+    tenants, publish_s = queue_tenants(st, realms, push, "W5 tenant {:02d}", "W5T{:02d}")
     workers = st.start_workers(workers_count, "w5-worker", hold=True)
     ticker = Ticker(st)
     started = time.perf_counter()

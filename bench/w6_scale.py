@@ -20,14 +20,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.infra import Proc, Stack, connect, new_location
+from bench.infra import Proc, Stack
 from bench.measure import api_counts, median, percentile, plugin_usage, rows, wait_until
 from bench.sandbox_rest import Rest
 from bench.w1_import import check_import
 from bench.w2_poll import check_changes, make_changes, pick_ids
 from bench.w3_webhooks import notice_body, send_burst, start_web
-from bench.w4_push import Ticker, crm_rows_settled, publish_invoices
-from bench.w5_tenants import check_push_mixed
+from bench.w4_push import Ticker, crm_rows_settled
+from bench.w5_tenants import check_push_mixed, queue_tenants
 
 W6_TIMEOUT = 3600.0
 WEB_PROCESSES = 2
@@ -82,20 +82,8 @@ def inbox_applied(st: Stack, tenants: list[str]) -> bool:
 
 def run_once(st: Stack, webs: list[tuple[Proc, str]], realms: list[str], workers_count: int, customers: int,
              invoices: int, push: int, notices: int, label: str) -> dict[str, Any]:
-    from crm_qbo_plugin.inbound.importer import start_import
-    from crm_qbo_plugin.state import get_state
-
     assert st.sandbox is not None
-    state = get_state(st.app())
-    tenants = []
-    for n, realm in enumerate(realms):
-        tenant = new_location(st, f"W6 {label} tenant {n:03d}")
-        connect(st, tenant, realm, import_invoices=True)
-        tenants.append(tenant)
-    publish_s = sum(publish_invoices(st, tenant, push, f"W6{label}T{n:03d}") for n, tenant in enumerate(tenants))
-    for tenant in tenants:
-        start_import(state, tenant)
-    st.sandbox.stats(reset=True)  # before the workers start: they take queued jobs at once
+    tenants, publish_s = queue_tenants(st, realms, push, f"W6 {label} tenant {{:03d}}", f"W6{label}T{{:03d}}")
     workers = st.start_workers(workers_count, f"w6-worker-{label}", hold=True)
     procs: list[Proc] = [*workers, *(web for web, _url in webs)]
     started_at = datetime.now(UTC)
