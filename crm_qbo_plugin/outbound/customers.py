@@ -203,11 +203,28 @@ def _create(push: Push, contact: Contact, currency: str | None, generation: int)
             answer = push.qbo.create("Customer", _fields(push, contact, name, currency),
                                      push.rid(f"cu{index}", generation))
         except DuplicateNameError:
+            made = _made_meanwhile(push, contact)
+            if made is not None:
+                return made
             continue  # the next, deterministic, candidate; never the same name twice
         record_write(push.state, push.tenant, push.realm, CONTACT, contact.id, "Customer", answer)
         return str(answer["Id"])
     raise PushConflict(f"the name \"{names[0]}\" and its variants are used by other QuickBooks customers, "
                        "vendors or employees; rename the contact or the QuickBooks record, then retry")
+
+
+def _made_meanwhile(push: Push, contact: Contact) -> str | None:
+    """The contact's customer if another push made (or linked) it while ours waited, else None.
+
+    A name clash is usually someone else's customer, but it can be this contact's own: the push
+    lock lives in Redis, and a Redis restart drops it while a push waits (e.g. out QuickBooks'
+    throttling), so another push of the contact may have run alongside. The link in the database
+    and the e-mail tell, before a second customer "Name (2)" is made."""
+    link = get_link(push.state, push.tenant, CONTACT, contact.id)
+    if link is not None and link.qbo_id and link.status != DELETED:
+        return link.qbo_id
+    found = _find_existing(push, contact) if valid_email(contact.email) else None
+    return _adopt(push, contact, found) if found is not None else None
 
 
 def push_contact(push: Push) -> None:

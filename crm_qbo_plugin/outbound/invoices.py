@@ -102,6 +102,11 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
     item_ids = ensure_items(push, invoice.lines)
     body = invoice_body(push.tenant, invoice, company, customer_id, item_ids)
     digest = body_digest(body)
+    if link is None or not link.qbo_id:
+        # Read again before creating: the customer step may have waited long, and the push lock
+        # lives in Redis, which drops it when restarted, so another push may have made it meanwhile.
+        link = get_link(push.state, push.tenant, INVOICE, invoice.id)
+        _refuse_by_link(link)
     if link is not None and link.qbo_id:
         if link.status == SYNCED and (link.detail or {}).get(PUSHED) == digest:
             # e.g. a payment taken in the CRM: the Payment carries it; the invoice body is the same
