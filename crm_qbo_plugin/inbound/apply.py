@@ -205,6 +205,19 @@ class Applier:
         if new_link is not None and crm_id != new_link.crm_id:
             self._relink(new_link, crm_id)
 
+    def _current_contact(self, crm_id: str) -> Contact | None:
+        """The CRM's contact as this batch leaves it: its queued upsert, else the host's."""
+        queued = next((p.record for p in reversed(self._contact_writes) if p.record.id == crm_id), None)
+        return queued if isinstance(queued, Contact) else self.host.get_contact(self.tenant, crm_id)
+
+    def _current_invoice(self, crm_id: str) -> Invoice | None:
+        """The CRM's invoice as this batch leaves it: its queued upsert, else the host's. A later
+        body of the batch must be compared with what the batch will write, not with what the host
+        held before it (else a newer version equal to the host's old state is skipped, and the
+        older queued one written over it)."""
+        queued = next((p.record for p in reversed(self._invoice_writes) if p.record.id == crm_id), None)
+        return queued if isinstance(queued, Invoice) else self.host.get_invoice(self.tenant, crm_id)
+
     def _after_write(self, call: Callable[[], None]) -> None:
         """Run `call` once the host holds what came before it (now, unless writes are deferred)."""
         if self.defer_host_writes:
@@ -300,7 +313,7 @@ class Applier:
             return skipped("echo of the plugin's own write")
         if link is not None:
             contact = contact_from_customer(body, link.crm_id)
-            current = self.host.get_contact(self.tenant, link.crm_id)
+            current = self._current_contact(link.crm_id)
             self._settle(link, "Customer", body)
             if current is not None and same_contact(current, contact):
                 return skipped("the contact already has these values")
@@ -422,7 +435,7 @@ class Applier:
         crm_id = link.crm_id if link is not None else proposed_crm_id(INVOICE, self.target.realm_id, _id(body))
         invoice = invoice_from_qbo(body, crm_id, contact_id, self.target.home_currency)
         if link is not None:
-            current = self.host.get_invoice(self.tenant, link.crm_id)
+            current = self._current_invoice(link.crm_id)
             self._settle(link, "Invoice", body)
             if current is not None and replace(current, updated_at=None, origin=Origin.QBO, sent_at=None) == replace(
                 invoice, updated_at=None, sent_at=None
@@ -441,12 +454,12 @@ class Applier:
 
     def _crm_open(self, link: LinkRow) -> bool:
         """A CRM-made invoice the CRM has not voided or deleted (those states are the CRM's to push)."""
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         return current is not None and current.status not in (InvoiceStatus.VOID, InvoiceStatus.DELETED)
 
     def _payment_state(self, body: Mapping[str, Any], link: LinkRow) -> Outcome:
         """A CRM-made invoice takes only QBO's payment state; its total is compared, not copied."""
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         self._settle(link, "Invoice", body)
         if current is None:
             return skipped("the CRM no longer has this invoice")
@@ -479,7 +492,7 @@ class Applier:
             return skipped("a deleted invoice the CRM never had")
         if link.status == DELETED:
             return skipped("the invoice was already marked deleted")
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         link.status = DELETED
         self.book.changed(link)
         if current is None:

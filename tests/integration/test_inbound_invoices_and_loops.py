@@ -4,13 +4,19 @@ genuine edit right after our write goes through; a rounding difference settles a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from crm_qbo_plugin import Contact, Invoice, InvoiceStatus, LineItem, Origin
+from crm_qbo_plugin.inbound.apply import Target
 from crm_qbo_plugin.inbound.cdc import poll
+from crm_qbo_plugin.inbound.drain import DrainResult, Renewer, apply_together, prefetch
+from crm_qbo_plugin.runtime.realm_lock import holding
+from crm_qbo_plugin.store import inbox
+from crm_qbo_plugin.store.connections import connection_of_realm
 from tests.support.inbound import TENANT, inbound_env, our_write
 
 
@@ -204,3 +210,38 @@ def test_a_rounding_difference_is_stored_and_flagged_once_then_settles(env):
         env.work()
     assert env.host.writes == writes
     assert env.link("invoice", invoice["Id"])["detail"] == link["detail"]
+
+
+def test_a_body_read_before_our_next_payment_never_leaves_the_crm_short_of_quickbooks(env):
+    """A drain reads a batch's bodies first and applies them after; a slow batch (QuickBooks
+    throttling its other reads) can apply a body older than what our own push made meanwhile. Two
+    CRM payments on an imported invoice, the second pushed between the drain's read and its write,
+    once left the CRM with the first payment only while QuickBooks had both (soak seed 2027)."""
+    with env.qbo() as qbo:
+        customer = _customer(qbo)
+        made = qbo.create("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [_line("250.00")]})
+    env.sync()
+    crm_id = env.link("invoice", made["Id"])["crm_id"]
+
+    def crm_payment(payment_id: str, amount: str) -> None:  # taken in the CRM, then pushed
+        current = env.host.invoices[(TENANT, crm_id)]
+        paid = current.amount_paid + Decimal(amount)
+        status = InvoiceStatus.PAID if paid >= current.total else InvoiceStatus.PARTIALLY_PAID
+        env.host.invoices[(TENANT, crm_id)] = replace(current, amount_paid=paid, status=status)
+        our_write(env, "payment", payment_id, "Payment", lambda q: _pay(q, customer["Id"], made["Id"], amount))
+
+    crm_payment("pay-a", "100.00")
+    env.deliver()  # QuickBooks' notices of the first payment wait in the inbox
+    state = env.state
+    with env.app.app_context(), env.qbo() as qbo, holding(state.redis, env.realm) as lock:
+        waiting = inbox.pending_ids(state.engine, env.realm)
+        bodies = prefetch(state, qbo, waiting)  # the invoice as the first payment left it
+        crm_payment("pay-b", "150.00")  # pushed while the drain's batch is still on its way
+        target = Target.of(connection_of_realm(state.engine, env.realm))
+        apply_together(state, target, qbo, waiting, bodies, DrainResult(), Renewer(lock))
+    env.sync()
+
+    with env.qbo() as qbo:
+        assert qbo.read("Invoice", made["Id"])["Balance"] == Decimal("0")
+    invoice = env.host.invoices[(TENANT, crm_id)]
+    assert (invoice.amount_paid, invoice.status) == (Decimal("250.00"), InvoiceStatus.PAID)
