@@ -45,7 +45,12 @@ from crm_qbo_plugin.outbound.customers import (
 )
 from crm_qbo_plugin.outbound.decision import batchable
 from crm_qbo_plugin.outbound.failures import PushFailed
-from crm_qbo_plugin.outbound.invoices import body_digest, push_invoice, write_with_total
+from crm_qbo_plugin.outbound.invoices import (
+    body_digest,
+    push_invoice,
+    undo_second_copy,
+    write_with_total,
+)
 from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
 from crm_qbo_plugin.outbound.processor import settle_failure
 from crm_qbo_plugin.outbound.tracking import show_failure
@@ -400,8 +405,12 @@ def _send(push: Push, members: list[Ready]) -> None:
             leader_error = result.error or QboError("no answer for this invoice in the batch")
         else:
             failed.append((member, result.error or QboError("no answer for this invoice in the batch")))
-    record_writes(push.state, push.tenant, push.realm, INVOICE, "Invoice",
-                  [write_with_total(m.invoice.id, entity, m.invoice.total, body_digest(m.body)) for m, entity in created])
+    recorded = record_writes(push.state, push.tenant, push.realm, INVOICE, "Invoice", [
+        write_with_total(m.invoice.id, entity, m.invoice.total, body_digest(m.body), created=True)
+        for m, entity in created])
+    for (_member, entity), link in zip(created, recorded, strict=True):
+        if link.qbo_id != str(entity["Id"]):
+            undo_second_copy(push, entity)
     _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
     for member, error in failed:
         _record_item_failure(push, member, error)

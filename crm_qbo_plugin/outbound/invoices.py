@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -49,6 +50,8 @@ from crm_qbo_plugin.store.links import (
     set_status,
 )
 from crm_qbo_plugin.store.tables import Link
+
+log = logging.getLogger(__name__)
 
 VOIDED_ON_DELETE = "deleted in the CRM, so voided in QuickBooks (QuickBooks keeps it for the audit trail)"
 PUSHED = "pushed"  # Link.detail key: body_digest of the last body written to QBO
@@ -114,7 +117,21 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
         answer = _update(push, invoice, link, body)
     else:
         answer = _create(push, invoice, link, body)
+        recorded = record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total, digest,
+                                     created=True)
+        if recorded.qbo_id != str(answer["Id"]):
+            undo_second_copy(push, answer)
+            raise Skip("another push created this invoice in QuickBooks meanwhile; the second copy was deleted")
+        return recorded
     return record_with_total(push, INVOICE, invoice.id, "Invoice", answer, invoice.total, digest)
+
+
+def undo_second_copy(push: Push, answer: Mapping[str, Any]) -> None:
+    """Delete an invoice this push created while another push of the same invoice created it too
+    (their push locks lost to a Redis restart while both waited): the copy is ours, unpaid and
+    seconds old, and the link keeps the other one. Logged, as it should stay rare."""
+    log.warning("outbound.second_copy_deleted qbo_id=%s", answer["Id"])
+    push.qbo.delete("Invoice", str(answer["Id"]), str(answer["SyncToken"]), push.rid("undo"))
 
 
 def _note_local_change(push: Push, link: Link) -> None:
@@ -291,20 +308,22 @@ def body_digest(body: Mapping[str, Any]) -> str:
 
 
 def record_with_total(push: Push, kind: str, crm_id: str, entity: str, answer: dict[str, Any],
-                      crm_total: Decimal, pushed: str | None = None) -> Link:
+                      crm_total: Decimal, pushed: str | None = None, *, created: bool = False) -> Link:
     """Record the write; a QBO total that differs from the CRM's is kept on the link, both figures."""
-    write = write_with_total(crm_id, answer, crm_total, pushed)
+    write = write_with_total(crm_id, answer, crm_total, pushed, created=created)
     return record_writes(push.state, push.tenant, push.realm, kind, entity, [write])[0]
 
 
-def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal, pushed: str | None = None) -> Write:
+def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal, pushed: str | None = None,
+                     *, created: bool = False) -> Write:
     """The write to record for `answer`: synced, or conflict when QBO's total is not the CRM's.
     `pushed` is the `body_digest` of what was sent (lets the next push skip an unchanged body)."""
     qbo_total = cents(to_decimal(answer.get("TotalAmt", 0)))
     expected = cents(crm_total)
     detail = {PUSHED: pushed} if pushed else {}
     if qbo_total == expected:
-        return Write(crm_id, answer, SYNCED, None, detail)
+        return Write(crm_id, answer, SYNCED, None, detail, created)
     message = (f"QuickBooks computed a total of {qbo_total} but the CRM total is {expected}; "
                "check the taxes and discounts mapped on the QuickBooks card")
-    return Write(crm_id, answer, CONFLICT, message, {**detail, "crm_total": str(expected), "qbo_total": str(qbo_total)})
+    return Write(crm_id, answer, CONFLICT, message, {**detail, "crm_total": str(expected), "qbo_total": str(qbo_total)},
+                 created)

@@ -145,6 +145,9 @@ class Write:
     status: str = SYNCED
     error: str | None = None
     detail: Mapping[str, Any] | None = field(default=None)
+    # A create: never recorded over a link another push gave a QBO id meanwhile (the caller
+    # sees the link keep the other id, and undoes its copy).
+    created: bool = False
 
 
 def set_statuses(state: HasEngine, tenant: str, kind: str, crm_ids: Sequence[str], status: str,
@@ -182,8 +185,11 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
     now = utcnow()
     qbo_ids = [str(w.response["Id"]) for w in writes]
     with session(state.engine) as db:
-        rows = db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind,
-                                          Link.crm_id.in_([w.crm_id for w in writes]))).all()  # type: ignore[attr-defined]
+        query = select(Link).where(Link.tenant_id == tenant, Link.kind == kind,
+                                   Link.crm_id.in_([w.crm_id for w in writes]))  # type: ignore[attr-defined]
+        if any(w.created for w in writes):
+            query = query.with_for_update()  # PostgreSQL: two creates of one record record one at a time
+        rows = db.exec(query).all()
         by_crm = {row.crm_id: row for row in rows}
         seen = {(row.entity_id, row.sync_token) for row in db.exec(select(WriteLedger).where(
             WriteLedger.realm_id == realm_id, WriteLedger.entity == entity,
@@ -192,10 +198,17 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
         for write, qbo_id in zip(writes, qbo_ids, strict=True):
             sync_token = str(write.response.get("SyncToken", ""))
             digest = owned_hash(entity, write.response)
+            if sync_token and (qbo_id, sync_token) not in seen:  # a replayed answer was recorded already
+                seen.add((qbo_id, sync_token))
+                db.add(WriteLedger(realm_id=realm_id, entity=entity, entity_id=qbo_id,
+                                   sync_token=sync_token, owned_hash=digest))
             link = by_crm.get(write.crm_id)
             if link is None:
                 link = by_crm[write.crm_id] = Link(tenant_id=tenant, kind=kind, crm_id=write.crm_id,
                                                    origin=Origin.CRM.value)
+            elif write.created and link.qbo_id and link.qbo_id != qbo_id and link.status != DELETED:
+                links.append(link)  # another push made the record meanwhile: its link stands
+                continue
             link.qbo_id = qbo_id
             link.sync_token = sync_token
             link.owned_hash = digest
@@ -208,10 +221,6 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
             link.updated_at = now
             db.add(link)
             links.append(link)
-            if sync_token and (qbo_id, sync_token) not in seen:  # a replayed answer was recorded already
-                seen.add((qbo_id, sync_token))
-                db.add(WriteLedger(realm_id=realm_id, entity=entity, entity_id=qbo_id,
-                                   sync_token=sync_token, owned_hash=digest))
         db.commit()
         return links
 

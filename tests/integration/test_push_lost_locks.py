@@ -74,3 +74,41 @@ def test_a_push_that_lost_its_locks_to_a_redis_restart_creates_no_second_custome
         assert get_link(state, TENANT, "invoice", "inv1").qbo_id == invoices[0]["Id"]
         assert get_link(state, TENANT, "contact", "c1").qbo_id == customers[0]["Id"]
     assert outcome in (["done"], ["skipped"])
+
+
+def test_two_pushes_that_both_created_the_invoice_leave_one_the_later_copy_is_deleted(
+        plugin_config, fake_host, sandbox_url):
+    """The same loss while the first push's invoice create waits: both creates reach QuickBooks.
+    The link keeps the first one recorded; the other push deletes its own copy (unpaid, seconds
+    old) instead of recording it over the link and orphaning the first with its payments."""
+    app, realm = make_app(plugin_config, fake_host, sandbox_url)
+    connect(app, sandbox_url, realm)
+    fake_host.contacts[(TENANT, "c1")] = contact()
+    fake_host.invoices[(TENANT, "inv1")] = invoice()
+    state = state_of(app)
+    sent = publish(app, EventType.INVOICE_SENT, "inv1")
+    requests.post(f"{sandbox_url}/_sandbox/faults", json={
+        "path": f"/v3/company/{realm}/invoice", "method": "POST", "latency_ms": 1500, "times": 1}, timeout=5)
+    outcome: list[str] = []
+
+    def first_push() -> None:
+        with app.app_context():
+            outcome.append(process(state, sent))
+
+    worker = threading.Thread(target=first_push)
+    worker.start()
+    _wait_until_fired(sandbox_url)
+    state.redis.flushdb()
+    edited = publish(app, EventType.INVOICE_UPDATED, "inv1", key="invoice.updated:inv1:v2")
+    with app.app_context():
+        assert process(state, edited) == "done"
+        second = get_link(state, TENANT, "invoice", "inv1").qbo_id
+    worker.join(30)
+    assert not worker.is_alive()
+
+    invoices = qbo_rows(app, realm, "Invoice")
+    assert [i["Id"] for i in invoices] == [second]
+    assert len(qbo_rows(app, realm, "Customer")) == 1
+    with app.app_context():
+        assert get_link(state, TENANT, "invoice", "inv1").qbo_id == second
+    assert outcome == ["skipped"]
