@@ -77,7 +77,8 @@ def claim(state: Services, outbox_id: int, now: datetime) -> OutboxEvent | None:
 
 def finish(state: Services, row: OutboxEvent, status: OutboxStatus, error: str | None = None,
            retry_at: datetime | None = None) -> None:
-    outbox.finish(state.engine, row, status, error, retry_at)
+    if not (status is OutboxStatus.DONE and outbox.completed(row)):  # else the record's link write did it
+        outbox.finish(state.engine, row, status, error, retry_at)
     metrics.count(state.redis, "pushes", outcome=status.value)
     metrics.count(state.redis, "failures", int(status is OutboxStatus.FAILED), kind="outbox_failed")
 

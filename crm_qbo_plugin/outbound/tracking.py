@@ -15,6 +15,7 @@ from crm_qbo_plugin.qbo import AuthenticationError, QboError, ThrottledError, Tr
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.links import PENDING, SYNCED, get_link, set_status
+from crm_qbo_plugin.store.outbox import completing
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
 
 KindOf = Callable[[OutboxEvent], str]
@@ -29,7 +30,8 @@ def tracked(kind_of: KindOf, what: str, push_fn: Callable[[Push], None]) -> Hand
         kind = kind_of(row)
         with client_for(state, conn.realm_id) as qbo:
             push = Push(state, conn, row, qbo)
-            run_tracked(push, kind, what, push_fn)
+            with completing(row, kind):
+                run_tracked(push, kind, what, push_fn)
 
     return handler
 

@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.host import Origin
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.store.db import HasEngine, session
+from crm_qbo_plugin.store.outbox import complete_in
 from crm_qbo_plugin.store.tables import Link, LinkKind, LinkStatus, WriteLedger
 from crm_qbo_plugin.store.types import utcnow
 
@@ -221,6 +222,7 @@ def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entit
             link.updated_at = now
             db.add(link)
             links.append(link)
+        complete_in(db, tenant, kind, [w.crm_id for w in writes])
         db.commit()
         return links
 

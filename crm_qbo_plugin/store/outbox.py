@@ -6,7 +6,10 @@ only writes rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Origin
@@ -62,6 +65,49 @@ def finish(engine: Engine, row: OutboxEvent, status: OutboxStatus, error: str | 
         db.add(fresh)
         db.commit()
     row.status = status.value
+
+
+@dataclass(frozen=True)
+class _Completion:
+    row: OutboxEvent
+    kind: str
+
+
+_completing: contextvars.ContextVar[_Completion | None] = contextvars.ContextVar("crm_qbo_completing", default=None)
+
+
+@contextlib.contextmanager
+def completing(row: OutboxEvent, kind: str) -> Iterator[None]:
+    """While inside, the link write of (row's tenant, `kind`, row's subject) also marks `row` done,
+    in the link write's transaction: a worker that dies between the two can no longer leave a
+    pushed record's row to be run again (the design's "link and completion commit together")."""
+    token = _completing.set(_Completion(row, kind))
+    try:
+        yield
+    finally:
+        _completing.reset(token)
+
+
+def complete_in(db: Session, tenant: str, kind: str, crm_ids: Sequence[str]) -> bool:
+    """Within a link write's session: mark the row being processed done if the write is its record."""
+    target = _completing.get()
+    if target is None or target.row.id is None:
+        return False
+    row = target.row
+    if row.tenant_id != tenant or target.kind != kind or row.subject_id not in crm_ids:
+        return False
+    done = db.connection().execute(_TABLE.update().where(_TABLE.c.id == row.id, _TABLE.c.status == OutboxStatus.PROCESSING.value)
+                                   .values(status=OutboxStatus.DONE.value, last_error=None, lease_until=None,
+                                           updated_at=utcnow()))
+    if done.rowcount != 1:
+        return False
+    row.status = OutboxStatus.DONE.value
+    return True
+
+
+def completed(row: OutboxEvent) -> bool:
+    """Whether `row` was marked done already (by its record's link write, see `completing`)."""
+    return row.status == OutboxStatus.DONE.value
 
 
 # How long a freshly enqueued row may wait before the sweeper assumes its job was lost.

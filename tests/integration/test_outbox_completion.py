@@ -1,0 +1,73 @@
+"""The push's link write and its outbox row's completion commit together (store/outbox.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.outbound.processor import process
+from crm_qbo_plugin.store.db import session
+from crm_qbo_plugin.store.links import get_link
+from crm_qbo_plugin.store.tables import OutboxEvent
+from tests.integration.outbound_helpers import (
+    TENANT,
+    connect,
+    contact,
+    invoice,
+    make_app,
+    publish,
+    qbo_rows,
+    run_worker,
+    state_of,
+)
+
+
+class Killed(BaseException):
+    """The worker dies (a SIGKILL, an OOM) right after the handler returned."""
+
+
+def test_a_worker_killed_after_the_link_write_leaves_the_row_done_with_its_link(plugin_config, fake_host, sandbox_url):
+    app, realm = make_app(plugin_config, fake_host, sandbox_url)
+    connect(app, sandbox_url, realm)
+    fake_host.contacts[(TENANT, "c1")] = contact()
+    fake_host.invoices[(TENANT, "inv1")] = invoice()
+    row_id = publish(app, EventType.INVOICE_UPDATED, "inv1")
+    state = state_of(app)
+    real = state.handlers["invoice.updated"]
+
+    def push_then_die(*args):
+        real(*args)
+        raise Killed
+
+    state.handlers["invoice.updated"] = push_then_die
+    with app.app_context(), pytest.raises(Killed):
+        process(state, row_id)
+    link = get_link(state, TENANT, "invoice", "inv1")
+    assert link is not None and (link.status, link.qbo_id) == ("synced", qbo_rows(app, realm, "Invoice")[0]["Id"])
+    with session(state.engine) as db:
+        row = db.get(OutboxEvent, row_id)
+        assert row is not None and (row.status, row.last_error, row.lease_until) == ("done", None, None)
+
+
+def test_a_lone_first_invoice_reads_its_records_once_and_claims_no_batch(plugin_config, fake_host, sandbox_url):
+    """No backlog, no batch: the leader's probe is one read, not host reads plus an empty claim."""
+    import sqlalchemy as sa
+
+    app, realm = make_app(plugin_config, fake_host, sandbox_url)
+    connect(app, sandbox_url, realm)
+    fake_host.contacts[(TENANT, "c1")] = contact()
+    fake_host.invoices[(TENANT, "inv1")] = invoice()
+    publish(app, EventType.INVOICE_SENT, "inv1")
+    reads: list[str] = []
+    for name in ("get_invoice", "get_contact"):
+        real_read = getattr(fake_host, name)
+        setattr(fake_host, name, lambda tenant, crm_id, _real=real_read, _name=name: reads.append(_name) or _real(tenant, crm_id))
+    outbox_writes: list[str] = []
+    state = state_of(app)
+    sa.event.listen(state.engine, "before_cursor_execute",
+                    lambda _c, _cur, statement, *_a: outbox_writes.append(statement)
+                    if statement.lstrip().upper().startswith("UPDATE QBO_OUTBOX") else None)
+    run_worker(app)
+    assert len(qbo_rows(app, realm, "Invoice")) == 1
+    assert reads == ["get_invoice", "get_contact"]
+    assert len(outbox_writes) == 2  # the claim, and the completion with the invoice's link write
