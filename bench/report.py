@@ -389,6 +389,28 @@ def _cpu_per_unit(databases: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Measured by bench/txn_per_invoice.py on 76e8d14, the code issue #16 started from.
+FIRST_INVOICE_BEFORE = {"transactions": 27, "commits": 11, "rollbacks": 16, "qbo_calls": 5}
+
+
+def _first_invoice(now: dict[str, Any] | None) -> list[str]:
+    """Transactions and QBO calls for a tenant's first invoice, before issue #16 and in this run."""
+    if not now:
+        return []
+    rows = [[label, str(d["transactions"]), str(d["commits"]), str(d["rollbacks"]), str(d["qbo_calls"])]
+            for label, d in (("before (76e8d14)", FIRST_INVOICE_BEFORE), ("this run", now))]
+    calls = ", ".join(f"{k.removeprefix('call ')} {v}" for k, v in now.items() if k.startswith("call "))
+    return ["", "## Transactions and API calls per first invoice (issue #16)", "",
+            "`bench/txn_per_invoice.py`: one connected tenant on SQLite, one new contact (contact.created) and one "
+            "sent invoice (invoice.sent) pushed by an in-process rq worker; transactions are the plugin engine's "
+            "`begin` events until the worker is idle (commits and read-only rollbacks apart), QBO calls every "
+            "request the plugin made.", "",
+            *_table(["code", "transactions", "commits", "read-only", "QBO calls"], rows), "",
+            f"QBO calls this run: {calls} — the floor for a new contact's first invoice. Gone since 76e8d14: the "
+            "empty batch claim of a lone first invoice and its host reads, the claim's separate read, and the row's "
+            "own completion (it commits with the invoice's link write)."]
+
+
 def write_report(results: dict[str, Any], path: Path) -> None:
     m, v = results["machine"], results["versions"]
     # results from before the databases were measured apart were all SQLite
@@ -418,6 +440,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "",
         *(_cpu_per_unit(databases) or ["- (no W2, W3 or W4 in this run)"]),
     ]
+    lines += _first_invoice(results.get("first_invoice"))
     if FAIR_PEER_NOTE:
         lines += ["", "## The fair peer for import", "", FAIR_PEER_NOTE]
     lines += W6_NOTES

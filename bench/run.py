@@ -32,7 +32,17 @@ from typing import Any
 
 import requests
 
-from bench import floors, peers, w1_import, w2_poll, w3_webhooks, w4_push, w5_tenants, w6_scale
+from bench import (
+    floors,
+    peers,
+    txn_per_invoice,
+    w1_import,
+    w2_poll,
+    w3_webhooks,
+    w4_push,
+    w5_tenants,
+    w6_scale,
+)
 from bench.databases import ALL_DATABASES, LABELS, POSTGRESQL, PostgresServer, database_url
 from bench.infra import ROOT, Sandbox, Stack, connect, new_location, stack
 from bench.measure import purge_echoes, scalar
@@ -364,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox_speed": sandbox_speed(1 if args.quick else 3), "databases": {},
         }
         log("sandbox speed: " + " | ".join(results["sandbox_speed"]["lines"]))
+        results["first_invoice"] = txn_per_invoice.measure()
+        log(f"first invoice: {results['first_invoice']['transactions']} transactions, "
+            f"{results['first_invoice']['qbo_calls']} QBO calls")
         for db in databases:
             results["databases"][db] = run_database(db, server, modes, sizes, workloads, with_peers, args)
             save(results, Path(args.out).with_suffix(".partial.json"))  # a later failure keeps what was measured
