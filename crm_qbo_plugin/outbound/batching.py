@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
 from crm_qbo_plugin import metrics
@@ -55,6 +55,7 @@ from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
 from crm_qbo_plugin.outbound.processor import settle_failure
 from crm_qbo_plugin.outbound.tracking import show_failure
 from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
+from crm_qbo_plugin.runtime.queue import cancel_outbox
 from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.links import (
     CONTACT,
@@ -411,7 +412,10 @@ def _send(push: Push, members: list[Ready]) -> None:
     for (_member, entity), link in zip(created, recorded, strict=True):
         if link.qbo_id != str(entity["Id"]):
             undo_second_copy(push, entity)
-    _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
+    done = [m.row for m, _entity in created if m is not leader]
+    _finish_many(push, done, OutboxStatus.DONE)
+    with suppress(RedisError):  # else their jobs run and find their rows done
+        cancel_outbox(push.state.queue, [r.id for r in done if r.id is not None])
     for member, error in failed:
         _record_item_failure(push, member, error)
     if leader_error is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import rq
+from rq.serializers import JSONSerializer
 from sqlmodel import select
 
 from crm_qbo_plugin.events import EventType
@@ -173,3 +175,25 @@ def test_an_invoice_another_worker_is_pushing_is_left_to_its_own_job(plugin_conf
         row = db.get(OutboxEvent, ids[3])
     assert row is not None and (row.status, row.attempts, row.last_error) == ("done", 1, None)
     assert get_link(state, TENANT, "invoice", "i3").status == "synced"
+
+
+def test_a_batch_takes_its_members_jobs_out_of_the_queue(plugin_config, fake_host, sandbox_url):
+    """A member the batch pushed has nothing left to do: its job is removed, not run to find its row
+    done (rq's bookkeeping of a no-op job is most of a pushed invoice's CPU)."""
+    app, realm = make_app(plugin_config, fake_host, sandbox_url)
+    connect(app, sandbox_url, realm)
+    fake_host.contacts[(TENANT, "c1")] = contact()
+    for n in range(30):
+        fake_host.invoices[(TENANT, f"i{n}")] = invoice(f"i{n}")
+        publish(app, EventType.INVOICE_SENT, f"i{n}")
+    state = state_of(app)
+    assert state.queue.count == 30
+    executed: list[str] = []
+    with app.app_context():
+        worker = rq.SimpleWorker([state.queue], connection=state.redis, serializer=JSONSerializer)
+        real = worker.perform_job
+        worker.perform_job = lambda job, *rest: executed.append(job.id) or real(job, *rest)  # type: ignore[method-assign]
+        worker.work(burst=True)
+    assert len(qbo_rows(app, realm, "Invoice")) == 30
+    assert executed == ["crm-qbo-outbox-1"]  # the leader: its 29 members' jobs were taken out
+    assert state.queue.count == 0 and state.redis.keys("rq:job:crm-qbo-outbox-2*") == []
