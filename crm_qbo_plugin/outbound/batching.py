@@ -55,7 +55,7 @@ from crm_qbo_plugin.outbound.items import ensure_items, linked_item_ids
 from crm_qbo_plugin.outbound.processor import settle_failure
 from crm_qbo_plugin.outbound.tracking import show_failure
 from crm_qbo_plugin.qbo import MAX_BATCH_ITEMS, BatchItem, QboError
-from crm_qbo_plugin.runtime.queue import cancel_outbox
+from crm_qbo_plugin.runtime.queue import cancel_outbox, enqueue_outbox
 from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.links import (
     CONTACT,
@@ -127,6 +127,9 @@ def _batch(push: Push) -> bool:
     if leader is None:
         return False
     members = _claim(push, MAX_BATCH_ITEMS - 1)
+    with suppress(RedisError):  # else their jobs run and find their rows claimed
+        # Their jobs would only find the rows held by this batch; a row handed back is queued again.
+        cancel_outbox(push.state.queue, [r.id for r in members if r.id is not None])
     if len(members) + 1 < BATCH_MIN:
         _release(push, members)
         return False
@@ -184,7 +187,13 @@ def _claim(push: Push, limit: int) -> list[OutboxEvent]:
 
 
 def _release(push: Push, rows: Sequence[OutboxEvent], reason: str | None = None) -> None:
+    """Hand claimed rows back, due now, and queue their jobs again (the claim took them out; if
+    Redis refuses, the sweeper queues them, their lease having run out)."""
     outbox.release(push.state.engine, rows, reason)
+    with suppress(RedisError):
+        for row in rows:
+            if row.id is not None:
+                enqueue_outbox(push.state.queue, row.id)
 
 
 def _finish_many(push: Push, rows: Sequence[OutboxEvent], status: OutboxStatus, error: str | None = None,
@@ -412,10 +421,7 @@ def _send(push: Push, members: list[Ready]) -> None:
     for (_member, entity), link in zip(created, recorded, strict=True):
         if link.qbo_id != str(entity["Id"]):
             undo_second_copy(push, entity)
-    done = [m.row for m, _entity in created if m is not leader]
-    _finish_many(push, done, OutboxStatus.DONE)
-    with suppress(RedisError):  # else their jobs run and find their rows done
-        cancel_outbox(push.state.queue, [r.id for r in done if r.id is not None])
+    _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
     for member, error in failed:
         _record_item_failure(push, member, error)
     if leader_error is not None:
