@@ -80,8 +80,9 @@ class Push:
     def host(self) -> CrmHost:
         return self.state.host
 
-    @property
+    @cached_property
     def company(self) -> Company:
+        """Read once per push: a batch asks for it per member, and it parses the card's settings."""
         return company_of(self.conn)
 
     @property
