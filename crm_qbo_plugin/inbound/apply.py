@@ -41,6 +41,8 @@ from crm_qbo_plugin.host import (
     Origin,
     can_find_contacts_in_bulk,
     find_contacts_by_email,
+    get_contacts,
+    get_invoices,
     upsert_contacts,
     upsert_invoices,
 )
@@ -149,6 +151,10 @@ class Applier:
         self._invoice_writes: list[_PendingWrite] = []
         self._after_writes: list[Callable[[], None]] = []
         self._emails: dict[str, Contact | None] = {}  # preloaded find_contact_by_email answers
+        # preloaded get_contact / get_invoice answers (None: the host lacks it); an entry goes when
+        # this applier writes the record, so a later read asks the host again
+        self._contacts: dict[str, Contact | None] = {}
+        self._invoices: dict[str, Invoice | None] = {}
 
     @property
     def tenant(self) -> str:
@@ -171,24 +177,47 @@ class Applier:
         self.book.flush(conn)
 
     def preload(self, entity: str, bodies: Sequence[Mapping[str, Any]]) -> None:
-        """Read the links and ledger rows a page of bodies needs in a few queries (and, from a host
-        that can find many contacts at once, the e-mail matches of its unlinked customers)."""
+        """Read the links and ledger rows a page of bodies needs in a few queries, and the CRM's
+        copies of the linked records they change (one bulk host read per kind, when the host has
+        one; see host.get_contacts). From a host that can find many contacts at once, also the
+        e-mail matches of its unlinked customers."""
         ids = [_id(b) for b in bodies]
         if entity == "Customer":
             self.book.preload(CONTACT, ids)
             if can_find_contacts_in_bulk(self.host):
                 emails = [e for b in bodies if self.book.by_qbo(CONTACT, _id(b)) is None and (e := customer_email(b))]
                 self._emails.update(find_contacts_by_email(self.host, self.tenant, emails))
+            changed = [link.crm_id for b in bodies
+                       if (link := self.book.by_qbo(CONTACT, _id(b))) is not None and not link.token_at_least(_token(b))]
+            found_contacts = get_contacts(self.host, self.tenant, changed)
+            self._contacts.update({crm_id: found_contacts.get(crm_id) for crm_id in changed})
         else:
             self.book.preload(INVOICE, ids)
             self.book.preload(CONTACT, [r for b in bodies if (r := _customer_ref(b))])
+            # CRM-made invoices are read even at a version the link holds (see _apply_invoice)
+            changed = [link.crm_id for b in bodies
+                       if (link := self.book.by_qbo(INVOICE, _id(b))) is not None and link.status != DELETED
+                       and (link.origin != Origin.QBO.value or not link.token_at_least(_token(b)))]
+            found_invoices = get_invoices(self.host, self.tenant, changed)
+            self._invoices.update({crm_id: found_invoices.get(crm_id) for crm_id in changed})
         self.ledger.preload(entity, ids)
+
+    def _current_contact(self, crm_id: str) -> Contact | None:
+        if crm_id in self._contacts:
+            return self._contacts[crm_id]
+        return self.host.get_contact(self.tenant, crm_id)
+
+    def _current_invoice(self, crm_id: str) -> Invoice | None:
+        if crm_id in self._invoices:
+            return self._invoices[crm_id]
+        return self.host.get_invoice(self.tenant, crm_id)
 
     # ------------------------------------------------------------------ host writes
 
     def _upsert_contact(self, contact: Contact, new_link: LinkRow | None = None) -> None:
         """Write `contact` now, or queue it; `new_link` (already in the book) takes the host's id."""
         self.host_writes += 1
+        self._contacts.pop(contact.id, None)
         if self.defer_host_writes:
             self._contact_writes.append(_PendingWrite(contact, new_link))
             return
@@ -198,6 +227,7 @@ class Applier:
 
     def _upsert_invoice(self, invoice: Invoice, new_link: LinkRow | None = None) -> None:
         self.host_writes += 1
+        self._invoices.pop(invoice.id, None)
         if self.defer_host_writes:
             self._invoice_writes.append(_PendingWrite(invoice, new_link))
             return
@@ -300,7 +330,7 @@ class Applier:
             return skipped("echo of the plugin's own write")
         if link is not None:
             contact = contact_from_customer(body, link.crm_id)
-            current = self.host.get_contact(self.tenant, link.crm_id)
+            current = self._current_contact(link.crm_id)
             self._settle(link, "Customer", body)
             if current is not None and same_contact(current, contact):
                 return skipped("the contact already has these values")
@@ -422,7 +452,7 @@ class Applier:
         crm_id = link.crm_id if link is not None else proposed_crm_id(INVOICE, self.target.realm_id, _id(body))
         invoice = invoice_from_qbo(body, crm_id, contact_id, self.target.home_currency)
         if link is not None:
-            current = self.host.get_invoice(self.tenant, link.crm_id)
+            current = self._current_invoice(link.crm_id)
             self._settle(link, "Invoice", body)
             if current is not None and replace(current, updated_at=None, origin=Origin.QBO, sent_at=None) == replace(
                 invoice, updated_at=None, sent_at=None
@@ -441,12 +471,12 @@ class Applier:
 
     def _crm_open(self, link: LinkRow) -> bool:
         """A CRM-made invoice the CRM has not voided or deleted (those states are the CRM's to push)."""
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         return current is not None and current.status not in (InvoiceStatus.VOID, InvoiceStatus.DELETED)
 
     def _payment_state(self, body: Mapping[str, Any], link: LinkRow) -> Outcome:
         """A CRM-made invoice takes only QBO's payment state; its total is compared, not copied."""
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         self._settle(link, "Invoice", body)
         if current is None:
             return skipped("the CRM no longer has this invoice")
@@ -457,6 +487,7 @@ class Applier:
         if status == current.status and paid == current.amount_paid:
             return skipped("the invoice's payment state is unchanged")
         self.host.update_invoice_status(self.tenant, link.crm_id, status, paid)
+        self._invoices.pop(link.crm_id, None)
         self.host_writes += 1
         return applied(f"payment state updated ({status.value})")
 
@@ -479,11 +510,12 @@ class Applier:
             return skipped("a deleted invoice the CRM never had")
         if link.status == DELETED:
             return skipped("the invoice was already marked deleted")
-        current = self.host.get_invoice(self.tenant, link.crm_id)
+        current = self._current_invoice(link.crm_id)
         link.status = DELETED
         self.book.changed(link)
         if current is None:
             return skipped("the CRM no longer has this invoice")
+        self._invoices.pop(link.crm_id, None)
         if link.origin == Origin.QBO.value:
             self.host.upsert_invoice(self.tenant, replace(current, status=InvoiceStatus.DELETED, origin=Origin.QBO), Origin.QBO)
         else:
