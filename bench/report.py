@@ -83,11 +83,14 @@ def _w2(modes: dict[str, Any]) -> list[str]:
         if not entry:
             continue
         run = entry["plugin"]
+        first = run.get("first_poll") or {}
         rows.append([mode, _f(run["changes"]), _f(run["wall_s"], 3), _f(run.get("calls")), str(entry["floor"]["calls"]),
-                     _ms_per_record(run.get("cpu_s"), run["changes"]), _f(run.get("peak_rss_mb"), 1),
-                     _f(run.get("throttled_429")), _ok(run)])
-    return _table(["mode", "changes", "wall s", "API calls", "floor calls", "CPU ms/change", "peak RSS MB", "429s",
-                   "all applied once"], rows)
+                     _ms_per_record(run.get("cpu_s"), run["changes"]), _f(first.get("cpu_s"), 3),
+                     _f(run.get("peak_rss_mb"), 1), _f(run.get("throttled_429")), _ok(run)])
+    return [*_table(["mode", "changes", "wall s", "API calls", "floor calls", "CPU ms/change",
+                     "first (empty) poll CPU s", "peak RSS MB", "429s", "all applied once"], rows),
+            "", "The measured poll is the worker's second: its first, which finds nothing, pays the worker's one-off "
+                "costs (importing the job modules, compiling each statement once); its CPU is shown apart."]
 
 
 def _w3(modes: dict[str, Any]) -> list[str]:

@@ -1,6 +1,7 @@
 """W2: one incremental CDC poll that finds K changes (half customers, half invoices) among the
 records W1 imported. The changes are made "in QuickBooks" by the harness (sparse updates: a new
-phone, a new due date); the poll job runs in a `crm-qbo worker`. Correct when every change is in
+phone, a new due date); the poll job runs in a `crm-qbo worker`, after a first poll that finds
+nothing (the worker's one-off costs; its CPU is in `first_poll`). Correct when every change is in
 the CRM and recorded exactly once in the inbox."""
 
 from __future__ import annotations
@@ -77,18 +78,30 @@ def run(st: Stack, tenant: str, realm: str, changes: int) -> dict[str, Any]:
     rest = Rest(st.sandbox, realm)
     customers = pick_ids(st, tenant, "contact", changes // 2, 0)
     invoices = pick_ids(st, tenant, "invoice", changes - changes // 2, 0)
-    make_changes(rest, customers, invoices, "W2")
-    already = int(scalar(st, "SELECT COUNT(*) FROM qbo_sync_run WHERE tenant_id = :t AND kind = 'poll'", t=tenant))
     workers = st.start_workers(1, "w2-worker")
+
+    def poll_once() -> float:
+        already = int(scalar(st, "SELECT COUNT(*) FROM qbo_sync_run WHERE tenant_id = :t AND kind = 'poll'", t=tenant))
+        enqueue_poll(get_state(st.app()), tenant)
+
+        def finished() -> bool:
+            found = rows(st, "SELECT status FROM qbo_sync_run WHERE tenant_id = :t AND kind = 'poll' ORDER BY id",
+                         t=tenant)
+            return len(found) > already and found[-1][0] != "running"
+
+        return wait_until(finished, "the CDC poll", POLL_TIMEOUT, workers, interval=0.02)
+
+    # A worker's first job pays its one-off costs (importing the job modules, SQLAlchemy compiling
+    # each statement once); a scheduler's poll every few minutes in a long-running worker does not.
+    # So a poll that finds nothing runs first, its CPU reported apart, and the measured poll is warm.
+    first = poll_once()
+    first_usage = plugin_usage(workers)
+    for proc in workers:
+        proc.mark()
+    make_changes(rest, customers, invoices, "W2")
     st.sandbox.stats(reset=True)
     started = time.perf_counter()
-    enqueue_poll(get_state(st.app()), tenant)
-
-    def finished() -> bool:
-        found = rows(st, "SELECT status FROM qbo_sync_run WHERE tenant_id = :t AND kind = 'poll' ORDER BY id", t=tenant)
-        return len(found) > already and found[-1][0] != "running"
-
-    wall = wait_until(finished, "the CDC poll", POLL_TIMEOUT, workers, interval=0.02)
+    wall = poll_once()
     usage = plugin_usage(workers)
     counts = api_counts(st.sandbox.stats(reset=True), [realm])
     run_row = rows(st, "SELECT status, counts, errors FROM qbo_sync_run WHERE tenant_id = :t AND kind = 'poll' "
@@ -98,5 +111,6 @@ def run(st: Stack, tenant: str, realm: str, changes: int) -> dict[str, Any]:
     correct = check_changes(st, tenant, customers, invoices, "cdc")
     correct["ok"] = correct["ok"] and run_row[0] == "succeeded"
     return {"changes": changes, "records_scanned": None, "wall_s": round(wall, 3), "elapsed_s": round(time.perf_counter() - started, 3),
+            "first_poll": {"wall_s": round(first, 3), "cpu_s": first_usage["cpu_s"], "changes": 0},
             **usage, **counts, "run": {"status": run_row[0], "counts": run_row[1], "errors": run_row[2]},
             "correct": correct}

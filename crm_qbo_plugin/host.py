@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,10 @@ class CrmHost(Protocol):
 #   find_contacts_by_email(tenant, emails: Sequence[str]) -> Mapping[str, Contact]
 #       `find_contact_by_email` for many e-mails at once, keyed by the e-mail as given; an e-mail
 #       with no contact is left out.
+#   get_contacts(tenant, ids: Sequence[str]) -> Mapping[str, Contact]
+#   get_invoices(tenant, ids: Sequence[str]) -> Mapping[str, Invoice]
+#       `get_contact` / `get_invoice` for many ids at once (a CDC poll or a webhook drain compares
+#       each changed record with the CRM's copy), keyed by id; an id the host lacks is left out.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -343,4 +347,39 @@ def find_contacts_by_email(host: CrmHost, tenant: str, emails: Sequence[str]) ->
         if contact is not None and not isinstance(contact, Contact):
             raise HostContractError("find_contacts_by_email must map each e-mail to a Contact")
         answer[email] = contact
+    return answer
+
+
+_Record = TypeVar("_Record", Contact, Invoice)
+
+
+def get_contacts(host: CrmHost, tenant: str, ids: Sequence[str]) -> dict[str, Contact]:
+    """The host's contacts with these ids (ids it lacks left out), in one host call when it can."""
+    return _get_many(host, tenant, ids, "get_contacts", host.get_contact, Contact)
+
+
+def get_invoices(host: CrmHost, tenant: str, ids: Sequence[str]) -> dict[str, Invoice]:
+    """The host's invoices with these ids (deleted ones included, as `get_invoice` returns them)."""
+    return _get_many(host, tenant, ids, "get_invoices", host.get_invoice, Invoice)
+
+
+def _get_many(host: CrmHost, tenant: str, ids: Sequence[str], method: str,
+              one: Callable[[str, str], Any], kind: type[_Record]) -> dict[str, _Record]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    bulk = getattr(host, method, None)
+    if not callable(bulk):
+        return {record_id: record for record_id in wanted if (record := one(tenant, record_id)) is not None}
+    found = bulk(tenant, wanted)
+    if not isinstance(found, Mapping):
+        raise HostContractError(f"{method} must return a mapping of id to {kind.__name__}")
+    answer: dict[str, _Record] = {}
+    for record_id in wanted:
+        record = found.get(record_id)
+        if record is None:
+            continue
+        if not isinstance(record, kind) or record.id != record_id:
+            raise HostContractError(f"{method} must map each id to the {kind.__name__} with that id")
+        answer[record_id] = record
     return answer

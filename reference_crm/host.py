@@ -33,7 +33,14 @@ from crm_qbo_plugin import (
 from reference_crm import automation, contacts, invoices, payments
 from reference_crm.db import session as db_session
 from reference_crm.errors import NotFound
-from reference_crm.models import ContactRow, InvoiceRow, Location, PaymentRow, TaxRate
+from reference_crm.models import (
+    ContactRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    Location,
+    PaymentRow,
+    TaxRate,
+)
 from reference_crm.signin import SESSION_TOKEN, session_user
 from reference_crm.state import CrmState
 
@@ -83,6 +90,32 @@ class ReferenceHost:
             except NotFound:
                 return None
             return invoices.to_plugin_invoice(row, invoices.invoice_lines(db, row.id))
+
+    def get_contacts(self, tenant: str, contact_ids: Sequence[str]) -> dict[str, Contact]:
+        """`get_contact` for many ids, with one query per 500 of them."""
+        wanted = list(dict.fromkeys(contact_ids))
+        found: dict[str, Contact] = {}
+        with db_session(self.engine) as db:
+            for start in range(0, len(wanted), contacts.IN_CHUNK):
+                rows = db.exec(select(ContactRow).where(
+                    ContactRow.location_id == tenant, col(ContactRow.id).in_(wanted[start:start + contacts.IN_CHUNK])))
+                found.update((row.id, contacts.to_plugin_contact(row)) for row in rows)
+        return found
+
+    def get_invoices(self, tenant: str, invoice_ids: Sequence[str]) -> dict[str, Invoice]:
+        """`get_invoice` for many ids (deleted ones included), with two queries per 500 of them."""
+        wanted = list(dict.fromkeys(invoice_ids))
+        found: dict[str, Invoice] = {}
+        with db_session(self.engine) as db:
+            for start in range(0, len(wanted), contacts.IN_CHUNK):
+                chunk = wanted[start:start + contacts.IN_CHUNK]
+                rows = list(db.exec(select(InvoiceRow).where(InvoiceRow.location_id == tenant, col(InvoiceRow.id).in_(chunk))))
+                lines: dict[str, list[InvoiceLineRow]] = {row.id: [] for row in rows}
+                for line in db.exec(select(InvoiceLineRow).where(col(InvoiceLineRow.invoice_id).in_(list(lines)))
+                                    .order_by(col(InvoiceLineRow.invoice_id), col(InvoiceLineRow.position))):
+                    lines[line.invoice_id].append(line)
+                found.update((row.id, invoices.to_plugin_invoice(row, lines[row.id])) for row in rows)
+        return found
 
     def get_payment(self, tenant: str, payment_id: str) -> Payment | None:
         with db_session(self.engine) as db:

@@ -41,6 +41,8 @@ from crm_qbo_plugin.host import (
     Origin,
     can_find_contacts_in_bulk,
     find_contacts_by_email,
+    get_contacts,
+    get_invoices,
     upsert_contacts,
     upsert_invoices,
 )
@@ -149,6 +151,10 @@ class Applier:
         self._invoice_writes: list[_PendingWrite] = []
         self._after_writes: list[Callable[[], None]] = []
         self._emails: dict[str, Contact | None] = {}  # preloaded find_contact_by_email answers
+        # preloaded get_contact / get_invoice answers (None: the host lacks it); an entry goes when
+        # this applier writes the record, so a later read asks the host again
+        self._contacts: dict[str, Contact | None] = {}
+        self._invoices: dict[str, Invoice | None] = {}
 
     @property
     def tenant(self) -> str:
@@ -171,24 +177,47 @@ class Applier:
         self.book.flush(conn)
 
     def preload(self, entity: str, bodies: Sequence[Mapping[str, Any]]) -> None:
-        """Read the links and ledger rows a page of bodies needs in a few queries (and, from a host
-        that can find many contacts at once, the e-mail matches of its unlinked customers)."""
+        """Read the links and ledger rows a page of bodies needs in a few queries, and the CRM's
+        copies of the linked records they change (one bulk host read per kind, when the host has
+        one; see host.get_contacts). From a host that can find many contacts at once, also the
+        e-mail matches of its unlinked customers."""
         ids = [_id(b) for b in bodies]
         if entity == "Customer":
             self.book.preload(CONTACT, ids)
             if can_find_contacts_in_bulk(self.host):
                 emails = [e for b in bodies if self.book.by_qbo(CONTACT, _id(b)) is None and (e := customer_email(b))]
                 self._emails.update(find_contacts_by_email(self.host, self.tenant, emails))
+            changed = [link.crm_id for b in bodies
+                       if (link := self.book.by_qbo(CONTACT, _id(b))) is not None and not link.token_at_least(_token(b))]
+            found_contacts = get_contacts(self.host, self.tenant, changed)
+            self._contacts.update({crm_id: found_contacts.get(crm_id) for crm_id in changed})
         else:
             self.book.preload(INVOICE, ids)
             self.book.preload(CONTACT, [r for b in bodies if (r := _customer_ref(b))])
+            # CRM-made invoices are read even at a version the link holds (see _apply_invoice)
+            changed = [link.crm_id for b in bodies
+                       if (link := self.book.by_qbo(INVOICE, _id(b))) is not None and link.status != DELETED
+                       and (link.origin != Origin.QBO.value or not link.token_at_least(_token(b)))]
+            found_invoices = get_invoices(self.host, self.tenant, changed)
+            self._invoices.update({crm_id: found_invoices.get(crm_id) for crm_id in changed})
         self.ledger.preload(entity, ids)
+
+    def _current_contact(self, crm_id: str) -> Contact | None:
+        if crm_id in self._contacts:
+            return self._contacts[crm_id]
+        return self.host.get_contact(self.tenant, crm_id)
+
+    def _current_invoice(self, crm_id: str) -> Invoice | None:
+        if crm_id in self._invoices:
+            return self._invoices[crm_id]
+        return self.host.get_invoice(self.tenant, crm_id)
 
     # ------------------------------------------------------------------ host writes
 
     def _upsert_contact(self, contact: Contact, new_link: LinkRow | None = None) -> None:
         """Write `contact` now, or queue it; `new_link` (already in the book) takes the host's id."""
         self.host_writes += 1
+        self._contacts.pop(contact.id, None)
         if self.defer_host_writes:
             self._contact_writes.append(_PendingWrite(contact, new_link))
             return
@@ -198,6 +227,7 @@ class Applier:
 
     def _upsert_invoice(self, invoice: Invoice, new_link: LinkRow | None = None) -> None:
         self.host_writes += 1
+        self._invoices.pop(invoice.id, None)
         if self.defer_host_writes:
             self._invoice_writes.append(_PendingWrite(invoice, new_link))
             return
@@ -470,6 +500,7 @@ class Applier:
         if status == current.status and paid == current.amount_paid:
             return skipped("the invoice's payment state is unchanged")
         self.host.update_invoice_status(self.tenant, link.crm_id, status, paid)
+        self._invoices.pop(link.crm_id, None)
         self.host_writes += 1
         return applied(f"payment state updated ({status.value})")
 
@@ -497,6 +528,7 @@ class Applier:
         self.book.changed(link)
         if current is None:
             return skipped("the CRM no longer has this invoice")
+        self._invoices.pop(link.crm_id, None)
         if link.origin == Origin.QBO.value:
             self.host.upsert_invoice(self.tenant, replace(current, status=InvoiceStatus.DELETED, origin=Origin.QBO), Origin.QBO)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,10 +214,8 @@ def apply_batch(state: Services, target: Target, qbo: QboClient, notice_ids: lis
         raise _OneByOne from exc
     with transaction(state.engine) as conn:  # the batch's links and ledger with its notices' statuses
         applier.flush(conn)
-        for notice_id, outcome in outcomes:
-            inbox.finish(conn, notice_id, outcome.status, outcome.reason)
-    for _notice_id, outcome in outcomes:
-        _count(state, result, outcome)
+        inbox.finish_many(conn, [(notice_id, outcome.status, outcome.reason) for notice_id, outcome in outcomes])
+    _count(state, result, *(outcome for _notice_id, outcome in outcomes))
     return None
 
 
@@ -230,16 +229,16 @@ def _paused(state: Services, target: Target, result: DrainResult, exc: Exception
     return type(exc).__name__
 
 
-def _count(state: Services, result: DrainResult, outcome: Outcome) -> None:
-    metrics.count(state.redis, "drains", outcome=outcome.status.value)
-    metrics.count(state.redis, "failures", int(outcome.status is InboxStatus.DEAD), kind="dead_letter")
-    if outcome.status is InboxStatus.APPLIED:
-        result.applied += 1
-    elif outcome.status is InboxStatus.SKIPPED:
-        result.skipped += 1
-    else:
-        result.dead += 1
-        result.errors.append(outcome.reason or "")
+def _count(state: Services, result: DrainResult, *outcomes: Outcome) -> None:
+    """Add the outcomes to `result` and to the metrics (one Redis call per status, not per notice)."""
+    by_status = Counter(outcome.status for outcome in outcomes)
+    for status, amount in by_status.items():
+        metrics.count(state.redis, "drains", amount, outcome=status.value)
+    metrics.count(state.redis, "failures", by_status[InboxStatus.DEAD], kind="dead_letter")
+    result.applied += by_status[InboxStatus.APPLIED]
+    result.skipped += by_status[InboxStatus.SKIPPED]
+    result.dead += by_status[InboxStatus.DEAD]
+    result.errors.extend(outcome.reason or "" for outcome in outcomes if outcome.status is InboxStatus.DEAD)
 
 
 def prefetch(state: Services, qbo: QboClient, notice_ids: list[int]) -> dict[int, Mapping[str, Any]]:

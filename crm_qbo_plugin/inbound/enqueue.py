@@ -2,7 +2,9 @@
 
 They go to the front of the queue: a drain, a poll or an import is one job per realm or tenant
 (never a pile: each is queued once at a time) and what users wait for, so QuickBooks' news is
-not held up behind a backlog of outbound pushes (a reconnect's retried records, a bulk send)."""
+not held up behind a backlog of outbound pushes (a reconnect's retried records, a bulk send).
+Nothing reads their return values, so none is kept (`result_ttl=0`: rq deletes a finished job
+instead of storing its result and listing it as finished — fewer Redis writes per job)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def request_drain(state: Services, realm_id: str) -> bool:
     try:
         if not state.redis.set(drain_flag(realm_id), "1", nx=True, ex=DRAIN_FLAG_SECONDS):
             return False
-        state.queue.enqueue(DRAIN_INBOX, realm_id, job_timeout=900, result_ttl=60, failure_ttl=86400, at_front=True)
+        state.queue.enqueue(DRAIN_INBOX, realm_id, job_timeout=900, result_ttl=0, failure_ttl=86400, at_front=True)
     except redis.RedisError as exc:
         log.warning("inbound.drain_not_queued error=%s next=poll", type(exc).__name__)
         return False
@@ -71,9 +73,9 @@ def enqueue_poll(state: Services, tenant: str) -> bool:
     a lost job's flag runs out after POLL_FLAG_SECONDS."""
     if not state.redis.set(poll_flag(tenant), "1", nx=True, ex=POLL_FLAG_SECONDS):
         return False
-    state.queue.enqueue(POLL_CDC, tenant, job_timeout=1800, result_ttl=60, failure_ttl=86400, at_front=True)
+    state.queue.enqueue(POLL_CDC, tenant, job_timeout=1800, result_ttl=0, failure_ttl=86400, at_front=True)
     return True
 
 
 def enqueue_import(state: Services, tenant: str) -> None:
-    state.queue.enqueue(RUN_IMPORT, tenant, job_timeout=4 * 3600, result_ttl=60, failure_ttl=86400, at_front=True)
+    state.queue.enqueue(RUN_IMPORT, tenant, job_timeout=4 * 3600, result_ttl=0, failure_ttl=86400, at_front=True)

@@ -8,10 +8,11 @@ in flight are written again idempotently: a contact is found by its email (or by
 import proposed for it), an invoice by the CRM id the import proposed.
 
 Each page's host writes go in one bulk call per kind (see `Applier.write_host`), before the
-transaction that commits the page's links and checkpoint. QBO is read on two background threads,
-each with its own client (a client is not shared between threads): the COUNTs of both phases at
-once, then the first page of each phase, then, while a page is applied, the next one. The COUNT
-says how many pages there are, so no query is made for an empty page past the end.
+transaction that commits the page's links and checkpoint. QBO is read on background threads,
+each with its own client (a client is not shared between threads): the COUNTs and the first pages
+of both phases at once (one round trip of latency before the first page applies, not two), then,
+while a page is applied, the next one. The COUNT says how many pages there are, so no query is made
+for an empty page past the end (only a first page may come back empty, asked for beside its COUNT).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ KIND = "import"
 PAGE_SIZE = 1000
 LOCK_WAIT_SECONDS = 60.0
 PHASES = (("Customer", "customers"), ("Invoice", "invoices"))
-READ_THREADS = 2  # the two COUNTs, then the two first pages, at once; far below QBO's 10 in flight
+READ_THREADS = 4  # the two COUNTs and the two first pages at once; below QBO's 10 in flight
 T = TypeVar("T")
 
 
@@ -155,15 +156,20 @@ class _Reader:
 
 
 class _Pages:
-    """Pages 1..`count` of a phase (ordered by Id, after its checkpoint), each asked for as soon as
-    the one before it is taken: one page ahead of the page being applied. Stops at a short page."""
+    """The pages of a phase (ordered by Id, after its checkpoint): the first asked for at once,
+    each later one as soon as the one before it is taken (one page ahead of the page being applied),
+    up to the count `limit` gives. Stops at a short page."""
 
-    def __init__(self, reader: _Reader, entity: str, where: list[Condition], count: int) -> None:
+    def __init__(self, reader: _Reader, entity: str, where: list[Condition]) -> None:
         self._reader = reader
         self._statements = page_statements(entity, where, order_by="Id", page_size=PAGE_SIZE)
-        self._left = count
+        self._left = 1
         self._next: Future[list[dict[str, Any]]] | None = None
         self._ask()
+
+    def limit(self, count: int) -> None:
+        """The phase has `count` pages in all (the first one is asked for already)."""
+        self._left = max(0, count - 1)
 
     def _ask(self) -> None:
         self._next = None
@@ -197,11 +203,14 @@ class _Phase:
 
 def _plan(state: Services, target: Target, reader: _Reader, run: SyncRun, counts: dict[str, Any],
           phases: list[tuple[str, str]]) -> list[_Phase]:
-    """Each phase's checkpoint and size (COUNTs taken together, once per run, saved on the run),
-    and its first page asked for at once: the invoices' first page arrives while customers apply."""
+    """Each phase's checkpoint and size (COUNTs taken once per run, saved on the run), and its
+    first page asked for at once, beside the COUNTs: the invoices' first page arrives while
+    customers apply. A phase a saved count shows done asks for nothing."""
     wheres = {entity: [gt("Id", cursors.load(state.engine, target.tenant, stream(entity)) or "0")] for entity, _k in phases}
     counting = {key: reader.submit(_counter(entity, wheres[entity])) for entity, key in phases
                 if f"{key}_total" not in counts}
+    first = {key: _Pages(reader, entity, wheres[entity]) for entity, key in phases
+             if key in counting or counts[f"{key}_total"] > counts[f"{key}_done"]}
     for key, future in counting.items():
         counts[f"{key}_total"] = future.result()
         counts[f"{key}_done"] = 0
@@ -211,7 +220,9 @@ def _plan(state: Services, target: Target, reader: _Reader, run: SyncRun, counts
     plan: list[_Phase] = []
     for entity, key in phases:
         left = counts[f"{key}_total"] - counts[f"{key}_done"]
-        pages = _Pages(reader, entity, wheres[entity], math.ceil(left / PAGE_SIZE)) if left > 0 else None
+        pages = first.get(key) if left > 0 else None
+        if pages is not None:
+            pages.limit(math.ceil(left / PAGE_SIZE))
         plan.append(_Phase(entity, key, pages))
     return plan
 

@@ -310,6 +310,23 @@ def finish(conn: DbConnection, notice_id: int, status: InboxStatus, reason: str 
     )
 
 
+_FINISH = (
+    INBOX.update()
+    .where(INBOX.c.id == sa.bindparam("notice_id"), INBOX.c.status == InboxStatus.PENDING.value)
+    .values(status=sa.bindparam("new_status"), reason=sa.bindparam("new_reason"),
+            updated_at=sa.bindparam("now", type_=UtcDateTime()))
+)
+
+
+def finish_many(conn: DbConnection, outcomes: Sequence[tuple[int, InboxStatus, str | None]],
+                now: datetime | None = None) -> None:
+    """`finish` for a batch's notices: one statement executed with many parameter sets."""
+    if outcomes:
+        at = now or utcnow()
+        conn.execute(_FINISH, [{"notice_id": notice_id, "new_status": status.value, "new_reason": reason, "now": at}
+                               for notice_id, status, reason in outcomes])
+
+
 def revive_orphans(engine: Engine, realm_id: str, tenant: str, now: datetime | None = None) -> int:
     """Back on the same company: the realm's notices dead-lettered because no location held it
     (a webhook while disconnected, or one recorded before the disconnect and drained after it)

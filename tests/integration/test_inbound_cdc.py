@@ -157,6 +157,27 @@ def test_quickbooks_news_is_queued_ahead_of_an_outbound_backlog(plugin_config, s
             RUN_IMPORT, DRAIN_INBOX, POLL_CDC, PROCESS_OUTBOX, PROCESS_OUTBOX, PROCESS_OUTBOX]
 
 
+def test_inbound_jobs_keep_no_result_once_done(plugin_config, sandbox_url):
+    """Nothing reads a poll's, a drain's or an import's return value: rq deletes the finished job
+    (no result written, nothing listed as finished), which saves Redis writes on every job."""
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_drain
+
+    with inbound_env(plugin_config, sandbox_url, webhooks=False) as env:
+        env.state.queue.empty()
+        with env.app.app_context():
+            assert enqueue_polls(env.state) == 1
+            assert request_drain(env.state, env.realm)
+            enqueue_import(env.state, TENANT)
+        jobs = env.state.queue.get_jobs()
+        assert [job.result_ttl for job in jobs] == [0, 0, 0]
+        env.work()
+        assert FinishedJobRegistry(queue=env.state.queue).get_job_ids() == []
+        assert [Job.exists(job.id, connection=env.state.redis) for job in jobs] == [False, False, False]
+
+
 def test_more_than_1000_changes_in_a_burst_still_all_arrive(plugin_config, sandbox_url):
     """B18 worst case: 1300 changes within a few seconds. Halving narrows the window second by
     second; if more than 1000 share the last second, the poll falls back to a full listing."""
