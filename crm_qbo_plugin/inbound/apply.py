@@ -202,16 +202,6 @@ class Applier:
             self._invoices.update({crm_id: found_invoices.get(crm_id) for crm_id in changed})
         self.ledger.preload(entity, ids)
 
-    def _current_contact(self, crm_id: str) -> Contact | None:
-        if crm_id in self._contacts:
-            return self._contacts[crm_id]
-        return self.host.get_contact(self.tenant, crm_id)
-
-    def _current_invoice(self, crm_id: str) -> Invoice | None:
-        if crm_id in self._invoices:
-            return self._invoices[crm_id]
-        return self.host.get_invoice(self.tenant, crm_id)
-
     # ------------------------------------------------------------------ host writes
 
     def _upsert_contact(self, contact: Contact, new_link: LinkRow | None = None) -> None:
@@ -236,17 +226,26 @@ class Applier:
             self._relink(new_link, crm_id)
 
     def _current_contact(self, crm_id: str) -> Contact | None:
-        """The CRM's contact as this batch leaves it: its queued upsert, else the host's."""
+        """The CRM's contact as this batch leaves it: its queued upsert, else the preloaded copy,
+        else the host's."""
         queued = next((p.record for p in reversed(self._contact_writes) if p.record.id == crm_id), None)
-        return queued if isinstance(queued, Contact) else self.host.get_contact(self.tenant, crm_id)
+        if isinstance(queued, Contact):
+            return queued
+        if crm_id in self._contacts:
+            return self._contacts[crm_id]
+        return self.host.get_contact(self.tenant, crm_id)
 
     def _current_invoice(self, crm_id: str) -> Invoice | None:
-        """The CRM's invoice as this batch leaves it: its queued upsert, else the host's. A later
-        body of the batch must be compared with what the batch will write, not with what the host
-        held before it (else a newer version equal to the host's old state is skipped, and the
-        older queued one written over it)."""
+        """The CRM's invoice as this batch leaves it: its queued upsert, else the preloaded copy,
+        else the host's. A later body of the batch must be compared with what the batch will
+        write, not with what the host held before it (else a newer version equal to the host's
+        old state is skipped, and the older queued one written over it)."""
         queued = next((p.record for p in reversed(self._invoice_writes) if p.record.id == crm_id), None)
-        return queued if isinstance(queued, Invoice) else self.host.get_invoice(self.tenant, crm_id)
+        if isinstance(queued, Invoice):
+            return queued
+        if crm_id in self._invoices:
+            return self._invoices[crm_id]
+        return self.host.get_invoice(self.tenant, crm_id)
 
     def _after_write(self, call: Callable[[], None]) -> None:
         """Run `call` once the host holds what came before it (now, unless writes are deferred)."""
