@@ -32,7 +32,7 @@ from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
 from crm_qbo_plugin import metrics
-from crm_qbo_plugin.host import Contact, Invoice
+from crm_qbo_plugin.host import Contact, Invoice, get_contacts, get_invoices
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
 from crm_qbo_plugin.mapping.names import doc_number, valid_email
 from crm_qbo_plugin.outbound.context import Push
@@ -211,11 +211,12 @@ def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[l
         return [], [(r, "") for r in members]  # handed back as they were
     chosen: list[tuple[OutboxEvent, Invoice]] = [(push.row, leader)]
     taken = {leader.id}
+    invoices = get_invoices(push.host, push.tenant, [r.subject_id for r in members if r.subject_id not in linked])
     for row in members:
         if row.subject_id in linked or row.subject_id in taken:
             unfit.append((row, "the invoice is linked already or has another row in the batch"))
             continue
-        invoice = eligible(push, push.host.get_invoice(push.tenant, row.subject_id))
+        invoice = eligible(push, invoices.get(row.subject_id))
         if invoice is None:
             unfit.append((row, "not a first create in the home currency"))
             continue
@@ -299,6 +300,7 @@ def _link_contacts(push: Push, contact_ids: list[str], row_of: dict[str, OutboxE
     if not contact_ids:
         return
     fresh = links_for(push.state, push.tenant, CONTACT, contact_ids)  # linked while we locked
+    contacts = get_contacts(push.host, push.tenant, [c for c in contact_ids if c not in fresh])
     todo: list[Contact] = []
     for c in contact_ids:
         link = fresh.get(c)
@@ -308,7 +310,7 @@ def _link_contacts(push: Push, contact_ids: list[str], row_of: dict[str, OutboxE
             else:
                 trouble[c] = f"its contact's QuickBooks link is {link.status}"
             continue
-        contact = push.host.get_contact(push.tenant, c)
+        contact = contacts.get(c)
         if contact is None or not valid_email(contact.email):
             trouble[c] = "its contact has no e-mail to find its QuickBooks customer by"
             continue
@@ -368,8 +370,8 @@ def _ahead(push: Push, skip: set[str]) -> list[Contact]:
 def _unnoted(push: Push, contact_ids: list[str]) -> list[Contact]:
     """The unlinked ones of `contact_ids` whose e-mails are not noted absent already."""
     linked = links_for(push.state, push.tenant, CONTACT, contact_ids)
-    contacts = [contact for c in contact_ids if c not in linked
-                if (contact := push.host.get_contact(push.tenant, c)) is not None and valid_email(contact.email)]
+    found = get_contacts(push.host, push.tenant, [c for c in contact_ids if c not in linked])
+    contacts = [contact for contact in found.values() if valid_email(contact.email)]
     noted = absent_emails(push, _emails(contacts))
     return [c for c in contacts if str(valid_email(c.email)).casefold() not in noted]
 
