@@ -46,9 +46,14 @@ def cancel_outbox(queue: Queue, outbox_ids: Sequence[int]) -> None:
     A job already taken by a worker is not in the list and simply finds its row done."""
     if not outbox_ids:
         return
-    pipe = queue.connection.pipeline(transaction=False)
-    for outbox_id in outbox_ids:
-        job_id = outbox_job_id(outbox_id)
-        pipe.lrem(queue.key, 0, job_id)
-        pipe.delete(Job.key_for(job_id))
-    pipe.execute()
+    job_ids = [outbox_job_id(outbox_id) for outbox_id in outbox_ids]
+    queue.connection.register_script(_CANCEL)(keys=[queue.key, *(Job.key_for(j) for j in job_ids)], args=job_ids)
+
+
+_CANCEL = """
+for i, job_id in ipairs(ARGV) do
+  redis.call('LREM', KEYS[1], 0, job_id)
+  redis.call('DEL', KEYS[i + 1])
+end
+return 0
+"""

@@ -157,17 +157,18 @@ def set_statuses(state: HasEngine, tenant: str, kind: str, crm_ids: Sequence[str
     if not crm_ids:
         return
     now = utcnow()
-    with session(state.engine) as db:
-        rows = db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind,
-                                          Link.crm_id.in_(list(crm_ids)))).all()  # type: ignore[attr-defined]
-        by_crm = {row.crm_id: row for row in rows}
-        for crm_id in dict.fromkeys(crm_ids):
-            link = by_crm.get(crm_id) or Link(tenant_id=tenant, kind=kind, crm_id=crm_id, origin=Origin.CRM.value)
-            link.status = status
-            link.last_error = error
-            link.updated_at = now
-            db.add(link)
-        db.commit()
+    wanted = list(dict.fromkeys(crm_ids))
+    mine = sa.and_(LINKS.c.tenant_id == tenant, LINKS.c.kind == kind)
+    with state.engine.begin() as conn:  # Core: a batch's 30 links without 30 ORM objects
+        held = set(conn.execute(sa.select(LINKS.c.crm_id).where(mine, LINKS.c.crm_id.in_(wanted))).scalars())
+        if held:
+            conn.execute(LINKS.update().where(mine, LINKS.c.crm_id.in_(list(held)))
+                         .values(status=status, last_error=error, updated_at=now))
+        new = [c for c in wanted if c not in held]
+        if new:
+            conn.execute(LINKS.insert(), [
+                {"tenant_id": tenant, "kind": kind, "crm_id": c, "origin": Origin.CRM.value, "status": status,
+                 "last_error": error, "generation": 0, "detail": {}, "updated_at": now} for c in new])
 
 
 def record_write(state: HasEngine, tenant: str, realm_id: str, kind: str, crm_id: str, entity: str,
