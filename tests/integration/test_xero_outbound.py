@@ -12,9 +12,11 @@ import pytest
 from sqlmodel import Session, select
 
 from crm_qbo_plugin.outbound import xero_invoices
+from crm_qbo_plugin.outbound.held import WAITING_FOR_RECONNECT
 from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import get_link
 from crm_qbo_plugin.store.tables import OutboxEvent
 from crm_qbo_plugin.store.types import utcnow
@@ -196,3 +198,78 @@ def test_a_429_storm_delays_pushes_but_loses_none(plugin_config, xero_url):
             rows = db.exec(select(OutboxEvent.status).where(OutboxEvent.tenant_id == stack.tenant,
                                                             OutboxEvent.event_type == "invoice.sent")).all()
         assert rows == ["done"] * 5
+
+
+def test_a_contact_already_in_xero_is_matched_by_email_then_by_name_never_doubled(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        with stack.xero() as xero:
+            by_email = xero.save_contact({"Name": "A. Lovelace (bookkeeper's spelling)", "EmailAddress": "ADA@example.com"},
+                                         request_id="seed-1", create_only=True)
+            by_name = xero.save_contact({"Name": "Grace Hopper"}, request_id="seed-2", create_only=True)
+        ada = _contact(stack)
+        grace = stack.api("POST", "/api/contacts", json={"first_name": "Grace", "last_name": "Hopper"}).json
+        _sent_invoice(stack, ada, [{"name": "Gardening", "quantity": "1", "unit_price": "10.00"}])
+        _sent_invoice(stack, grace, [{"name": "Gardening", "quantity": "1", "unit_price": "20.00"}])
+        state = get_state(stack.app)
+        ada_link = get_link(state, stack.tenant, "contact", ada["id"])
+        grace_link = get_link(state, stack.tenant, "contact", grace["id"])
+        assert ada_link is not None and grace_link is not None
+        assert (ada_link.qbo_id, grace_link.qbo_id) == (by_email["ContactID"], by_name["ContactID"])
+        assert stack.stats().get("contacts.put") == 2  # the two seeded above; the plugin created none
+
+
+def test_a_contact_edit_reaches_its_linked_xero_contact(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        ada = _contact(stack)
+        _sent_invoice(stack, ada, [{"name": "Gardening", "quantity": "1", "unit_price": "10.00"}])
+        edited = stack.api("PATCH", f"/api/contacts/{ada['id']}", json={"email": "ada@lovelace.example"})
+        assert edited.status_code == 200, edited.json
+        stack.work()
+        link = get_link(get_state(stack.app), stack.tenant, "contact", ada["id"])
+        assert link is not None and link.qbo_id is not None
+        with stack.xero() as xero:
+            assert xero.get_contact(link.qbo_id)["EmailAddress"] == "ada@lovelace.example"
+
+
+def test_a_payment_for_no_invoice_becomes_a_paid_sales_invoice_in_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        ada = _contact(stack)
+        paid = stack.api("POST", "/api/payments", json={
+            "source": "order_form", "contact_id": ada["id"], "amount": "45.50",
+            "lines": [{"name": "Seeds", "quantity": "2", "unit_price": "12.75"},
+                      {"name": "Pot", "quantity": "1", "unit_price": "20.00"}]})
+        assert paid.status_code == 201, paid.json
+        stack.work()
+        sale = _invoice(stack, f"CRM-SALE-{paid.json['id']}")
+        assert (sale["Status"], sale["Total"], sale["AmountDue"]) == ("PAID", Decimal("45.50"), Decimal("0.00"))
+        link = get_link(get_state(stack.app), stack.tenant, "sales_receipt", paid.json["id"])
+        assert link is not None and (link.qbo_id, link.status) == (sale["InvoiceID"], "synced")
+
+
+def test_what_xero_refuses_is_a_visible_failure_with_what_to_do(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, revenue_account_id="999") as stack:  # no such account
+        invoice = _sent_invoice(stack, _contact(stack), [{"name": "Gardening", "quantity": "1", "unit_price": "10.00"}])
+        state = get_state(stack.app)
+        link = get_link(state, stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.status == "failed" and link.qbo_id is None
+        assert link.last_error is not None and link.last_error.startswith("Xero refused the invoice: ")
+        assert link.last_error.endswith("; correct it in the CRM or in Xero, then retry")
+        row = stack.api("GET", f"/api/invoices/{invoice['id']}").json
+        assert row["status"] == "sent"
+        with Session(state.engine) as db:
+            [status] = db.exec(select(OutboxEvent.status).where(OutboxEvent.subject_id == invoice["id"])).all()
+        assert status == "failed"
+
+
+def test_a_connection_xero_refuses_needs_reconnecting_and_its_work_waits(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        stack.control("POST", "faults", path="/api.xro/", token_error="invalid", times=2)
+        invoice = _sent_invoice(stack, _contact(stack), [{"name": "Gardening", "quantity": "1", "unit_price": "10.00"}])
+        state = get_state(stack.app)
+        conn = connection_for(state.engine, stack.tenant)
+        assert conn is not None and conn.status == "needs_reconnect"
+        with Session(state.engine) as db:
+            [waiting] = db.exec(select(OutboxEvent).where(OutboxEvent.subject_id == invoice["id"])).all()
+        assert (waiting.status, waiting.last_error) == ("pending", WAITING_FOR_RECONNECT)
+        with stack.xero() as xero:
+            assert xero.find_invoice_by_number(invoice["number"]) is None
