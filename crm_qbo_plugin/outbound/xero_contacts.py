@@ -15,9 +15,10 @@ from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Contact, Origin
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
+from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
-from crm_qbo_plugin.outbound.xero_context import XeroPush, as_written
+from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.store.links import (
     CONTACT,
     DELETED,

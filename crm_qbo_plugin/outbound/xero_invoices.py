@@ -26,12 +26,13 @@ from crm_qbo_plugin.mapping.xero_invoice import (
     invoice_number,
     keep_line_ids,
 )
+from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.outbound.decision import IMPORTED
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import PUSHED, body_digest, check_eligible, refuse_by_link
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
-from crm_qbo_plugin.outbound.xero_context import XeroPush, as_written
+from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,

@@ -19,13 +19,14 @@ from crm_qbo_plugin.mapping.money import ZERO, cents
 from crm_qbo_plugin.mapping.xero_imported_invoice import money
 from crm_qbo_plugin.mapping.xero_invoice import currency_problem
 from crm_qbo_plugin.mapping.xero_payment import payment_body, sale_invoice_body
+from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.outbound.decision import ECHO_REASON, sync_window
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import MANUAL_EXPORT, act_on
 from crm_qbo_plugin.outbound.payments import PAYMENT_NOT_EXPORTED, payment_kind
 from crm_qbo_plugin.outbound.processor import RetryLater, Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
-from crm_qbo_plugin.outbound.xero_context import XeroPush, as_written
+from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import sync_invoice
 from crm_qbo_plugin.store.links import (
     CONFLICT,
