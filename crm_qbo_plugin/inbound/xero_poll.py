@@ -1,5 +1,7 @@
 """The modified-since poll of a Xero organisation: what changed in Xero about the invoices the CRM
-sent (a payment taken in Xero, a void) comes back to the CRM's invoice.
+sent (a payment taken in Xero, a void) comes back to the CRM's invoice. Xero's webhook notices
+(web/xero_webhooks.py) wait in the same inbox as QuickBooks' and queue a poll, which applies them
+after its read: each is re-read by id (a notice is not data), then marked applied or skipped.
 
 Each poll reads the invoices modified since the tenant's watermark (oldest first, `If-Modified-
 Since`), under the organisation's realm lock (one poll of a company at a time), and moves the
@@ -18,18 +20,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crm_qbo_plugin.host import InvoiceStatus, Origin
+from crm_qbo_plugin.inbound.enqueue import request_xero_poll
 from crm_qbo_plugin.mapping.owned import owned_hash
 from crm_qbo_plugin.mapping.xero_imported_invoice import amount_paid, invoice_status
 from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.runtime.clients import xero_client_for
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.store import cursors
-from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.store import cursors, inbox
+from crm_qbo_plugin.store.connections import connected, connection_for
 from crm_qbo_plugin.store.links import INVOICE, Ledger, link_by_qbo_id
-from crm_qbo_plugin.store.tables import ConnectionStatus
+from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus
 from crm_qbo_plugin.store.types import Provider
-from crm_qbo_plugin.xero import parse_timestamp
+from crm_qbo_plugin.xero import NotFoundError, XeroClient, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,41 @@ def poll_xero(state: Services, tenant: str) -> PollResult:
                         result.skipped += 1
                     newest = max(newest, _updated(invoice) or newest)
                 cursors.save(state.engine, tenant, STREAM, newest)  # a page at a time: a crash re-reads one page
+            _apply_notices(state, tenant, org, ledger, xero, result)
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
+
+
+def _apply_notices(state: Services, tenant: str, org: str, ledger: Ledger, xero: XeroClient,
+                   result: PollResult) -> None:
+    """Settle the organisation's pending webhook notices, in arrival order."""
+    after = 0
+    while batch := inbox.pending_ids(state.engine, org, after=after):
+        for notice in inbox.pending_notices(state.engine, batch):
+            notice_id, entity, entity_id = int(notice[0]), str(notice[2]), str(notice[3])
+            status, reason = InboxStatus.SKIPPED, "contacts made or changed in Xero are not applied yet"
+            if entity == ENTITY:
+                try:
+                    changed = _apply(state, tenant, ledger, xero.get_invoice(entity_id))
+                except NotFoundError:
+                    changed = False
+                    reason = "Xero no longer has this invoice"
+                else:
+                    reason = "nothing for the CRM to change"
+                if changed:
+                    status, reason = InboxStatus.APPLIED, ""
+            inbox.settle(state.engine, notice_id, status, reason or None)
+            if status is InboxStatus.APPLIED:
+                result.applied += 1
+            else:
+                result.skipped += 1
+        after = batch[-1]
+
+
+def enqueue_xero_polls(state: Services) -> int:
+    """The scheduler's job: one poll per connected Xero organisation; returns how many were queued."""
+    return sum(request_xero_poll(state, conn.id) for conn in connected(state.engine, Provider.XERO.value)
+               if conn.id is not None)
 
 
 def _updated(invoice: Mapping[str, Any]) -> datetime | None:

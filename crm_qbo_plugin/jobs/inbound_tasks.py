@@ -8,7 +8,13 @@ import time
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
-from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst, poll_flag
+from crm_qbo_plugin.inbound.enqueue import (
+    GATHER_SECONDS,
+    drain_flag,
+    in_burst,
+    poll_flag,
+    xero_poll_flag,
+)
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.runtime.services import current
@@ -50,12 +56,11 @@ def run_import(tenant: str) -> str:
     return run.status if run is not None else "nothing-to-do"
 
 
-POLL_XERO = "crm_qbo_plugin.jobs.inbound_tasks.poll_xero_connection"
-
 
 def poll_xero_connection(connection_id: int) -> str:
     """One modified-since poll of a Xero connection (the scheduler queues one per connected one)."""
     state = current()
+    state.redis.delete(xero_poll_flag(int(connection_id)))  # from now on a webhook queues a new poll
     conn = connection_by_id(state.engine, int(connection_id))
     if conn is None:
         return "not-connected"

@@ -16,8 +16,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
+from crm_qbo_plugin.inbound.xero_poll import enqueue_xero_polls
 from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
-from crm_qbo_plugin.jobs.inbound_tasks import POLL_XERO
 from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
 from crm_qbo_plugin.runtime.locks import LeaderLock
@@ -135,7 +135,7 @@ def plugin_jobs(services: Services,
         ScheduledJob("token-keepalive", 6 * 3600, in_app(refresh_idle_connections)),
         ScheduledJob("cdc-poll", services.settings.poll_seconds, in_app(enqueue_polls), run_at_start=True),
         ScheduledJob("xero-poll", services.settings.poll_seconds,
-                     in_app(lambda s: enqueue_for_connected(s, POLL_XERO, Provider.XERO.value)), run_at_start=True),
+                     in_app(enqueue_xero_polls), run_at_start=True),
         ScheduledJob("automation-claims", 60, in_app(complete_unfinished)),
         ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: enqueue_for_connected(s, CHECK_OVERDUE))),
         ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(prune)),

@@ -35,6 +35,9 @@ from tests.xero_sandbox.support import (
     register_app,
 )
 
+WEBHOOK_PATH = "/integrations/quickbooks/xero/webhooks"
+WEBHOOK_KEY = "xero-webhook-key-for-tests-0123456789"
+
 # What the sandbox's NZ organisation has: the Sales revenue account, a bank account, no tax.
 BOOKS = {"revenue_account_id": "200", "payment_account_id": "090", "tax_mapping": {"none": "NONE"}}
 
@@ -46,6 +49,7 @@ class XeroStack:
     location: dict[str, Any]
     xero_url: str
     org: str  # the organisation's Xero tenant id
+    url: str = ""  # where the CRM is served (Xero's webhooks go to url + WEBHOOK_PATH)
 
     @property
     def tenant(self) -> str:
@@ -79,7 +83,7 @@ class XeroStack:
 def xero_overrides(xero_url: str) -> dict[str, str]:
     """CRM_QBO_XERO_* settings that point the plugin at this sandbox."""
     return {"CRM_QBO_XERO_CLIENT_ID": CLIENT_ID, "CRM_QBO_XERO_CLIENT_SECRET": CLIENT_SECRET,
-            "CRM_QBO_XERO_BASE_URL": xero_url}
+            "CRM_QBO_XERO_BASE_URL": xero_url, "CRM_QBO_XERO_WEBHOOK_KEY": WEBHOOK_KEY}
 
 
 @contextmanager
@@ -107,14 +111,18 @@ def connect_xero(app: Flask, tenant: str, xero_url: str, org: str, **settings: A
 @contextmanager
 def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[str, Any] | None = None,
                    **settings: Any) -> Iterator[XeroStack]:
-    """A fresh NZD location of the reference CRM connected to a new NZ organisation."""
+    """A fresh NZD location of the reference CRM, served on a loopback port, connected to a new NZ
+    organisation whose app sends its webhooks to the CRM."""
+    from qbo_sandbox.server import serve_in_thread
+
     app = create_app(crm_config({**plugin_config, **xero_overrides(xero_url)}))
     try:
-        org = create_org(xero_url, country="NZ")
-        register_app(xero_url)
-        client = app.test_client()
-        made = new_location(client, currency="NZD", **(location or {}))
-        connect_xero(app, made["id"], xero_url, org, **settings)
-        yield XeroStack(app, client, made, xero_url, org)
+        with serve_in_thread(app) as crm_url:
+            org = create_org(xero_url, country="NZ")
+            register_app(xero_url, webhook_url=crm_url + WEBHOOK_PATH, webhook_key=WEBHOOK_KEY)
+            client = app.test_client()
+            made = new_location(client, currency="NZD", **(location or {}))
+            connect_xero(app, made["id"], xero_url, org, **settings)
+            yield XeroStack(app, client, made, xero_url, org, crm_url)
     finally:
         close(app)
