@@ -35,6 +35,7 @@ HOWTO: dict[str, str] = {
     "XERO_CLIENT_ID": "copy the Client id from your app's Configuration page at developer.xero.com, or leave it unset (no Xero)",
     "XERO_CLIENT_SECRET": "copy the Client secret from your app's Configuration page at developer.xero.com (with XERO_CLIENT_ID)",
     "XERO_BASE_URL": "leave it unset for Xero itself, or give the absolute URL of a local Xero (xero-sandbox) serving identity and API alike",
+    "XERO_REDIRECT_URI": "set it to the absolute callback URL registered with your Xero app, e.g. https://crm.example.com/integrations/quickbooks/xero/callback",
     "XERO_WEBHOOK_KEY": "copy the Webhooks key from your app's Webhooks page at developer.xero.com, or leave it unset (no Xero webhooks; the poll still runs)",
     "RETENTION_DAYS": "give a whole number of days from 2 to 3650 (default 30) after which settled inbox, outbox, OAuth-state and sync-run rows are deleted",
 }
@@ -76,6 +77,7 @@ class _SettingsSchema(Schema):
     # Xero (optional): the app's keys; XERO_BASE_URL points login, identity and API at a local Xero.
     XERO_CLIENT_ID = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
     XERO_CLIENT_SECRET = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500))
+    XERO_REDIRECT_URI = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
     XERO_WEBHOOK_KEY = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500))
     XERO_BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
 
@@ -118,8 +120,9 @@ class _SettingsSchema(Schema):
             raise ValidationError(
                 "required when ENVIRONMENT is a discovery-document URL", field_name="API_BASE_URL"
             )
-        if data["XERO_CLIENT_ID"] and not data["XERO_CLIENT_SECRET"]:
-            raise ValidationError("required with XERO_CLIENT_ID", field_name="XERO_CLIENT_SECRET")
+        for needed in ("XERO_CLIENT_SECRET", "XERO_REDIRECT_URI"):
+            if data["XERO_CLIENT_ID"] and not data[needed]:
+                raise ValidationError("required with XERO_CLIENT_ID", field_name=needed)
         return Settings(
             database_url=data["DATABASE_URL"],
             redis_url=data["REDIS_URL"],
@@ -139,6 +142,7 @@ class _SettingsSchema(Schema):
             xero_client_secret=data["XERO_CLIENT_SECRET"],
             xero_base_url=(data["XERO_BASE_URL"] or "").rstrip("/") or None,
             xero_webhook_key=data["XERO_WEBHOOK_KEY"],
+            xero_redirect_uri=data["XERO_REDIRECT_URI"],
         )
 
 
@@ -201,6 +205,7 @@ class Settings:
     xero_client_id: str | None = None
     xero_client_secret: str | None = None
     xero_base_url: str | None = None
+    xero_redirect_uri: str | None = None  # the OAuth callback registered with the Xero app
     xero_webhook_key: str | None = None  # None: Xero webhooks are refused (404); the poll still runs
 
     def __repr__(self) -> str:

@@ -163,7 +163,7 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
     what changed in QuickBooks while the location was disconnected (its webhooks reached no one; the
     CDC watermark was kept, and one older than CDC's 30 days falls back to a full reconcile); an
     import the disconnect interrupted is resumed."""
-    _resume_parked(state, tenant, now)
+    resume_parked(state, tenant, now)
     connection = connection_for(state.engine, tenant)
     if same_company and connection is not None and connection.realm_id:
         revived = inbox.revive_orphans(state.engine, connection.realm_id, tenant, now)
@@ -178,7 +178,7 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
         start_import(state, tenant)  # queued ahead of the poll (both go to the front): it runs first
 
 
-def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
+def resume_parked(state: Services, tenant: str, now: datetime) -> None:
     """Rows parked while the connection needed reconnecting go back to the queue now."""
     outbox.due_now(state.engine, tenant, now, every_pending=True)  # expired: the sweep below takes them
     sweep_outbox(state, now=now)

@@ -120,6 +120,9 @@ class OAuthState(SQLModel, table=True):
     user_id: str = Field(max_length=64)
     switch_company: bool = False
     import_invoices: bool = False
+    provider: str = Field(default=Provider.QUICKBOOKS.value, max_length=16)
+    # Xero's PKCE code verifier (encrypted with the token keys), kept until the callback.
+    code_verifier_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     expires_at: datetime = Field(sa_column=utc_column(nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=utc_column())
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

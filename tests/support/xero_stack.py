@@ -25,10 +25,12 @@ from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import store_settings
 from crm_qbo_plugin.xero import Tokens, XeroClient
 from reference_crm.app import create_app
+from tests.support.crm_stack import CSRF, PASSWORD
 from tests.support.reference_crm_app import close, crm_config, new_location
 from tests.xero_sandbox.support import (
     CLIENT_ID,
     CLIENT_SECRET,
+    REDIRECT_URI,
     connect,
     control,
     create_org,
@@ -59,6 +61,16 @@ class XeroStack:
         """A call to the CRM's JSON API with the location's key."""
         return self.client.open(path, method=method, headers=self.location["auth"], **kw)
 
+    def sign_in(self) -> FlaskClient:
+        """A browser-like client signed in as the location's owner."""
+        web = self.app.test_client()
+        token = CSRF.search(web.get("/login").text)
+        assert token is not None
+        answer = web.post("/login", data={"email": self.location["login"]["email"], "password": PASSWORD,
+                                          "csrf_token": token.group(1)})
+        assert answer.status_code == 302, answer.text
+        return web
+
     def work(self) -> None:
         """Run every queued job in-process until the queue is empty."""
         state = get_state(self.app)
@@ -83,7 +95,8 @@ class XeroStack:
 def xero_overrides(xero_url: str) -> dict[str, str]:
     """CRM_QBO_XERO_* settings that point the plugin at this sandbox."""
     return {"CRM_QBO_XERO_CLIENT_ID": CLIENT_ID, "CRM_QBO_XERO_CLIENT_SECRET": CLIENT_SECRET,
-            "CRM_QBO_XERO_BASE_URL": xero_url, "CRM_QBO_XERO_WEBHOOK_KEY": WEBHOOK_KEY}
+            "CRM_QBO_XERO_BASE_URL": xero_url, "CRM_QBO_XERO_WEBHOOK_KEY": WEBHOOK_KEY,
+            "CRM_QBO_XERO_REDIRECT_URI": REDIRECT_URI}
 
 
 @contextmanager
@@ -110,7 +123,7 @@ def connect_xero(app: Flask, tenant: str, xero_url: str, org: str, **settings: A
 
 @contextmanager
 def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[str, Any] | None = None,
-                   **settings: Any) -> Iterator[XeroStack]:
+                   connected: bool = True, **settings: Any) -> Iterator[XeroStack]:
     """A fresh NZD location of the reference CRM, served on a loopback port, connected to a new NZ
     organisation whose app sends its webhooks to the CRM."""
     from qbo_sandbox.server import serve_in_thread
@@ -122,7 +135,8 @@ def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[
             register_app(xero_url, webhook_url=crm_url + WEBHOOK_PATH, webhook_key=WEBHOOK_KEY)
             client = app.test_client()
             made = new_location(client, currency="NZD", **(location or {}))
-            connect_xero(app, made["id"], xero_url, org, **settings)
+            if connected:
+                connect_xero(app, made["id"], xero_url, org, **settings)
             yield XeroStack(app, client, made, xero_url, org, crm_url)
     finally:
         close(app)

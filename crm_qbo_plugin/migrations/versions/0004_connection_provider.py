@@ -1,4 +1,5 @@
-"""The accounting system on the connection, and ids wide enough for Xero's (36-character UUIDs).
+"""The accounting system on the connection (and on a pending connect, with Xero's PKCE verifier),
+and ids wide enough for Xero's (36-character UUIDs).
 
 Existing connections are QuickBooks ones (the server default fills them), so the migration runs on
 a live database; widening a VARCHAR keeps every stored value.
@@ -45,10 +46,17 @@ def upgrade() -> None:
     with op.batch_alter_table('qbo_connection', schema=None) as batch_op:
         batch_op.add_column(sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
                                       server_default='quickbooks'))
+    with op.batch_alter_table('qbo_oauth_state', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
+                                      server_default='quickbooks'))
+        batch_op.add_column(sa.Column('code_verifier_enc', sa.Text(), nullable=True))
     _resize(OLD, NEW)
 
 
 def downgrade() -> None:
     _resize(NEW, OLD)
+    with op.batch_alter_table('qbo_oauth_state', schema=None) as batch_op:
+        batch_op.drop_column('code_verifier_enc')
+        batch_op.drop_column('provider')
     with op.batch_alter_table('qbo_connection', schema=None) as batch_op:
         batch_op.drop_column('provider')

@@ -1,0 +1,106 @@
+"""The card lets a location connect to Xero instead of QuickBooks: consent at (the local) Xero with
+PKCE, the callback stores a Xero connection, and the location's invoices then go to Xero."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import requests
+
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.connections import connection_for
+from tests.support.xero_stack import BOOKS, xero_crm_stack, xero_sandbox
+from tests.xero_sandbox.support import approve
+
+CARD = "/integrations/quickbooks/"
+CARD_CSRF = re.compile(r'id="connect-form">\s*<input type="hidden" name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def xero_url() -> Iterator[str]:
+    with xero_sandbox() as url:
+        yield url
+
+
+def _start(web) -> str:
+    page = web.get(CARD)
+    assert page.status_code == 200
+    assert 'id="connect-xero"' in page.text
+    token = CARD_CSRF.search(page.text)
+    assert token is not None
+    answer = web.post(CARD + "connect", data={"csrf_token": token.group(1), "provider": "xero"})
+    assert answer.status_code == 303
+    return str(answer.headers["Location"])
+
+
+def _callback(web, params: dict[str, str]):
+    return web.get(CARD + "xero/callback?" + urllib.parse.urlencode(params))
+
+
+def test_a_location_connects_to_xero_from_the_card_and_its_invoices_go_there(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, connected=False) as stack:
+        web = stack.sign_in()
+        consent = _start(web)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(consent).query))
+        assert (query["code_challenge_method"], query["response_type"]) == ("S256", "code")
+        back = approve(consent, stack.org)
+        done = _callback(web, back)
+        assert done.status_code == 303, done.text
+        state = get_state(stack.app)
+        conn = connection_for(state.engine, stack.tenant)
+        assert conn is not None
+        assert (conn.provider, conn.realm_id, conn.status, conn.home_currency) == ("xero", stack.org, "connected", "NZD")
+        state_row_reused = _callback(web, back)  # the state is single use
+        assert state_row_reused.status_code == 400
+        saved = web.patch(CARD + "api/settings", json=BOOKS, headers={"X-CSRF-Token": _csrf(web)})
+        assert saved.status_code == 200, saved.json
+        contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace"}).json
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        with stack.xero() as xero:
+            pushed = xero.find_invoice_by_number(stack.api("GET", f"/api/invoices/{invoice['id']}").json["number"])
+        assert pushed is not None and pushed["Total"] == Decimal("42.00")
+
+
+def _csrf(web) -> str:
+    token = re.search(r'data-csrf="([^"]+)"', web.get(CARD).text)
+    assert token is not None
+    return token.group(1)
+
+
+def test_a_forged_or_cancelled_xero_callback_stores_nothing(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, connected=False) as stack:
+        web = stack.sign_in()
+        consent = _start(web)
+        state_value = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(consent).query))["state"]
+        forged = _callback(web, {"state": "not-the-state", "code": "abc"})
+        assert forged.status_code == 400
+        cancelled = _callback(web, {"state": state_value, "error": "access_denied"})
+        assert cancelled.status_code == 400
+        assert "cancelled at Xero" in cancelled.text
+        assert connection_for(get_state(stack.app).engine, stack.tenant) is None or \
+            connection_for(get_state(stack.app).engine, stack.tenant).realm_id is None
+        assert requests.get(f"{xero_url}/_sandbox/stats", timeout=10).json()["token_endpoint_calls"] == 0
+
+
+def test_a_xero_locations_card_settings_are_checked_against_the_organisation(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        web = stack.sign_in()
+        refused = web.patch(CARD + "api/settings", headers={"X-CSRF-Token": _csrf(web)}, json={
+            "revenue_account_id": "090", "payment_account_id": "200", "tax_mapping": {"none": "NOPE"}})
+        assert refused.status_code == 400, refused.json
+        assert refused.json["fields"] == {
+            "revenue_account_id": "not the code of an active revenue account of the connected organisation",
+            "payment_account_id": "not the code of an active bank account of the connected organisation",
+            "tax_mapping": "unknown Xero tax type(s): NOPE"}
+        conn = connection_for(get_state(stack.app).engine, stack.tenant)
+        assert conn is not None and {k: conn.settings[k] for k in BOOKS} == BOOKS  # nothing changed
+        accepted = web.patch(CARD + "api/settings", headers={"X-CSRF-Token": _csrf(web)},
+                             json={"revenue_account_id": "200", "payment_account_id": "090"})
+        assert accepted.status_code == 200, accepted.json
