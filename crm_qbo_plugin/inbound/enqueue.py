@@ -11,6 +11,8 @@ import logging
 import redis
 
 from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.tables import Connection
+from crm_qbo_plugin.store.types import Provider
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +99,11 @@ def request_xero_poll(state: Services, connection_id: int) -> bool:
         log.warning("inbound.xero_poll_not_queued error=%s next=scheduler", type(exc).__name__)
         return False
     return True
+
+
+def request_sync(state: Services, conn: Connection) -> bool:
+    """"Sync now": queue the poll of the connection's books (QuickBooks' CDC poll or Xero's
+    modified-since poll, which also applies pending Xero webhook notices)."""
+    if conn.provider == Provider.XERO.value:
+        return conn.id is not None and request_xero_poll(state, conn.id)
+    return enqueue_poll(state, conn.tenant_id)

@@ -64,16 +64,45 @@ NOT_REVENUE = frozenset({"DiscountsRefundsGiven", "UnappliedCashPaymentIncome"})
 
 
 def income_accounts(state: Services, conn: Connection) -> list[dict[str, Any]]:
-    with client_for(state, _realm(conn)) as qbo:
+    """The accounts sales may go to, for the card's revenue-account choice."""
+    return ACCOUNT_LISTS[conn.provider](state, _realm(conn))
+
+
+def tax_codes(state: Services, conn: Connection) -> list[dict[str, Any]]:
+    """The company's tax codes (QuickBooks) or tax types (Xero), for the card's tax mapping."""
+    return TAX_LISTS[conn.provider](state, _realm(conn))
+
+
+def _qbo_income_accounts(state: Services, realm_id: str) -> list[dict[str, Any]]:
+    with client_for(state, realm_id) as qbo:
         rows = qbo.query_all("Account", where=[eq("AccountType", "Income"), eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "account_type": r.get("AccountSubType") or r.get("AccountType", "")}
             for r in rows if r.get("AccountSubType") not in NOT_REVENUE]
 
 
-def tax_codes(state: Services, conn: Connection) -> list[dict[str, Any]]:
-    with client_for(state, _realm(conn)) as qbo:
+def _qbo_tax_codes(state: Services, realm_id: str) -> list[dict[str, Any]]:
+    with client_for(state, realm_id) as qbo:
         rows = qbo.query_all("TaxCode", where=[eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "description": r.get("Description")} for r in rows]
+
+
+def _xero_revenue_accounts(state: Services, org: str) -> list[dict[str, Any]]:
+    with closing(xero_client_for(state, org)) as xero:
+        rows = xero.accounts()
+    return [{"id": str(r["Code"]), "name": r.get("Name", ""), "account_type": r.get("Type", "")}
+            for r in sorted(rows, key=lambda r: str(r.get("Name", "")))
+            if r.get("Class") == "REVENUE" and r.get("Status", "ACTIVE") == "ACTIVE" and r.get("Code")]
+
+
+def _xero_tax_types(state: Services, org: str) -> list[dict[str, Any]]:
+    with closing(xero_client_for(state, org)) as xero:
+        rows = xero.tax_rates()
+    return [{"id": str(r["TaxType"]), "name": r.get("Name", ""), "description": None}
+            for r in sorted(rows, key=lambda r: str(r.get("Name", ""))) if r.get("Status", "ACTIVE") == "ACTIVE"]
+
+
+ACCOUNT_LISTS = {Provider.QUICKBOOKS.value: _qbo_income_accounts, Provider.XERO.value: _xero_revenue_accounts}
+TAX_LISTS = {Provider.QUICKBOOKS.value: _qbo_tax_codes, Provider.XERO.value: _xero_tax_types}
 
 
 def _realm(conn: Connection) -> str:

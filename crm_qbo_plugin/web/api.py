@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from crm_qbo_plugin.events import has_control_characters
 from crm_qbo_plugin.host import RecordLabel, describe_records, search_records
-from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.inbound.enqueue import request_sync
 from crm_qbo_plugin.onboarding.lifecycle import get_connection
 from crm_qbo_plugin.onboarding.setup import (
     SettingsRejected,
@@ -249,7 +249,7 @@ def sync_now() -> tuple[Response, int]:
     conn = get_connection(state, user.tenant)
     if conn is None or conn.status != ConnectionStatus.CONNECTED.value:
         return _problem(409, "connect QuickBooks first")
-    enqueue_poll(state, user.tenant)
+    request_sync(state, conn)
     resent = resend_waiting(state, user.tenant)
     return jsonify({"poll_queued": True, "outbox_requeued": resent}), 202
 

@@ -104,3 +104,22 @@ def test_a_xero_locations_card_settings_are_checked_against_the_organisation(plu
         accepted = web.patch(CARD + "api/settings", headers={"X-CSRF-Token": _csrf(web)},
                              json={"revenue_account_id": "200", "payment_account_id": "090"})
         assert accepted.status_code == 200, accepted.json
+
+
+def test_a_xero_locations_card_lists_its_accounts_and_tax_types_and_syncs_now(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        web = stack.sign_in()
+        assert web.get(CARD).status_code == 200
+        status = web.get(CARD + "api/status")
+        assert status.status_code == 200, status.json
+        accounts = web.get(CARD + "api/accounts")
+        assert accounts.status_code == 200, accounts.json
+        assert {"id": "200", "name": "Sales", "account_type": "REVENUE"} in accounts.json
+        assert all(a["id"] != "090" for a in accounts.json)  # the bank account is no revenue account
+        taxes = web.get(CARD + "api/tax-codes")
+        assert taxes.status_code == 200 and "NONE" in {t["id"] for t in taxes.json}
+        synced = web.post(CARD + "api/sync-now", headers={"X-CSRF-Token": _csrf(web)})
+        assert synced.status_code == 202, synced.json
+        queued = get_state(stack.app).queue.jobs
+        assert [j.func_name for j in queued] == ["crm_qbo_plugin.jobs.inbound_tasks.poll_xero_connection"]
+        stack.work()
