@@ -32,7 +32,8 @@ from crm_qbo_plugin.store.connections import (
 )
 from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.store.tables import Connection
-from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.store.types import Provider, utcnow
+from crm_qbo_plugin.xero import XeroError
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,8 @@ def resume_parked(state: Services, tenant: str, now: datetime) -> None:
 
 
 def unlink(state: Services, tenant: str) -> bool:
-    """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
+    """Revoke at the provider (Intuit or Xero), forget the tokens, free the company; links are kept
+    for a reconnect."""
     dropped = disconnect(state.engine, tenant, state.cipher)
     if dropped is None:
         return False
@@ -193,9 +195,28 @@ def unlink(state: Services, tenant: str) -> bool:
         log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
     refresh = dropped.refresh_token
     if refresh:
-        try:
-            state.token_endpoint.revoke(refresh)
-        except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
-            log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+        REVOKERS[dropped.provider](state, refresh)
     log.info("connection.unlinked")
     return True
+
+
+def _revoke_at_intuit(state: Services, refresh: str) -> None:
+    try:
+        state.token_endpoint.revoke(refresh)
+    except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
+        log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+
+
+def _revoke_at_xero(state: Services, refresh: str) -> None:
+    if state.xero_identity is None:  # the deployment dropped its Xero app: Xero expires the grant
+        log.warning("connection.revoke_skipped after=unlink provider=xero reason=not_configured")
+        return
+    try:
+        state.xero_identity.revoke(refresh)
+    except XeroError as exc:  # the tokens are gone here either way; Xero expires them too
+        log.warning("connection.revoke_failed after=unlink provider=xero error=%s tokens=deleted_locally",
+                    type(exc).__name__)
+
+
+# Where a dropped connection's grant is revoked, by its provider (a token never goes to the other).
+REVOKERS = {Provider.QUICKBOOKS.value: _revoke_at_intuit, Provider.XERO.value: _revoke_at_xero}

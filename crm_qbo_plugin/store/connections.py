@@ -77,11 +77,12 @@ def store_connection(engine: Engine, tenant: str, realm_id: str, tokens: BaseTok
 
 @dataclass(frozen=True)
 class Disconnected:
-    """A connection just dropped: its refresh token to revoke at Intuit (None if it had none or it
-    could not be decrypted)."""
+    """A connection just dropped: its refresh token to revoke at its provider (None if it had none
+    or it could not be decrypted)."""
 
     refresh_token: str | None
     tokens_unreadable: bool = False
+    provider: str = Provider.QUICKBOOKS.value
 
 
 def disconnect(engine: Engine, tenant: str, cipher: TokenCipher) -> Disconnected | None:
@@ -105,7 +106,7 @@ def disconnect(engine: Engine, tenant: str, cipher: TokenCipher) -> Disconnected
         db.add(row)
         oauth_state.forget(db, tenant)
         db.commit()
-    return Disconnected(refresh, unreadable)
+    return Disconnected(refresh, unreadable, row.provider)
 
 
 def connection_by_id(engine: Engine, connection_id: int) -> Connection | None:

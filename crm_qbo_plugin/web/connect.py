@@ -96,6 +96,9 @@ def xero_callback() -> Response | tuple[str, int]:
 def disconnect() -> Response:
     user = require_user()
     check_csrf()
-    if unlink(get_state(), user.tenant):
-        flash("QuickBooks was disconnected. Nothing syncs until you connect again.")
+    state = get_state()
+    was = get_connection(state, user.tenant)
+    if unlink(state, user.tenant):
+        books = "Xero" if was is not None and was.provider == Provider.XERO.value else "QuickBooks"
+        flash(f"{books} was disconnected. Nothing syncs until you connect again.")
     return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)

@@ -13,6 +13,7 @@ import requests
 
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.xero import ReconnectRequired
 from tests.support.xero_stack import BOOKS, xero_crm_stack, xero_sandbox
 from tests.xero_sandbox.support import approve
 
@@ -123,3 +124,22 @@ def test_a_xero_locations_card_lists_its_accounts_and_tax_types_and_syncs_now(pl
         queued = get_state(stack.app).queue.jobs
         assert [j.func_name for j in queued] == ["crm_qbo_plugin.jobs.inbound_tasks.poll_xero_connection"]
         stack.work()
+
+
+def test_disconnecting_a_xero_location_revokes_its_grant_at_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        state = get_state(stack.app)
+        conn = connection_for(state.engine, stack.tenant)
+        assert conn is not None and conn.refresh_token_enc is not None
+        refresh = state.cipher.decrypt(conn.refresh_token_enc)
+        web = stack.sign_in()
+        page = web.get(CARD).text
+        token = re.search(r'id="unlink-form" class="unlink">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        assert web.post(CARD + "unlink", data={"csrf_token": token.group(1)}).status_code == 303
+        after = connection_for(state.engine, stack.tenant)
+        assert after is not None and (after.status, after.realm_id, after.refresh_token_enc) == ("disconnected", None, None)
+        assert "Xero was disconnected." in web.get(CARD).text
+        assert state.xero_identity is not None
+        with pytest.raises(ReconnectRequired):  # the grant is gone at Xero, not just here
+            state.xero_identity.refresh(refresh)
