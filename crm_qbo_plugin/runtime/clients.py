@@ -59,15 +59,20 @@ def xero_api_url(settings: Settings) -> str:
     return f"{settings.xero_base_url}/api.xro/2.0" if settings.xero_base_url else "https://api.xero.com/api.xro/2.0"
 
 
-def xero_client_for(state: Services, tenant_id: str) -> XeroClient:
-    """The client of one Xero organisation; its tokens live on the connection whose realm_id is
-    `tenant_id`, refreshed single-flight like QuickBooks' (Xero rotates the refresh token)."""
+def xero_token_manager(state: Services, tenant_id: str) -> XeroTokenManager:
+    """The tokens of the connection whose realm_id is the organisation `tenant_id`, refreshed
+    single-flight like QuickBooks' (Xero rotates the refresh token on every refresh)."""
     if state.xero_identity is None:
         raise XeroReconnectRequired("this deployment has no Xero app configured (CRM_QBO_XERO_CLIENT_ID)")
-    tokens = XeroTokenManager(tenant_id, DbTokenStore(state.engine, state.cipher, XeroTokens), state.xero_identity,
-                              state.redis,
-                              on_refresh=lambda outcome: metrics.count(state.redis, "token_refreshes", outcome=outcome))
-    return XeroClient(tenant_id, tokens, limiter=state.xero_limiter, base_url=xero_api_url(state.settings))
+    return XeroTokenManager(tenant_id, DbTokenStore(state.engine, state.cipher, XeroTokens), state.xero_identity,
+                            state.redis,
+                            on_refresh=lambda outcome: metrics.count(state.redis, "token_refreshes", outcome=outcome))
+
+
+def xero_client_for(state: Services, tenant_id: str) -> XeroClient:
+    """The client of one Xero organisation, with its connection's tokens."""
+    return XeroClient(tenant_id, xero_token_manager(state, tenant_id), limiter=state.xero_limiter,
+                      base_url=xero_api_url(state.settings))
 
 
 def xero_client_with_token(state: Services, tenant_id: str, access_token: str) -> XeroClient:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -16,6 +17,7 @@ from crm_qbo_plugin.runtime.clients import books_client
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connected, connection_for
 from crm_qbo_plugin.store.tables import Connection
+from crm_qbo_plugin.store.types import utcnow
 from crm_qbo_plugin.xero import XeroClient
 from tests.support.crm_stack import crm_stack
 from tests.support.xero_stack import xero_crm_stack, xero_sandbox
@@ -68,3 +70,22 @@ def test_a_quickbooks_connection_still_gets_a_quickbooks_client(plugin_config, s
         assert row is not None and row.provider == "quickbooks"
         with qbo_stack.app.app_context(), books_client(get_state(qbo_stack.app), row) as client:
             assert isinstance(client, QboClient)
+
+
+def test_an_idle_xero_connection_is_kept_alive_by_xero_not_by_intuit(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        state = get_state(stack.app)
+        with Session(state.engine) as db:
+            row = db.exec(select(Connection).where(Connection.tenant_id == stack.tenant)).one()
+            before = row.refresh_token_enc
+            assert row.refresh_expires_at is not None
+            row.refresh_expires_at = utcnow() + timedelta(days=20)  # a month unused: under 30 days left
+            db.add(row)
+            db.commit()
+        with stack.app.app_context():
+            assert refresh_idle_connections(state) == 1
+        after = _row(stack.app, stack.tenant)
+        assert after.status == "connected" and after.refresh_token_enc != before
+        assert after.refresh_expires_at is not None and after.refresh_expires_at > utcnow() + timedelta(days=59)
+        with stack.xero() as xero:
+            assert xero.organisation()["BaseCurrency"] == "NZD"
