@@ -103,7 +103,7 @@ class QuickBooksPlugin:
             return None
         conn = connection_for(state.engine, tenant)
         sandbox = state.settings.environment.lower() != "production"
-        return badge_of(link, conn.realm_id if conn else None, sandbox)
+        return badge_of(link, conn.realm_id if conn else None, sandbox, conn.provider if conn else "quickbooks")
 
     def retry_record(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
         """Retry from the host's page: the record is sent to QuickBooks again (its badge turns to

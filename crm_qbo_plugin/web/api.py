@@ -215,11 +215,13 @@ def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
     for row in rows:
         by_kind.setdefault(HOST_KIND.get(row.kind, row.kind), []).append(row.crm_id)
     labels = {kind: describe_records(state.host, tenant, kind, ids) for kind, ids in by_kind.items()}
+    conn = get_connection(state, tenant)
+    provider = conn.provider if conn is not None else "quickbooks"
     readable = []
     for row in rows:
         label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
         qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id,
-                                              (row.detail or {}).get(DOC_NUMBER))
+                                              (row.detail or {}).get(DOC_NUMBER), provider)
         readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
                          "actions": wording.ACTIONS.get(row.status, []),
                          "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})

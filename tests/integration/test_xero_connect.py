@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from crm_qbo_plugin import QuickBooksPlugin
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.xero import ReconnectRequired
@@ -143,3 +144,22 @@ def test_disconnecting_a_xero_location_revokes_its_grant_at_xero(plugin_config, 
         assert state.xero_identity is not None
         with pytest.raises(ReconnectRequired):  # the grant is gone at Xero, not just here
             state.xero_identity.refresh(refresh)
+
+
+def test_a_xero_locations_records_link_to_their_pages_in_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace"}).json
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        number = stack.api("GET", f"/api/invoices/{invoice['id']}").json["number"]
+        web = stack.sign_in()
+        records = web.get(CARD + "api/records?kind=invoice&status=synced")
+        assert records.status_code == 200, records.json
+        [row] = records.json
+        assert row["qbo_title"] == f"Xero invoice {number}"
+        assert row["qbo_url"] == f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={row['qbo_id']}"
+        with stack.app.app_context():
+            badge = QuickBooksPlugin().record_sync(stack.tenant, "invoice", invoice["id"])
+        assert badge is not None and (badge.status, badge.qbo_url) == ("synced", row["qbo_url"])
