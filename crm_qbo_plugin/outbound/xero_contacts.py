@@ -95,6 +95,19 @@ def _create(push: XeroPush, contact: Contact, generation: int) -> str:
                        "rename the contact in the CRM or in Xero, then retry")
 
 
+def _holds(current: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """True when the Xero contact already carries every field of `body` (its phone as the
+    DEFAULT phone): then an update would change nothing."""
+    for key, value in body.items():
+        if key == "Phones":
+            default: Mapping[str, Any] = next((p for p in current.get("Phones") or [] if p.get("PhoneType") == "DEFAULT"), {})
+            if default.get("PhoneNumber") != value[0]["PhoneNumber"]:
+                return False
+        elif current.get(key) != value:
+            return False
+    return True
+
+
 def _name_taken(exc: ValidationError) -> bool:
     return any("contact name" in m.lower() and "already" in m.lower() for m in exc.messages)
 
@@ -132,7 +145,7 @@ def _update(push: XeroPush, contact: Contact, xero_id: str) -> None:
     keep = str(current.get("Name")) if current.get("Name") in names else names[0]
     for index, name in enumerate([keep, *[n for n in names if n != keep]]):
         body = contact_body(contact, name)
-        if index == 0 and all(current.get(k) == v for k, v in body.items() if k != "Phones"):
+        if index == 0 and _holds(current, body):
             _record(push, contact.id, current)
             raise Skip("nothing we own changed")
         try:

@@ -273,3 +273,17 @@ def test_a_connection_xero_refuses_needs_reconnecting_and_its_work_waits(plugin_
         assert (waiting.status, waiting.last_error) == ("pending", WAITING_FOR_RECONNECT)
         with stack.xero() as xero:
             assert xero.find_invoice_by_number(invoice["number"]) is None
+
+
+def test_a_phone_only_edit_reaches_the_xero_contact(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        ada = _contact(stack)
+        _sent_invoice(stack, ada, [{"name": "Gardening", "quantity": "1", "unit_price": "10.00"}])
+        edited = stack.api("PATCH", f"/api/contacts/{ada['id']}", json={"phone": "+64 21 555 0100"})
+        assert edited.status_code == 200, edited.json
+        stack.work()
+        link = get_link(get_state(stack.app), stack.tenant, "contact", ada["id"])
+        assert link is not None and link.qbo_id is not None
+        with stack.xero() as xero:
+            phones = {p["PhoneType"]: p.get("PhoneNumber") for p in xero.get_contact(link.qbo_id)["Phones"]}
+        assert phones["DEFAULT"] == "+64 21 555 0100"
