@@ -17,14 +17,16 @@ from crm_qbo_plugin.events import HostEvent
 from crm_qbo_plugin.host import CrmHost
 from crm_qbo_plugin.manifest import load_manifest
 from crm_qbo_plugin.outbound.badge import RecordSync, badge_of
-from crm_qbo_plugin.outbound.handlers import HANDLERS
+from crm_qbo_plugin.outbound.handlers import fresh_handlers
 from crm_qbo_plugin.outbound.intake import PublishResult, publish, publish_many
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.runtime import services as _services
+from crm_qbo_plugin.runtime.clients import xero_identity
 from crm_qbo_plugin.runtime.queue import make_queue
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.settings import load_settings
 from crm_qbo_plugin.store.db import make_engine
+from crm_qbo_plugin.xero import RedisLimiter as XeroLimiter
 
 EXTENSION_KEY = "crm_qbo"
 
@@ -71,7 +73,9 @@ class QuickBooksPlugin:
             cipher=TokenCipher(settings.secret_keys),
             token_endpoint=IntuitTokenEndpoint(settings.client_id, settings.client_secret, settings.environment),
             limiter=RedisLimiter(connection),
-            handlers=dict(HANDLERS),
+            xero_identity=xero_identity(settings),
+            xero_limiter=XeroLimiter(connection),
+            handlers=fresh_handlers(),
         )
         _services.provide(get_services)
         app.register_blueprint(make_blueprint(), url_prefix=manifest.mount_path)
@@ -99,7 +103,7 @@ class QuickBooksPlugin:
             return None
         conn = connection_for(state.engine, tenant)
         sandbox = state.settings.environment.lower() != "production"
-        return badge_of(link, conn.realm_id if conn else None, sandbox)
+        return badge_of(link, conn.realm_id if conn else None, sandbox, conn.provider if conn else "quickbooks")
 
     def retry_record(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
         """Retry from the host's page: the record is sent to QuickBooks again (its badge turns to

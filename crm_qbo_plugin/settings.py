@@ -32,6 +32,11 @@ HOWTO: dict[str, str] = {
     "HOST_SECRETS": "give comma-separated host_id=secret pairs (secrets of at least 16 characters) for hosts that post events over HTTP — host_id:tenant1|tenant2=secret binds a host to those tenants — or leave it unset",
     "POLL_SECONDS": "give the seconds between CDC polls of each company as a whole number from 30 to 86400, or leave it unset for 300",
     "METRICS_TOKEN": "give a random bearer token of at least 24 characters for Prometheus to scrape /integrations/quickbooks/metrics with (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), or leave it unset to turn the endpoint off",
+    "XERO_CLIENT_ID": "copy the Client id from your app's Configuration page at developer.xero.com, or leave it unset (no Xero)",
+    "XERO_CLIENT_SECRET": "copy the Client secret from your app's Configuration page at developer.xero.com (with XERO_CLIENT_ID)",
+    "XERO_BASE_URL": "leave it unset for Xero itself, or give the absolute URL of a local Xero (xero-sandbox) serving identity and API alike",
+    "XERO_REDIRECT_URI": "set it to the absolute callback URL registered with your Xero app, e.g. https://crm.example.com/integrations/quickbooks/xero/callback",
+    "XERO_WEBHOOK_KEY": "copy the Webhooks key from your app's Webhooks page at developer.xero.com, or leave it unset (no Xero webhooks; the poll still runs)",
     "RETENTION_DAYS": "give a whole number of days from 2 to 3650 (default 30) after which settled inbox, outbox, OAuth-state and sync-run rows are deleted",
 }
 
@@ -68,6 +73,13 @@ class _SettingsSchema(Schema):
         validate.Length(min=24, max=256),
         validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII without spaces"),
     ])
+
+    # Xero (optional): the app's keys; XERO_BASE_URL points login, identity and API at a local Xero.
+    XERO_CLIENT_ID = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    XERO_CLIENT_SECRET = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500))
+    XERO_REDIRECT_URI = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
+    XERO_WEBHOOK_KEY = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500))
+    XERO_BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
 
     @validates("DATABASE_URL")
     def _database_url(self, value: str, **_: Any) -> None:
@@ -108,6 +120,9 @@ class _SettingsSchema(Schema):
             raise ValidationError(
                 "required when ENVIRONMENT is a discovery-document URL", field_name="API_BASE_URL"
             )
+        for needed in ("XERO_CLIENT_SECRET", "XERO_REDIRECT_URI"):
+            if data["XERO_CLIENT_ID"] and not data[needed]:
+                raise ValidationError("required with XERO_CLIENT_ID", field_name=needed)
         return Settings(
             database_url=data["DATABASE_URL"],
             redis_url=data["REDIS_URL"],
@@ -123,6 +138,11 @@ class _SettingsSchema(Schema):
             retention_days=data["RETENTION_DAYS"],
             poll_seconds=data["POLL_SECONDS"],
             metrics_token=data["METRICS_TOKEN"],
+            xero_client_id=data["XERO_CLIENT_ID"],
+            xero_client_secret=data["XERO_CLIENT_SECRET"],
+            xero_base_url=(data["XERO_BASE_URL"] or "").rstrip("/") or None,
+            xero_webhook_key=data["XERO_WEBHOOK_KEY"],
+            xero_redirect_uri=data["XERO_REDIRECT_URI"],
         )
 
 
@@ -181,6 +201,12 @@ class Settings:
     retention_days: int = 30
     poll_seconds: int = 300
     metrics_token: str | None = None  # bearer token of GET /metrics; None turns the endpoint off
+    # Xero: None when the host offers no Xero; xero_base_url None means Xero itself.
+    xero_client_id: str | None = None
+    xero_client_secret: str | None = None
+    xero_base_url: str | None = None
+    xero_redirect_uri: str | None = None  # the OAuth callback registered with the Xero app
+    xero_webhook_key: str | None = None  # None: Xero webhooks are refused (404); the poll still runs
 
     def __repr__(self) -> str:
         return (

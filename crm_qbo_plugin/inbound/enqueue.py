@@ -13,12 +13,15 @@ import logging
 import redis
 
 from crm_qbo_plugin.runtime.services import Services
+from crm_qbo_plugin.store.tables import Connection
+from crm_qbo_plugin.store.types import Provider
 
 log = logging.getLogger(__name__)
 
 DRAIN_INBOX = "crm_qbo_plugin.jobs.inbound_tasks.drain_inbox"
 POLL_CDC = "crm_qbo_plugin.jobs.inbound_tasks.poll_cdc"
 RUN_IMPORT = "crm_qbo_plugin.jobs.inbound_tasks.run_import"
+POLL_XERO = "crm_qbo_plugin.jobs.inbound_tasks.poll_xero_connection"
 DRAIN_FLAG_SECONDS = 60
 POLL_FLAG_SECONDS = 300
 # A drain that starts within BURST_SECONDS of the realm's previous drain (a burst of notices) first
@@ -79,3 +82,30 @@ def enqueue_poll(state: Services, tenant: str) -> bool:
 
 def enqueue_import(state: Services, tenant: str) -> None:
     state.queue.enqueue(RUN_IMPORT, tenant, job_timeout=4 * 3600, result_ttl=0, failure_ttl=86400, at_front=True)
+
+
+def xero_poll_flag(connection_id: int) -> str:
+    return f"crm-qbo:inbound:xero-poll-queued:{connection_id}"
+
+
+def request_xero_poll(state: Services, connection_id: int) -> bool:
+    """Queue one Xero poll (which also applies the organisation's pending webhook notices) unless
+    one is queued and not yet started. If Redis is unreachable the notices stay pending in the
+    database; the scheduler's next poll applies them."""
+    try:
+        if not state.redis.set(xero_poll_flag(connection_id), "1", nx=True, ex=POLL_FLAG_SECONDS):
+            return False
+        state.queue.enqueue(POLL_XERO, connection_id, job_timeout=1800, result_ttl=0, failure_ttl=86400,
+                            at_front=True)
+    except redis.RedisError as exc:
+        log.warning("inbound.xero_poll_not_queued error=%s next=scheduler", type(exc).__name__)
+        return False
+    return True
+
+
+def request_sync(state: Services, conn: Connection) -> bool:
+    """"Sync now": queue the poll of the connection's books (QuickBooks' CDC poll or Xero's
+    modified-since poll, which also applies pending Xero webhook notices)."""
+    if conn.provider == Provider.XERO.value:
+        return conn.id is not None and request_xero_poll(state, conn.id)
+    return enqueue_poll(state, conn.tenant_id)

@@ -8,9 +8,17 @@ import time
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.inbound.cdc import poll
 from crm_qbo_plugin.inbound.drain import drain_realm
-from crm_qbo_plugin.inbound.enqueue import GATHER_SECONDS, drain_flag, in_burst, poll_flag
+from crm_qbo_plugin.inbound.enqueue import (
+    GATHER_SECONDS,
+    drain_flag,
+    in_burst,
+    poll_flag,
+    xero_poll_flag,
+)
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
+from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.runtime.services import current
+from crm_qbo_plugin.store.connections import connection_by_id
 
 
 def _text_id(value: object, what: str) -> str:
@@ -46,3 +54,16 @@ def run_import(tenant: str) -> str:
     with logs.bind(tenant=tenant):
         run = import_tenant(current(), _text_id(tenant, "tenant"))
     return run.status if run is not None else "nothing-to-do"
+
+
+
+def poll_xero_connection(connection_id: int) -> str:
+    """One modified-since poll of a Xero connection (the scheduler queues one per connected one)."""
+    state = current()
+    state.redis.delete(xero_poll_flag(int(connection_id)))  # from now on a webhook queues a new poll
+    conn = connection_by_id(state.engine, int(connection_id))
+    if conn is None:
+        return "not-connected"
+    with logs.bind(tenant=conn.tenant_id, realm=conn.realm_id):
+        result = poll_xero(state, conn.tenant_id)
+    return f"{result.status} applied={result.applied} skipped={result.skipped}"

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from crm_qbo_plugin import logs
 from crm_qbo_plugin.automations.claims import complete_unfinished
 from crm_qbo_plugin.inbound.cdc import enqueue_polls
+from crm_qbo_plugin.inbound.xero_poll import enqueue_xero_polls
 from crm_qbo_plugin.jobs.automation_tasks import CHECK_OVERDUE
 from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
@@ -23,6 +24,7 @@ from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.connections import connected
 from crm_qbo_plugin.store.retention import Pruned, prune_settled
+from crm_qbo_plugin.store.types import Provider
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,9 @@ class LeaderScheduler:
             self.stop()
 
 
-def enqueue_for_connected(state: Services, task: str) -> int:
-    """Enqueue `task(connection_id)` for every connected tenant (ids only)."""
-    ids = [conn.id for conn in connected(state.engine)]
+def enqueue_for_connected(state: Services, task: str, provider: str = Provider.QUICKBOOKS.value) -> int:
+    """Enqueue `task(connection_id)` for every connected tenant of `provider` (ids only)."""
+    ids = [conn.id for conn in connected(state.engine, provider)]
     for connection_id in ids:
         state.queue.enqueue(task, connection_id, job_timeout=600, result_ttl=60, failure_ttl=86400)
     return len(ids)
@@ -132,6 +134,8 @@ def plugin_jobs(services: Services,
         ScheduledJob("outbox-sweeper", 15, in_app(sweep_outbox)),
         ScheduledJob("token-keepalive", 6 * 3600, in_app(refresh_idle_connections)),
         ScheduledJob("cdc-poll", services.settings.poll_seconds, in_app(enqueue_polls), run_at_start=True),
+        ScheduledJob("xero-poll", services.settings.poll_seconds,
+                     in_app(enqueue_xero_polls), run_at_start=True),
         ScheduledJob("automation-claims", 60, in_app(complete_unfinished)),
         ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: enqueue_for_connected(s, CHECK_OVERDUE))),
         ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(prune)),

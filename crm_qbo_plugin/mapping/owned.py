@@ -26,6 +26,11 @@ OWNED_FIELDS: dict[str, tuple[str, ...]] = {
     "SalesReceipt": ("DocNumber", "TxnDate", "CustomerRef.value", "CurrencyRef.value", "TotalAmt", "Line", "PrivateNote"),
     "Payment": ("TxnDate", "CustomerRef.value", "CurrencyRef.value", "TotalAmt", "Line", "PrivateNote"),
     "Item": ("Name", "Sku", "Type", "IncomeAccountRef.value", "Active"),
+    # Xero's records, as the plugin writes them (outbound/xero_*.py).
+    "XeroContact": ("Name", "FirstName", "LastName", "EmailAddress", "ContactStatus"),
+    "XeroInvoice": ("InvoiceNumber", "Date", "DueDate", "Contact.ContactID", "CurrencyCode", "Total", "AmountDue",
+                    "Status"),
+    "XeroPayment": ("Date", "Amount", "Invoice.InvoiceID", "Status"),
 }
 
 _LINE_FIELDS = (
@@ -83,6 +88,6 @@ def owned_values(entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def owned_hash(entity: str, data: Mapping[str, Any]) -> str:
-    """SHA-256 of the owned fields of `data` (a QBO entity body), canonically serialised."""
+    """SHA-256 of the owned fields of `data` (a QBO or Xero record), canonically serialised."""
     canonical = json.dumps(owned_values(entity, data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -32,7 +32,8 @@ from crm_qbo_plugin.store.connections import (
 )
 from crm_qbo_plugin.store.oauth_state import consume_state, issue_state
 from crm_qbo_plugin.store.tables import Connection
-from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.store.types import Provider, utcnow
+from crm_qbo_plugin.xero import XeroError
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
     what changed in QuickBooks while the location was disconnected (its webhooks reached no one; the
     CDC watermark was kept, and one older than CDC's 30 days falls back to a full reconcile); an
     import the disconnect interrupted is resumed."""
-    _resume_parked(state, tenant, now)
+    resume_parked(state, tenant, now)
     connection = connection_for(state.engine, tenant)
     if same_company and connection is not None and connection.realm_id:
         revived = inbox.revive_orphans(state.engine, connection.realm_id, tenant, now)
@@ -178,14 +179,15 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
         start_import(state, tenant)  # queued ahead of the poll (both go to the front): it runs first
 
 
-def _resume_parked(state: Services, tenant: str, now: datetime) -> None:
+def resume_parked(state: Services, tenant: str, now: datetime) -> None:
     """Rows parked while the connection needed reconnecting go back to the queue now."""
     outbox.due_now(state.engine, tenant, now, every_pending=True)  # expired: the sweep below takes them
     sweep_outbox(state, now=now)
 
 
 def unlink(state: Services, tenant: str) -> bool:
-    """Revoke at Intuit, forget the tokens, free the company; links are kept for a reconnect."""
+    """Revoke at the provider (Intuit or Xero), forget the tokens, free the company; links are kept
+    for a reconnect."""
     dropped = disconnect(state.engine, tenant, state.cipher)
     if dropped is None:
         return False
@@ -193,9 +195,28 @@ def unlink(state: Services, tenant: str) -> bool:
         log.warning("connection.unlink_without_revoke reason=tokens_unreadable")
     refresh = dropped.refresh_token
     if refresh:
-        try:
-            state.token_endpoint.revoke(refresh)
-        except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
-            log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+        REVOKERS[dropped.provider](state, refresh)
     log.info("connection.unlinked")
     return True
+
+
+def _revoke_at_intuit(state: Services, refresh: str) -> None:
+    try:
+        state.token_endpoint.revoke(refresh)
+    except QboError as exc:  # the tokens are gone here either way; Intuit expires them too
+        log.warning("connection.revoke_failed after=unlink error=%s tokens=deleted_locally", exc.code)
+
+
+def _revoke_at_xero(state: Services, refresh: str) -> None:
+    if state.xero_identity is None:  # the deployment dropped its Xero app: Xero expires the grant
+        log.warning("connection.revoke_skipped after=unlink provider=xero reason=not_configured")
+        return
+    try:
+        state.xero_identity.revoke(refresh)
+    except XeroError as exc:  # the tokens are gone here either way; Xero expires them too
+        log.warning("connection.revoke_failed after=unlink provider=xero error=%s tokens=deleted_locally",
+                    type(exc).__name__)
+
+
+# Where a dropped connection's grant is revoked, by its provider (a token never goes to the other).
+REVOKERS = {Provider.QUICKBOOKS.value: _revoke_at_intuit, Provider.XERO.value: _revoke_at_xero}

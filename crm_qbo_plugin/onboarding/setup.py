@@ -3,17 +3,18 @@ whether setup is complete (revenue account chosen, taxes confirmed, currencies c
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from crm_qbo_plugin.host import LocationProfile
 from crm_qbo_plugin.qbo import eq, in_
-from crm_qbo_plugin.runtime.clients import client_for
+from crm_qbo_plugin.runtime.clients import client_for, xero_client_for
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings
 from crm_qbo_plugin.store.connections import connection_for, store_settings
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
-from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.store.types import Provider, utcnow
 
 
 class SettingsRejected(Exception):
@@ -63,16 +64,45 @@ NOT_REVENUE = frozenset({"DiscountsRefundsGiven", "UnappliedCashPaymentIncome"})
 
 
 def income_accounts(state: Services, conn: Connection) -> list[dict[str, Any]]:
-    with client_for(state, _realm(conn)) as qbo:
+    """The accounts sales may go to, for the card's revenue-account choice."""
+    return ACCOUNT_LISTS[conn.provider](state, _realm(conn))
+
+
+def tax_codes(state: Services, conn: Connection) -> list[dict[str, Any]]:
+    """The company's tax codes (QuickBooks) or tax types (Xero), for the card's tax mapping."""
+    return TAX_LISTS[conn.provider](state, _realm(conn))
+
+
+def _qbo_income_accounts(state: Services, realm_id: str) -> list[dict[str, Any]]:
+    with client_for(state, realm_id) as qbo:
         rows = qbo.query_all("Account", where=[eq("AccountType", "Income"), eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "account_type": r.get("AccountSubType") or r.get("AccountType", "")}
             for r in rows if r.get("AccountSubType") not in NOT_REVENUE]
 
 
-def tax_codes(state: Services, conn: Connection) -> list[dict[str, Any]]:
-    with client_for(state, _realm(conn)) as qbo:
+def _qbo_tax_codes(state: Services, realm_id: str) -> list[dict[str, Any]]:
+    with client_for(state, realm_id) as qbo:
         rows = qbo.query_all("TaxCode", where=[eq("Active", True)], order_by="Name")
     return [{"id": str(r["Id"]), "name": r.get("Name", ""), "description": r.get("Description")} for r in rows]
+
+
+def _xero_revenue_accounts(state: Services, org: str) -> list[dict[str, Any]]:
+    with closing(xero_client_for(state, org)) as xero:
+        rows = xero.accounts()
+    return [{"id": str(r["Code"]), "name": r.get("Name", ""), "account_type": r.get("Type", "")}
+            for r in sorted(rows, key=lambda r: str(r.get("Name", "")))
+            if r.get("Class") == "REVENUE" and r.get("Status", "ACTIVE") == "ACTIVE" and r.get("Code")]
+
+
+def _xero_tax_types(state: Services, org: str) -> list[dict[str, Any]]:
+    with closing(xero_client_for(state, org)) as xero:
+        rows = xero.tax_rates()
+    return [{"id": str(r["TaxType"]), "name": r.get("Name", ""), "description": None}
+            for r in sorted(rows, key=lambda r: str(r.get("Name", ""))) if r.get("Status", "ACTIVE") == "ACTIVE"]
+
+
+ACCOUNT_LISTS = {Provider.QUICKBOOKS.value: _qbo_income_accounts, Provider.XERO.value: _xero_revenue_accounts}
+TAX_LISTS = {Provider.QUICKBOOKS.value: _qbo_tax_codes, Provider.XERO.value: _xero_tax_types}
 
 
 def _realm(conn: Connection) -> str:
@@ -90,7 +120,7 @@ def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> Ca
     for key in ("import_invoices", "import_customers"):
         if key in changes and connected:
             problems[key] = "only read when connecting; disconnect and connect again to change it"
-    needs_qbo = [k for k in ("revenue_account_id", "tax_mapping") if changes.get(k)]
+    needs_qbo = [k for k in ("revenue_account_id", "payment_account_id", "tax_mapping") if changes.get(k)]
     if needs_qbo and not connected:
         for key in needs_qbo:
             problems[key] = "connect QuickBooks first"
@@ -103,18 +133,7 @@ def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> Ca
         raise SettingsRejected({key: "imported invoices need their customers: import customers too, "
                                      "or leave invoices out"})
     if connected and conn is not None and conn.realm_id:
-        with client_for(state, conn.realm_id) as qbo:
-            if changes.get("revenue_account_id"):
-                found = qbo.query_all("Account", where=[eq("Id", _digits(changes["revenue_account_id"], "revenue_account_id"))])
-                if (not found or found[0].get("AccountType") != "Income" or found[0].get("Active") is False
-                        or found[0].get("AccountSubType") in NOT_REVENUE):
-                    problems["revenue_account_id"] = "not an active sales income account of the connected company"
-            if changes.get("tax_mapping"):
-                wanted = sorted(set(changes["tax_mapping"].values()))
-                rows = qbo.query_all("TaxCode", where=[in_("Id", wanted)])
-                missing = sorted(set(wanted) - {str(r["Id"]) for r in rows})
-                if missing:
-                    problems["tax_mapping"] = f"unknown QuickBooks tax code(s): {', '.join(missing)}"
+        CHECKS[conn.provider](state, conn.realm_id, changes, problems)
     if problems:
         raise SettingsRejected(problems)
     now = utcnow()
@@ -129,6 +148,44 @@ def update_settings(state: Services, tenant: str, changes: dict[str, Any]) -> Ca
         return updates
 
     return store_settings(state.engine, tenant, state.manifest.defaults(), updates_of, now)
+
+
+def _check_quickbooks(state: Services, realm_id: str, changes: dict[str, Any], problems: dict[str, str]) -> None:
+    """The accounts and tax codes `changes` name, as the connected QuickBooks company has them."""
+    with client_for(state, realm_id) as qbo:
+        if changes.get("revenue_account_id"):
+            found = qbo.query_all("Account", where=[eq("Id", _digits(changes["revenue_account_id"], "revenue_account_id"))])
+            if (not found or found[0].get("AccountType") != "Income" or found[0].get("Active") is False
+                    or found[0].get("AccountSubType") in NOT_REVENUE):
+                problems["revenue_account_id"] = "not an active sales income account of the connected company"
+        if changes.get("tax_mapping"):
+            wanted = sorted(set(changes["tax_mapping"].values()))
+            rows = qbo.query_all("TaxCode", where=[in_("Id", wanted)])
+            missing = sorted(set(wanted) - {str(r["Id"]) for r in rows})
+            if missing:
+                problems["tax_mapping"] = f"unknown QuickBooks tax code(s): {', '.join(missing)}"
+
+
+def _check_xero(state: Services, org: str, changes: dict[str, Any], problems: dict[str, str]) -> None:
+    """The account codes and tax types `changes` name, as the connected Xero organisation has them."""
+    with closing(xero_client_for(state, org)) as xero:
+        accounts = {str(a.get("Code")): a for a in xero.accounts() if a.get("Status", "ACTIVE") == "ACTIVE"}
+        revenue = changes.get("revenue_account_id")
+        if revenue and (accounts.get(revenue) or {}).get("Class") != "REVENUE":
+            problems["revenue_account_id"] = "not the code of an active revenue account of the connected organisation"
+        bank = changes.get("payment_account_id")
+        if bank and not ((accounts.get(bank) or {}).get("Type") == "BANK"
+                         or (accounts.get(bank) or {}).get("EnablePaymentsToAccount")):
+            problems["payment_account_id"] = "not the code of an active bank account of the connected organisation"
+        if changes.get("tax_mapping"):
+            known = {str(r.get("TaxType")) for r in xero.tax_rates()}
+            missing = sorted(set(changes["tax_mapping"].values()) - known)
+            if missing:
+                problems["tax_mapping"] = f"unknown Xero tax type(s): {', '.join(missing)}"
+
+
+# The company checks of a settings change, by the connection's provider.
+CHECKS = {Provider.QUICKBOOKS.value: _check_quickbooks, Provider.XERO.value: _check_xero}
 
 
 def _digits(value: str, field: str) -> str:

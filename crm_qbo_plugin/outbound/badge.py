@@ -59,8 +59,20 @@ class RecordSync:
         return self.status == CRM_ONLY
 
 
-def qbo_web_url(kind: str, qbo_id: str | None, realm_id: str | None, sandbox: bool) -> str | None:
-    """The record's page in QuickBooks Online (the user's own sign-in opens it)."""
+# A Xero record's page (go.xero.com opens the organisation the user last used; Xero has no
+# deep link to a payment of its own).
+XERO_PAGES: dict[str, str] = {
+    CONTACT: "https://go.xero.com/Contacts/View/",
+    INVOICE: "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=",
+    SALES_RECEIPT: "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=",
+}
+
+
+def qbo_web_url(kind: str, qbo_id: str | None, realm_id: str | None, sandbox: bool,
+                provider: str = "quickbooks") -> str | None:
+    """The record's page in QuickBooks Online, or in Xero (the user's own sign-in opens it)."""
+    if provider == "xero":
+        return f"{XERO_PAGES[kind]}{qbo_id}" if kind in XERO_PAGES and qbo_id and realm_id else None
     path = WEB_PATHS.get(kind)
     if not (path and qbo_id and realm_id):
         return None
@@ -68,7 +80,7 @@ def qbo_web_url(kind: str, qbo_id: str | None, realm_id: str | None, sandbox: bo
     return f"https://{host}/app/{path}{qbo_id}"
 
 
-def badge_of(link: Link, realm_id: str | None, sandbox: bool) -> RecordSync:
+def badge_of(link: Link, realm_id: str | None, sandbox: bool, provider: str = "quickbooks") -> RecordSync:
     """The badge for `link`: a stored "<what happened>; <what to do>" is split into its halves."""
     message = link.last_error
     reason, action = message, GENERIC_ACTION.get(link.status)
@@ -81,6 +93,6 @@ def badge_of(link: Link, realm_id: str | None, sandbox: bool) -> RecordSync:
     return RecordSync(
         status=link.status, message=message, label=label,
         reason=reason if link.status != SYNCED else None, action=action,
-        qbo_url=qbo_web_url(link.kind, link.qbo_id, realm_id, sandbox) if link.status != DELETED else None,
+        qbo_url=qbo_web_url(link.kind, link.qbo_id, realm_id, sandbox, provider) if link.status != DELETED else None,
         can_retry=link.status in RETRYABLE and not exportable, can_export=exportable,
     )

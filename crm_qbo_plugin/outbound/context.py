@@ -1,4 +1,4 @@
-"""What one push works with: the outbox row, the tenant's connection, a QBO client, the company.
+"""What one push works with: the outbox row, the tenant's connection, a books client, the company.
 
 `rid(purpose)` derives every write's `requestid` from the row's stored one, so each write of the
 row (customer, items, the invoice itself) has its own id and a retry of the row reuses all of
@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
@@ -59,31 +59,24 @@ def company_of(conn: Connection) -> Company:
 
 
 @dataclass
-class Push:
+class RecordPush:
+    """What every provider's push of one outbox row shares: the row, the connection, the host,
+    the card settings, the row's request ids and the record push locks."""
+
     state: Services
     conn: Connection
     row: OutboxEvent
-    qbo: QboClient
-    # what the record is dated and numbered, for messages about QBO refusals (6210, 6140)
-    txn_date: date | None = None
-    doc_number: str | None = None
+    # what the record is dated and numbered, for messages about refusals (QBO 6210, 6140)
+    txn_date: date | None = field(default=None, kw_only=True)
+    doc_number: str | None = field(default=None, kw_only=True)
 
     @property
     def tenant(self) -> str:
         return self.conn.tenant_id
 
     @property
-    def realm(self) -> str:
-        return self.qbo.realm_id
-
-    @property
     def host(self) -> CrmHost:
         return self.state.host
-
-    @cached_property
-    def company(self) -> Company:
-        """Read once per push: a batch asks for it per member, and it parses the card's settings."""
-        return company_of(self.conn)
 
     @property
     def retried(self) -> bool:
@@ -141,3 +134,19 @@ class Push:
         finally:
             with suppress(LockError):  # expired while we worked: nothing to release
                 lock.release()
+
+
+@dataclass
+class Push(RecordPush):
+    """A push to QuickBooks: the row's QBO client and the company's facts."""
+
+    qbo: QboClient
+
+    @property
+    def realm(self) -> str:
+        return self.qbo.realm_id
+
+    @cached_property
+    def company(self) -> Company:
+        """Read once per push: a batch asks for it per member, and it parses the card's settings."""
+        return company_of(self.conn)

@@ -18,6 +18,9 @@ from crm_qbo_plugin.qbo import (
     ValidationError,
 )
 from crm_qbo_plugin.store.tables import LinkStatus
+from crm_qbo_plugin.xero import NotFoundError as XeroNotFoundError
+from crm_qbo_plugin.xero import ValidationError as XeroValidationError
+from crm_qbo_plugin.xero import XeroError
 
 
 class PushFailed(Exception):
@@ -50,3 +53,13 @@ def explain(exc: QboError, what: str, txn_date: date | None = None, doc_number: 
         return PushFailed(f"QuickBooks refused the {what}: {exc.detail or exc.message} "
                           f"(code {exc.code}); correct it in the CRM, then retry")
     return PushFailed(f"QuickBooks refused the {what}: {exc.message} (code {exc.code})")
+
+
+def explain_xero(exc: XeroError, what: str) -> PushFailed:
+    """A `PushFailed` that says what Xero refused and what to change."""
+    if isinstance(exc, XeroNotFoundError):
+        return PushFailed(f"Xero no longer has something this {what} refers to; "
+                          "check the contact and invoice in Xero, then retry")
+    if isinstance(exc, XeroValidationError):
+        return PushFailed(f"Xero refused the {what}: {exc.message}; correct it in the CRM or in Xero, then retry")
+    return PushFailed(f"Xero refused the {what}: {exc.message}")

@@ -23,7 +23,7 @@ from crm_qbo_plugin.mapping.imported_invoice import invoice_from_qbo, is_void
 from crm_qbo_plugin.mapping.invoice import crm_marker, currency_problem, invoice_body
 from crm_qbo_plugin.mapping.money import cents
 from crm_qbo_plugin.mapping.names import doc_number
-from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.context import Push, RecordPush
 from crm_qbo_plugin.outbound.customers import ensure_customer
 from crm_qbo_plugin.outbound.decision import IMPORTED, Action, Decision, first_invoice_push
 from crm_qbo_plugin.outbound.failures import PushFailed, explain
@@ -69,7 +69,7 @@ def push_invoice(push: Push) -> None:
         link = get_link(push.state, push.tenant, INVOICE, invoice_id)
         if link is not None and link.origin == Origin.QBO.value and link.qbo_id and link.status != DELETED:
             _note_local_change(push, link)
-        _refuse_by_link(link)
+        refuse_by_link(link)
         if push.row.event_type == EventType.INVOICE_DELETED.value:
             _delete(push, link)
             return
@@ -109,7 +109,7 @@ def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:
         # Read again before creating: the customer step may have waited long, and the push lock
         # lives in Redis, which drops it when restarted, so another push may have made it meanwhile.
         link = get_link(push.state, push.tenant, INVOICE, invoice.id)
-        _refuse_by_link(link)
+        refuse_by_link(link)
     if link is not None and link.qbo_id:
         if link.status == SYNCED and (link.detail or {}).get(PUSHED) == digest:
             # e.g. a payment taken in the CRM: the Payment carries it; the invoice body is the same
@@ -180,7 +180,7 @@ def local_change(push: Push, invoice: Invoice | None, qbo: Mapping[str, Any]) ->
     return None if content(invoice) == content(theirs) else "edited"
 
 
-def _refuse_by_link(link: Link | None) -> None:
+def refuse_by_link(link: Link | None) -> None:
     if link is None:
         return
     if link.origin == Origin.QBO.value:
@@ -194,7 +194,7 @@ def _refuse_by_link(link: Link | None) -> None:
 MANUAL_EXPORT = "manual_export"  # Link.detail key: "Send to QuickBooks" (or Retry) asked for this one
 
 
-def check_eligible(push: Push, invoice: Invoice) -> None:
+def check_eligible(push: RecordPush, invoice: Invoice) -> None:
     """Never pushed: drafts, invoices sent before the connection, invoices before `sync_from`, and
     (with automatic export off) invoices nobody exported by hand."""
     by_hand = False
@@ -206,7 +206,7 @@ def check_eligible(push: Push, invoice: Invoice) -> None:
         export_on_send=push.settings.export_on_send, exported_by_hand=by_hand))
 
 
-def act_on(push: Push, kind: str, crm_id: str, decision: Decision) -> None:
+def act_on(push: RecordPush, kind: str, crm_id: str, decision: Decision) -> None:
     """Carry out a decision that is not PUSH: an IGNORE marks the link ignored, a HOLD keeps it as
     "not synced" (each with its reason on the card), then both end the row as skipped."""
     if decision.push:

@@ -39,21 +39,26 @@ from crm_qbo_plugin.store import outbox
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.xero import ReconnectRequired as XeroReconnectRequired
+from crm_qbo_plugin.xero import ThrottledError as XeroThrottledError
+from crm_qbo_plugin.xero import TransientError as XeroTransientError
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 
-# Passing trouble: QBO busy or down, a token Intuit did not accept even after one refresh (the next
+# Passing trouble: the books (QuickBooks or Xero) busy or down, a token Intuit did not accept even after one refresh (the next
 # attempt refreshes again), Redis restarting, the database locked (SQLite past its busy timeout) or
 # its connection lost (a PostgreSQL restart, a serialization failure, a pool timeout). Nothing about
 # the row is wrong, so it is retried with backoff, never failed.
 PASSING_TROUBLE: tuple[type[Exception], ...] = (
-    ThrottledError, TransientError, AuthenticationError, redis.RedisError,
+    ThrottledError, TransientError, AuthenticationError, XeroThrottledError, XeroTransientError, redis.RedisError,
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
 )
 
 Handler = Callable[[Services, OutboxEvent, Connection], None]
+# The push handler per provider, then per host event type (outbound/handlers.py).
+Handlers = dict[str, dict[str, Handler]]
 
 
 class RetryLater(Exception):
@@ -125,7 +130,7 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
         return OutboxStatus.SKIPPED.value
     if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
         return _park(state, row, now)
-    handler = state.handlers.get(row.event_type)
+    handler = state.handlers.get(conn.provider, {}).get(row.event_type)
     if handler is None:
         finish(state, row, OutboxStatus.FAILED, f"no push handler for {row.event_type} events")
         return OutboxStatus.FAILED.value
@@ -140,7 +145,7 @@ def process(state: Services, outbox_id: int, now: datetime | None = None) -> str
 def settle_failure(state: Services, row: OutboxEvent, conn: Connection, exc: Exception, now: datetime) -> str:
     """The row's next state after its push raised `exc`: the one triage of a failed push, for a
     single push and for a batch's member alike (the link side is `tracking.show_failure`)."""
-    if isinstance(exc, ReconnectRequired):
+    if isinstance(exc, ReconnectRequired | XeroReconnectRequired):
         mark_needs_reconnect(state, conn.realm_id or "")
         return _park(state, row, now)
     if isinstance(exc, PASSING_TROUBLE):

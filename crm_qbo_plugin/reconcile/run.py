@@ -14,6 +14,7 @@ from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import record_links
 from crm_qbo_plugin.store.tables import ConnectionStatus
+from crm_qbo_plugin.store.types import Provider
 
 
 class CannotReconcile(Exception):
@@ -39,6 +40,8 @@ def reconcile(state: Services, tenant: str) -> Report:
     conn = connection_for(state.engine, tenant)
     if conn is None or conn.realm_id is None or conn.status == ConnectionStatus.DISCONNECTED.value:
         raise CannotReconcile(f"location {tenant!r} is not connected to QuickBooks")
+    if conn.provider != Provider.QUICKBOOKS.value:
+        raise CannotReconcile(f"location {tenant!r} is connected to Xero; reconcile compares QuickBooks companies only")
     host = state.host
     contacts = {i: c for i in host.list_record_ids(tenant, "contact") if (c := host.get_contact(tenant, i))}
     invoices = {i: v for i in host.list_record_ids(tenant, "invoice") if (v := host.get_invoice(tenant, i))}

@@ -20,6 +20,8 @@ from crm_qbo_plugin.manifest import Manifest
 from crm_qbo_plugin.qbo import IntuitTokenEndpoint, RedisLimiter
 from crm_qbo_plugin.runtime.queue import JobQueue
 from crm_qbo_plugin.settings import Settings
+from crm_qbo_plugin.xero import RedisLimiter as XeroLimiter
+from crm_qbo_plugin.xero import XeroIdentity
 
 
 @dataclass
@@ -33,8 +35,11 @@ class Services:
     cipher: TokenCipher
     token_endpoint: IntuitTokenEndpoint
     limiter: RedisLimiter
-    # The push handler per host event type (outbound/handlers.py); tests swap one in.
-    handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
+    # Xero: its identity service (None when the host offers no Xero) and its per-organisation limiter.
+    xero_identity: XeroIdentity | None = None
+    xero_limiter: XeroLimiter | None = None
+    # The push handler per provider, then per host event type (outbound/handlers.py); tests swap one in.
+    handlers: dict[str, dict[str, Callable[..., None]]] = field(default_factory=dict)
 
 
 _provider: Callable[[], Services] | None = None

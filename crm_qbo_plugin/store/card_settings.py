@@ -36,6 +36,8 @@ class CardSettingsSchema(Schema):
     review_request = fields.Boolean()
     auto_sync = fields.Boolean()
     revenue_account_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
+    payment_account_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=32),
+                                       metadata={"description": "Xero: the code of the bank account payments go to"})
     taxes_confirmed = fields.Boolean()
     tax_mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
                               values=fields.String(validate=validate.Length(min=1, max=32)))
@@ -59,7 +61,8 @@ class CardSettings:
     import_invoices: bool = False  # only read when connecting
     review_request: bool = False
     auto_sync: bool = True  # off: webhooks and "Sync now" only, no scheduled polls
-    revenue_account_id: str | None = None
+    revenue_account_id: str | None = None  # QuickBooks: an Account Id; Xero: an AccountCode
+    payment_account_id: str | None = None  # Xero: the AccountCode of the bank account payments go to
     taxes_confirmed: bool = False
     tax_mapping: Mapping[str, str] = field(default_factory=dict)  # CRM tax id -> QBO tax code id
     sync_from: date | None = None  # records dated before it are never pushed

@@ -12,14 +12,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from crm_qbo_plugin.apiclient.tokens import Tokens as BaseTokens
 from crm_qbo_plugin.crypto import TokenCipher, TokenDecryptionError
-from crm_qbo_plugin.qbo.tokens import Tokens
 from crm_qbo_plugin.store import cursors, links, oauth_state
 from crm_qbo_plugin.store.card_settings import CardSettings, card_settings, stored_with
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import Connection, ConnectionStatus
 from crm_qbo_plugin.store.token_store import write_tokens
-from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.store.types import Provider, utcnow
 
 
 def connection_for(engine: Engine, tenant: str, db: Session | None = None) -> Connection | None:
@@ -40,12 +40,13 @@ def connection_of_realm(engine: Engine, realm_id: str, db: Session | None = None
         return own.exec(query).first()
 
 
-def store_connection(engine: Engine, tenant: str, realm_id: str, tokens: Tokens, cipher: TokenCipher, *,
+def store_connection(engine: Engine, tenant: str, realm_id: str, tokens: BaseTokens, cipher: TokenCipher, *,
                      company: Mapping[str, Any], defaults: Mapping[str, Any], switching: bool,
-                     import_invoices: bool, now: datetime) -> Connection:
+                     import_invoices: bool, now: datetime, provider: str = Provider.QUICKBOOKS.value) -> Connection:
     """Store a completed connection in one transaction: `company` holds the company's facts (by
-    Connection column); a company switch also clears links and cursors. Raises IntegrityError if
-    the realm belongs to another tenant."""
+    Connection column), `realm_id` the company's id at `provider` (a Xero organisation's tenant
+    id); a company switch also clears links and cursors. Raises IntegrityError if the realm
+    belongs to another tenant."""
     with session(engine) as db:
         row = connection_for(engine, tenant, db)
         if row is None:
@@ -57,6 +58,7 @@ def store_connection(engine: Engine, tenant: str, realm_id: str, tokens: Tokens,
             row.connected_at = now  # a new company: nothing from before this moment is pushed
         row.connected_at = row.connected_at or now
         row.realm_id = row.pinned_realm_id = realm_id
+        row.provider = provider
         row.status = ConnectionStatus.CONNECTED.value
         row.last_error = None
         row.settings = stored_with(row.settings, {"import_invoices": import_invoices})
@@ -75,11 +77,12 @@ def store_connection(engine: Engine, tenant: str, realm_id: str, tokens: Tokens,
 
 @dataclass(frozen=True)
 class Disconnected:
-    """A connection just dropped: its refresh token to revoke at Intuit (None if it had none or it
-    could not be decrypted)."""
+    """A connection just dropped: its refresh token to revoke at its provider (None if it had none
+    or it could not be decrypted)."""
 
     refresh_token: str | None
     tokens_unreadable: bool = False
+    provider: str = Provider.QUICKBOOKS.value
 
 
 def disconnect(engine: Engine, tenant: str, cipher: TokenCipher) -> Disconnected | None:
@@ -103,7 +106,7 @@ def disconnect(engine: Engine, tenant: str, cipher: TokenCipher) -> Disconnected
         db.add(row)
         oauth_state.forget(db, tenant)
         db.commit()
-    return Disconnected(refresh, unreadable)
+    return Disconnected(refresh, unreadable, row.provider)
 
 
 def connection_by_id(engine: Engine, connection_id: int) -> Connection | None:
@@ -167,7 +170,10 @@ def store_settings(engine: Engine, tenant: str, defaults: Mapping[str, Any],
         return card_settings(row)
 
 
-def connected(engine: Engine) -> list[Connection]:
-    """Every connection whose status is connected."""
+def connected(engine: Engine, provider: str = Provider.QUICKBOOKS.value) -> list[Connection]:
+    """Every connection of `provider` whose status is connected. The scheduled jobs that ask
+    (CDC polls, overdue checks, token keepalive) are QuickBooks' until Xero's are wired, so a
+    Xero connection is never handed to a QuickBooks client."""
     with session(engine) as db:
-        return list(db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value)))
+        return list(db.exec(select(Connection).where(Connection.status == ConnectionStatus.CONNECTED.value,
+                                                     Connection.provider == provider)))

@@ -327,6 +327,12 @@ def finish_many(conn: DbConnection, outcomes: Sequence[tuple[int, InboxStatus, s
                                for notice_id, status, reason in outcomes])
 
 
+def settle(engine: Engine, notice_id: int, status: InboxStatus, reason: str | None) -> None:
+    """`finish` one notice in a transaction of its own."""
+    with engine.begin() as conn:
+        finish(conn, notice_id, status, reason)
+
+
 def revive_orphans(engine: Engine, realm_id: str, tenant: str, now: datetime | None = None) -> int:
     """Back on the same company: the realm's notices dead-lettered because no location held it
     (a webhook while disconnected, or one recorded before the disconnect and drained after it)

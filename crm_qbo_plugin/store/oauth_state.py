@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.host import HostUser
 from crm_qbo_plugin.store.db import session
 from crm_qbo_plugin.store.tables import OAuthState
+from crm_qbo_plugin.store.types import Provider
 
 STATE_TTL = timedelta(minutes=10)
 
@@ -28,11 +29,14 @@ class ConnectIntent:
     tenant: str
     switch_company: bool
     import_invoices: bool
+    provider: str = Provider.QUICKBOOKS.value
+    code_verifier_enc: str | None = field(default=None, repr=False)  # Xero's PKCE verifier, encrypted
 
 
 def issue_state(engine: Engine, user: HostUser, session_nonce: str, now: datetime, *,
-                switch_company: bool = False, import_invoices: bool = False) -> str:
-    value = secrets.token_urlsafe(32)
+                switch_company: bool = False, import_invoices: bool = False, value: str | None = None,
+                provider: str = Provider.QUICKBOOKS.value, code_verifier_enc: str | None = None) -> str:
+    value = value or secrets.token_urlsafe(32)
     table = OAuthState.__table__  # type: ignore[attr-defined]
     with session(engine) as db:
         # Old, unused states of this tenant are dropped: only the newest connect attempt counts.
@@ -40,7 +44,7 @@ def issue_state(engine: Engine, user: HostUser, session_nonce: str, now: datetim
         db.add(OAuthState(
             state_hash=digest(value), tenant_id=user.tenant, session_hash=digest(session_nonce),
             user_id=user.id, switch_company=switch_company, import_invoices=import_invoices,
-            expires_at=now + STATE_TTL,
+            provider=provider, code_verifier_enc=code_verifier_enc, expires_at=now + STATE_TTL,
         ))
         db.commit()
     return value
@@ -70,7 +74,7 @@ def consume_state(engine: Engine, value: str | None, user: HostUser, session_non
             return None
     with session(engine) as db:
         row = db.exec(select(OAuthState).where(OAuthState.state_hash == digest(value))).one()
-    return ConnectIntent(row.tenant_id, row.switch_company, row.import_invoices)
+    return ConnectIntent(row.tenant_id, row.switch_company, row.import_invoices, row.provider, row.code_verifier_enc)
 
 
 def forget(db: Session, tenant: str) -> None:

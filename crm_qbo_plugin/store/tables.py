@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from crm_qbo_plugin.store.types import utc_column, utcnow
+from crm_qbo_plugin.store.types import EXTERNAL_ID_LENGTH, Provider, utc_column, utcnow
 
 
 class ConnectionStatus(enum.StrEnum):
@@ -74,7 +74,8 @@ def _json() -> Any:
 
 
 class Connection(SQLModel, table=True):
-    """One per tenant: the link to a QBO company, its encrypted tokens and company facts."""
+    """One per tenant: the link to a books company (QuickBooks realm or Xero organisation), its
+    encrypted tokens and company facts. `provider` says which accounting system `realm_id` names."""
 
     __tablename__ = "qbo_connection"
 
@@ -82,8 +83,9 @@ class Connection(SQLModel, table=True):
     tenant_id: str = Field(max_length=64, unique=True, index=True)
     # The company currently connected (unique: a realm belongs to one tenant at a time), and the
     # company the tenant's links and watermarks belong to (kept across unlink, for reconnects).
-    realm_id: str | None = Field(default=None, max_length=32, unique=True)
-    pinned_realm_id: str | None = Field(default=None, max_length=32)
+    realm_id: str | None = Field(default=None, max_length=EXTERNAL_ID_LENGTH, unique=True)
+    pinned_realm_id: str | None = Field(default=None, max_length=EXTERNAL_ID_LENGTH)
+    provider: str = Field(default=Provider.QUICKBOOKS.value, max_length=16)
     status: str = Field(default=ConnectionStatus.DISCONNECTED.value, max_length=20)
     access_token_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     refresh_token_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
@@ -118,6 +120,9 @@ class OAuthState(SQLModel, table=True):
     user_id: str = Field(max_length=64)
     switch_company: bool = False
     import_invoices: bool = False
+    provider: str = Field(default=Provider.QUICKBOOKS.value, max_length=16)
+    # Xero's PKCE code verifier (encrypted with the token keys), kept until the callback.
+    code_verifier_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     expires_at: datetime = Field(sa_column=utc_column(nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=utc_column())
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
@@ -136,7 +141,7 @@ class Link(SQLModel, table=True):
     tenant_id: str = Field(max_length=64)
     kind: str = Field(max_length=32)
     crm_id: str = Field(max_length=64)
-    qbo_id: str | None = Field(default=None, max_length=32)
+    qbo_id: str | None = Field(default=None, max_length=EXTERNAL_ID_LENGTH)
     sync_token: str | None = Field(default=None, max_length=16)
     origin: str = Field(max_length=8)
     owned_hash: str | None = Field(default=None, max_length=64)
@@ -185,10 +190,10 @@ class InboxNotice(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    realm_id: str = Field(max_length=32)
+    realm_id: str = Field(max_length=EXTERNAL_ID_LENGTH)
     tenant_id: str | None = Field(default=None, max_length=64)
     entity: str = Field(max_length=32)
-    entity_id: str = Field(max_length=32)
+    entity_id: str = Field(max_length=EXTERNAL_ID_LENGTH)
     operation: str = Field(max_length=16)
     change_stamp: str = Field(max_length=40)
     event_id: str | None = Field(default=None, max_length=120)  # CloudEvents id, when given
@@ -210,9 +215,9 @@ class WriteLedger(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    realm_id: str = Field(max_length=32)
+    realm_id: str = Field(max_length=EXTERNAL_ID_LENGTH)
     entity: str = Field(max_length=32)
-    entity_id: str = Field(max_length=32)
+    entity_id: str = Field(max_length=EXTERNAL_ID_LENGTH)
     sync_token: str = Field(max_length=16)
     owned_hash: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

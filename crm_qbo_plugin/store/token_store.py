@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from crm_qbo_plugin.apiclient import tokens as base
 from crm_qbo_plugin.crypto import UNDECRYPTABLE, TokenCipher, TokenDecryptionError
 from crm_qbo_plugin.qbo.errors import ReconnectRequired
 from crm_qbo_plugin.qbo.tokens import Tokens
@@ -22,21 +25,26 @@ class TokensUnreadable(ReconnectRequired, TokenDecryptionError):
         super().__init__(UNDECRYPTABLE, code="tokens_unreadable")
 
 
-class DbTokenStore:
-    """`load` re-reads the row every time: after taking the refresh lock the TokenManager must see
-    what another process saved a moment ago, never a cached copy."""
+T = TypeVar("T", bound=base.Tokens)
 
-    def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
+
+class DbTokenStore(Generic[T]):
+    """`load` re-reads the row every time: after taking the refresh lock the TokenManager must see
+    what another process saved a moment ago, never a cached copy. `tokens` is the provider's token
+    class (QuickBooks' by default, Xero's for a Xero connection: the row is keyed by its tenant id)."""
+
+    def __init__(self, engine: Engine, cipher: TokenCipher, tokens: type[T] = Tokens) -> None:  # type: ignore[assignment]
         self._engine = engine
         self._cipher = cipher
+        self._tokens = tokens
 
-    def load(self, realm_key: str) -> Tokens | None:
+    def load(self, realm_key: str) -> T | None:
         with session(self._engine) as db:
             row = db.exec(select(Connection).where(Connection.realm_id == realm_key)).first()
         if row is None or row.access_token_enc is None or row.refresh_token_enc is None or row.access_expires_at is None:
             return None
         try:
-            return Tokens(
+            return self._tokens(
                 access_token=self._cipher.decrypt(row.access_token_enc),
                 refresh_token=self._cipher.decrypt(row.refresh_token_enc),
                 access_expires_at=row.access_expires_at,
@@ -45,7 +53,7 @@ class DbTokenStore:
         except TokenDecryptionError:
             raise TokensUnreadable() from None
 
-    def save(self, realm_key: str, tokens: Tokens) -> None:
+    def save(self, realm_key: str, tokens: T) -> None:
         with session(self._engine) as db:
             row = db.exec(select(Connection).where(Connection.realm_id == realm_key)).first()
             if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
@@ -66,7 +74,7 @@ def tokens_readable(row: Connection, cipher: TokenCipher) -> bool:
     return True
 
 
-def write_tokens(row: Connection, tokens: Tokens, cipher: TokenCipher) -> None:
+def write_tokens(row: Connection, tokens: base.Tokens, cipher: TokenCipher) -> None:
     row.access_token_enc = cipher.encrypt(tokens.access_token)
     row.refresh_token_enc = cipher.encrypt(tokens.refresh_token)
     row.access_expires_at = tokens.access_expires_at

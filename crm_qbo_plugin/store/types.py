@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+
+class Provider(enum.StrEnum):
+    """The accounting system a connection talks to (the value is the stored string)."""
+
+    QUICKBOOKS = "quickbooks"
+    XERO = "xero"
+
+
+# Wide enough for every provider's company and record ids: a QuickBooks realm or entity id is
+# digits, a Xero tenant, contact, invoice or payment id a 36-character UUID.
+EXTERNAL_ID_LENGTH = 64
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):

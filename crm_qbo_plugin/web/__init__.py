@@ -11,6 +11,7 @@ from crm_qbo_plugin.web.host_events import bp as host_events_bp
 from crm_qbo_plugin.web.metrics import bp as metrics_bp
 from crm_qbo_plugin.web.openapi import bp as openapi_bp
 from crm_qbo_plugin.web.qbo_webhooks import bp as qbo_webhooks_bp
+from crm_qbo_plugin.web.xero_webhooks import bp as xero_webhooks_bp
 
 
 def _security_headers(response: Response) -> Response:
@@ -44,6 +45,7 @@ def make_blueprint() -> Blueprint:
     bp.register_blueprint(host_events_bp)
     bp.register_blueprint(connect_bp)
     bp.register_blueprint(qbo_webhooks_bp)
+    bp.register_blueprint(xero_webhooks_bp)
     bp.register_blueprint(api_bp)
     bp.register_blueprint(openapi_bp)
     bp.register_blueprint(metrics_bp)

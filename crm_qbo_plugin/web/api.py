@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from crm_qbo_plugin.events import has_control_characters
 from crm_qbo_plugin.host import RecordLabel, describe_records, search_records
-from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.inbound.enqueue import request_sync
 from crm_qbo_plugin.onboarding.lifecycle import get_connection
 from crm_qbo_plugin.onboarding.setup import (
     SettingsRejected,
@@ -215,11 +215,13 @@ def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
     for row in rows:
         by_kind.setdefault(HOST_KIND.get(row.kind, row.kind), []).append(row.crm_id)
     labels = {kind: describe_records(state.host, tenant, kind, ids) for kind, ids in by_kind.items()}
+    conn = get_connection(state, tenant)
+    provider = conn.provider if conn is not None else "quickbooks"
     readable = []
     for row in rows:
         label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
         qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id,
-                                              (row.detail or {}).get(DOC_NUMBER))
+                                              (row.detail or {}).get(DOC_NUMBER), provider)
         readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
                          "actions": wording.ACTIONS.get(row.status, []),
                          "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})
@@ -249,7 +251,7 @@ def sync_now() -> tuple[Response, int]:
     conn = get_connection(state, user.tenant)
     if conn is None or conn.status != ConnectionStatus.CONNECTED.value:
         return _problem(409, "connect QuickBooks first")
-    enqueue_poll(state, user.tenant)
+    request_sync(state, conn)
     resent = resend_waiting(state, user.tenant)
     return jsonify({"poll_queued": True, "outbox_requeued": resent}), 202
 

@@ -33,10 +33,21 @@ def qbo_app(environment: str) -> str:
     return QBO_APP["production" if environment.lower() == "production" else "sandbox"]
 
 
+XERO_PAGES = {"contact": ("contact", "https://go.xero.com/Contacts/View/"),
+              "invoice": ("invoice", "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID="),
+              "sales_receipt": ("sales invoice", "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=")}
+
+
 def qbo_link(environment: str, kind: str, qbo_id: str | None, doc_number: str | None = None,
-             ) -> tuple[str | None, str | None]:
+             provider: str = "quickbooks") -> tuple[str | None, str | None]:
     """("QuickBooks invoice 1011", its web address), or (None, None) for a record not in QuickBooks.
-    The title names the record by its QuickBooks number (DocNumber) when it has one, else its id."""
+    The title names the record by its QuickBooks number (DocNumber) when it has one, else its id.
+    For a Xero connection: ("Xero invoice INV-1011", its page at go.xero.com)."""
+    if provider == "xero":
+        if not qbo_id or kind not in XERO_PAGES:
+            return (f"Xero {kind.replace('_', ' ')} {doc_number or qbo_id}", None) if qbo_id else (None, None)
+        noun, page = XERO_PAGES[kind]
+        return f"Xero {noun} {doc_number or qbo_id}", f"{page}{qbo_id}"
     if not qbo_id or kind not in QBO_PAGES:
         return None, None
     noun, page = QBO_PAGES[kind]

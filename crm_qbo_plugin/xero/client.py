@@ -101,6 +101,10 @@ class XeroClient:
         self._sleep = sleep
         self.day_remaining: int | None = None  # Xero's X-DayLimit-Remaining, last seen
 
+    def close(self) -> None:
+        """Release the HTTP connections (a client built per job is closed when the job ends)."""
+        self._http.close()
+
     # -- settings ------------------------------------------------------------------------------
 
     def organisation(self) -> dict[str, Any]:

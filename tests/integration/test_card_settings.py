@@ -144,7 +144,7 @@ def test_values_an_older_version_stored_read_as_their_defaults_and_the_card_keep
     shown = card.client.get(P + "/api/settings")
     assert shown.status_code == 200
     assert shown.json == {"import_invoices": True, "review_request": False, "auto_sync": False,
-                          "revenue_account_id": None, "taxes_confirmed": True, "tax_mapping": {},
+                          "revenue_account_id": None, "payment_account_id": None, "taxes_confirmed": True, "tax_mapping": {},
                           "sync_from": None, "review_request_since": None, "export_on_send": True,
                           "import_customers": True, "field_mapping": {}}
     assert card.client.get(P + "/api/status").json["setup"]["revenue_account_chosen"] is False

@@ -260,7 +260,7 @@ def test_invalid_grant_parks_the_tenant_until_it_reconnects(qbo_app, fake_host):
         with client_for(state_, conn.realm_id) as qbo:
             pushed.append(qbo.company_info()["CompanyName"])
 
-    state.handlers["contact.updated"] = read_company
+    state.handlers["quickbooks"]["contact.updated"] = read_company
     # The user disconnects the app at Intuit: our refresh token is revoked; an hour passes.
     refresh = DbTokenStore(state.engine, state.cipher).load(mine).refresh_token
     requests.post(f"{base}/v2/oauth2/tokens/revoke", json={"token": refresh}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=10)

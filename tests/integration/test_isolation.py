@@ -125,6 +125,10 @@ CHECKS: dict[tuple[str, str], tuple[Check, set[int]]] = {
         "code": "stolen", "state": "forged", "realmId": w["beta_realm"]})], {400}),
     (P + "/unlink", "POST"): (lambda c, w: [c.post(P + "/unlink", data={"csrf_token": "wrong"})], {400}),
     (P + "/webhooks", "POST"): (lambda c, w: [c.post(P + "/webhooks", data=b"{}")], {401}),
+    # Xero's callback and webhooks: refused without state / signature (here no Xero app is configured).
+    (P + "/xero/callback", "GET"): (lambda c, w: [c.get(P + "/xero/callback", query_string={
+        "code": "stolen", "state": "forged"})], {400}),
+    (P + "/xero/webhooks", "POST"): (lambda c, w: [c.post(P + "/xero/webhooks", data=b"{}")], {404}),
     # Totals over every tenant, labelled by outcome only; off (404) without CRM_QBO_METRICS_TOKEN.
     (P + "/metrics", "GET"): (lambda c, w: [c.get(P + "/metrics")], {404}),
     (P + "/events", "POST"): (lambda c, w: [c.post(P + "/events", data=b"{}")], {401}),

@@ -90,3 +90,41 @@ def test_a_bad_database_url_fails_with_a_clear_message():
     assert done.returncode == 1
     assert "Error: migration failed:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_0004_makes_existing_connections_quickbooks_and_fits_xero_ids(database_url):
+    """A live database at 0003 keeps its connection and links; they become QuickBooks ones, and a
+    Xero organisation's 36-character tenant id and record ids fit afterwards."""
+    upgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO qbo_connection (tenant_id, realm_id, status, multicurrency, custom_txn_numbers, "
+                "settings, created_at, updated_at) VALUES ('loc-1', '9341452215', 'connected', false, false, "
+                "'{}', '2026-11-01 10:00:00', '2026-11-01 10:00:00')"))
+            conn.execute(sa.text(
+                "INSERT INTO qbo_link (tenant_id, kind, crm_id, qbo_id, origin, status, generation, detail, "
+                "updated_at) VALUES ('loc-1', 'contact', 'c-1', '58', 'crm', 'synced', 0, '{}', "
+                "'2026-11-01 10:00:00')"))
+    finally:
+        engine.dispose()
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    xero_tenant = "6f3d1c2e-94b7-4c57-9a5e-0f1d2c3b4a59"
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT tenant_id, realm_id, provider FROM qbo_connection")).all()
+            assert [tuple(r) for r in rows] == [("loc-1", "9341452215", "quickbooks")]
+            assert [tuple(r) for r in conn.execute(sa.text("SELECT crm_id, qbo_id FROM qbo_link"))] == [("c-1", "58")]
+            conn.execute(sa.text(
+                "INSERT INTO qbo_connection (tenant_id, realm_id, pinned_realm_id, provider, status, multicurrency, "
+                "custom_txn_numbers, settings, created_at, updated_at) VALUES ('loc-2', :t, :t, 'xero', 'connected', "
+                "false, false, '{}', '2026-12-01 10:00:00', '2026-12-01 10:00:00')"), {"t": xero_tenant})
+            conn.execute(sa.text(
+                "INSERT INTO qbo_write_ledger (realm_id, entity, entity_id, sync_token, owned_hash, created_at) "
+                "VALUES (:t, 'XeroInvoice', :t, '1764756000000', 'h', '2026-12-01 10:00:00')"), {"t": xero_tenant})
+            kept = conn.execute(sa.text("SELECT provider, realm_id FROM qbo_connection WHERE tenant_id = 'loc-2'")).one()
+            assert tuple(kept) == ("xero", xero_tenant)
+    finally:
+        engine.dispose()

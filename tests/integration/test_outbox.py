@@ -71,7 +71,7 @@ def test_a_published_event_reaches_a_worker(plugin_app):
 def test_a_connected_tenant_event_runs_its_handler_once(plugin_app):
     connect(plugin_app)
     seen: list[tuple[str, str]] = []
-    get_state(plugin_app).handlers["contact.created"] = lambda state, row, conn: seen.append((row.subject_id, conn.realm_id))
+    get_state(plugin_app).handlers["quickbooks"]["contact.created"] = lambda state, row, conn: seen.append((row.subject_id, conn.realm_id))
     with plugin_app.app_context():
         QuickBooksPlugin().publish(TENANT, contact_event())
     run_worker(plugin_app)
@@ -82,7 +82,7 @@ def test_a_connected_tenant_event_runs_its_handler_once(plugin_app):
 
 def test_events_before_the_connection_and_from_qbo_are_not_pushed(plugin_app):
     connect(plugin_app, connected_at=datetime.now(UTC))
-    get_state(plugin_app).handlers["contact.created"] = lambda *a: pytest.fail("must not push")
+    get_state(plugin_app).handlers["quickbooks"]["contact.created"] = lambda *a: pytest.fail("must not push")
     with plugin_app.app_context():
         QuickBooksPlugin().publish(TENANT, contact_event("old", occurred_at=datetime.now(UTC) - timedelta(hours=1)))
         QuickBooksPlugin().publish(TENANT, contact_event("echo", origin=Origin.QBO))
@@ -189,7 +189,7 @@ def test_passing_trouble_is_retried_with_backoff_never_failed(plugin_app, error)
     def handler(state, row, conn):
         raise raised
 
-    get_state(plugin_app).handlers["contact.created"] = handler
+    get_state(plugin_app).handlers["quickbooks"]["contact.created"] = handler
     with plugin_app.app_context():
         result = QuickBooksPlugin().publish(TENANT, contact_event())
     assert process(get_state(plugin_app), result.outbox_id) == "retry"

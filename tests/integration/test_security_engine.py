@@ -71,7 +71,7 @@ def test_undecryptable_tokens_park_the_work_and_the_card_asks_to_reconnect(qbo_a
     connect(qbo_app, fake_host, ALICE, realm)
     app = _with_a_new_key(qbo_app, plugin_config, fake_host)
     state = get_state(app)
-    state.handlers["contact.updated"] = _read_company
+    state.handlers["quickbooks"]["contact.updated"] = _read_company
     with app.app_context():
         QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="k1"))
     with session(state.engine) as db:
@@ -130,7 +130,7 @@ def test_restoring_the_key_resumes_a_connection_parked_as_unreadable(qbo_app, fa
     realm = create_company(qbo_app.config["SANDBOX_URL"])
     connect(qbo_app, fake_host, ALICE, realm)
     wrong = _with_a_new_key(qbo_app, plugin_config, fake_host)
-    get_state(wrong).handlers["contact.updated"] = _read_company
+    get_state(wrong).handlers["quickbooks"]["contact.updated"] = _read_company
     with wrong.app_context():
         QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="k1"))
     with session(get_state(wrong).engine) as db:
@@ -143,7 +143,7 @@ def test_restoring_the_key_resumes_a_connection_parked_as_unreadable(qbo_app, fa
     restored = create_app({**plugin_config, **plugin_overrides(qbo_app.config["SANDBOX_URL"]),
                            "CRM_QBO_SECRET_KEYS": f"{Fernet.generate_key().decode()},{old_key}"}, fake_host)
     state = get_state(restored)
-    state.handlers["contact.updated"] = _read_company
+    state.handlers["quickbooks"]["contact.updated"] = _read_company
     assert refresh_idle_connections(state) == 0
     assert (connection(restored).status, connection(restored).last_error) == ("connected", None)
     assert process(state, outbox_id) == "done"

@@ -125,3 +125,26 @@ def test_the_manifest_declares_every_card_setting_the_code_reads_with_its_defaul
     assert manifest.defaults() == asdict(CardSettings())
     assert {spec.key for spec in manifest.settings if spec.read_only} == {"review_request_since"}
     assert {spec.key for spec in manifest.settings if not spec.read_only} == set(SettingsSchema().load_fields)
+
+
+XERO_REDIRECT = "https://crm.example.com/integrations/quickbooks/xero/callback"
+
+
+def test_xero_is_optional_and_its_keys_come_in_pairs():
+    assert load_settings(GOOD, environ={}).xero_client_id is None
+    with_xero = load_settings({**GOOD, "CRM_QBO_XERO_CLIENT_ID": "XEROAPP", "CRM_QBO_XERO_CLIENT_SECRET": "xero-secret",
+                               "CRM_QBO_XERO_REDIRECT_URI": XERO_REDIRECT,
+                               "CRM_QBO_XERO_BASE_URL": "http://127.0.0.1:8766/"}, environ={})
+    assert (with_xero.xero_client_id, with_xero.xero_base_url) == ("XEROAPP", "http://127.0.0.1:8766")
+    assert "xero-secret" not in repr(with_xero)
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**GOOD, "CRM_QBO_XERO_CLIENT_ID": "XEROAPP"}, environ={})
+    assert refused.value.problems == {"XERO_CLIENT_SECRET": "required with XERO_CLIENT_ID"}
+    with pytest.raises(SettingsError) as no_callback:
+        load_settings({**GOOD, "CRM_QBO_XERO_CLIENT_ID": "XEROAPP", "CRM_QBO_XERO_CLIENT_SECRET": "s"}, environ={})
+    assert no_callback.value.problems == {"XERO_REDIRECT_URI": "required with XERO_CLIENT_ID"}
+    with pytest.raises(SettingsError) as bad_url:
+        load_settings({**GOOD, "CRM_QBO_XERO_CLIENT_ID": "X", "CRM_QBO_XERO_CLIENT_SECRET": "s",
+                       "CRM_QBO_XERO_REDIRECT_URI": XERO_REDIRECT,
+                       "CRM_QBO_XERO_BASE_URL": "ftp://xero"}, environ={})
+    assert set(bad_url.value.problems) == {"XERO_BASE_URL"}

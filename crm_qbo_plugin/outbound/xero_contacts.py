@@ -1,0 +1,160 @@
+"""Contacts → Xero contacts: matched by e-mail then by name, else created; our edits pushed.
+
+Like QuickBooks customers, a contact reaches Xero with its first billable activity (a sent invoice
+or a payment: `ensure_contact`); contact events only update contacts already linked. A create
+carries the row's Idempotency-Key (a retry within Xero's 6 minutes replays the answer) and the
+CRM id as ContactNumber; a retry later finds the earlier create by e-mail or by its names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from crm_qbo_plugin.events import EventType
+from crm_qbo_plugin.host import Contact, Origin
+from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
+from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
+from crm_qbo_plugin.mapping.xero_record import as_written
+from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
+from crm_qbo_plugin.outbound.processor import Skip
+from crm_qbo_plugin.outbound.xero_context import XeroPush
+from crm_qbo_plugin.store.links import (
+    CONTACT,
+    DELETED,
+    IGNORED,
+    PENDING,
+    SYNCED,
+    get_link,
+    link_by_qbo_id,
+    record_write,
+    set_status,
+)
+from crm_qbo_plugin.xero import NotFoundError, ValidationError
+
+ENTITY = "XeroContact"
+
+
+def ensure_contact(push: XeroPush, contact_id: str) -> str:
+    """The Xero ContactID for `contact_id`, linking or creating the contact when needed."""
+    with push.lock(CONTACT, contact_id):
+        link = get_link(push.state, push.tenant, CONTACT, contact_id)
+        if link is not None and link.status == IGNORED:
+            raise PushFailed("its contact is set to ignored on the card; retry the contact first")
+        if link is not None and link.qbo_id and link.status != DELETED:
+            return link.qbo_id
+        generation = link.generation if link is not None else 0
+        if link is not None and link.status == DELETED:
+            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
+                                    clear_qbo=True, bump_generation=True).generation
+        contact = push.host.get_contact(push.tenant, contact_id)
+        if contact is None:
+            raise PushFailed("its contact is no longer in the CRM")
+        found = _find_existing(push, contact)
+        if found is not None:
+            _record(push, contact.id, found)
+            return str(found["ContactID"])
+        return _create(push, contact, generation)
+
+
+def _find_existing(push: XeroPush, contact: Contact) -> Mapping[str, Any] | None:
+    """An active Xero contact with the contact's e-mail, else its name, not linked to another
+    contact; on a retry also one carrying a name an earlier attempt may have created."""
+    names = contact_name_candidates(push.tenant, contact)
+    email = valid_email(contact.email)
+    candidates = push.xero.find_contacts(email=email, name=names[0])
+    if push.retried:
+        for name in names[1:]:
+            candidates += push.xero.find_contacts(name=name)
+    free = [c for c in candidates if _unlinked(push, str(c.get("ContactID")), contact.id)]
+    match, _how = match_contact(contact, free)
+    if match is None and push.retried:
+        mine = contact_number(contact.id)
+        match = next((c for c in free if c.get("ContactNumber") == mine), None)
+    return match
+
+
+def _unlinked(push: XeroPush, xero_id: str, contact_id: str) -> bool:
+    other = link_by_qbo_id(push.state, push.tenant, CONTACT, xero_id)
+    return other is None or other.crm_id == contact_id
+
+
+def _create(push: XeroPush, contact: Contact, generation: int) -> str:
+    names = contact_name_candidates(push.tenant, contact)
+    for index, name in enumerate(names):
+        body = contact_body(contact, name, number=contact_number(contact.id))
+        try:
+            answer = push.xero.save_contact(body, request_id=push.rid(f"xc{index}", generation), create_only=True)
+        except ValidationError as exc:
+            if _name_taken(exc):
+                continue  # the next, deterministic, candidate; never the same name twice
+            raise
+        _record(push, contact.id, answer)
+        return str(answer["ContactID"])
+    raise PushConflict(f"the name \"{names[0]}\" and its variants are used by other Xero contacts; "
+                       "rename the contact in the CRM or in Xero, then retry")
+
+
+def _holds(current: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """True when the Xero contact already carries every field of `body` (its phone as the
+    DEFAULT phone): then an update would change nothing."""
+    for key, value in body.items():
+        if key == "Phones":
+            default: Mapping[str, Any] = next((p for p in current.get("Phones") or [] if p.get("PhoneType") == "DEFAULT"), {})
+            if default.get("PhoneNumber") != value[0]["PhoneNumber"]:
+                return False
+        elif current.get(key) != value:
+            return False
+    return True
+
+
+def _name_taken(exc: ValidationError) -> bool:
+    return any("contact name" in m.lower() and "already" in m.lower() for m in exc.messages)
+
+
+def _record(push: XeroPush, contact_id: str, answer: Mapping[str, Any]) -> None:
+    record_write(push.state, push.tenant, push.realm, CONTACT, contact_id, ENTITY, as_written(ENTITY, answer))
+
+
+def push_contact(push: XeroPush) -> None:
+    """contact.created / contact.updated: our fields on a linked Xero contact (under the contact's
+    push lock, so an edit made while its create runs is not lost)."""
+    contact_id = push.row.subject_id
+    with push.lock(CONTACT, contact_id):
+        link = get_link(push.state, push.tenant, CONTACT, contact_id)
+        if link is not None and link.status == IGNORED:
+            raise Skip("ignored on the card")
+        if link is None or not link.qbo_id or link.status == DELETED:
+            raise Skip("no billable activity yet (no payment or sent invoice): not a Xero contact")
+        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
+                and link.status == SYNCED:
+            raise Skip("its Xero contact was made from this contact's details")
+        contact = push.host.get_contact(push.tenant, contact_id)
+        if contact is None:
+            raise Skip("the contact is no longer in the CRM")
+        _update(push, contact, link.qbo_id)
+
+
+def _update(push: XeroPush, contact: Contact, xero_id: str) -> None:
+    try:
+        current = push.xero.get_contact(xero_id)
+    except NotFoundError:
+        set_status(push.state, push.tenant, CONTACT, contact.id, DELETED, "deleted in Xero")
+        raise Skip("the Xero contact is gone; it is created again with the contact's next billable activity") from None
+    names = contact_name_candidates(push.tenant, contact)
+    keep = str(current.get("Name")) if current.get("Name") in names else names[0]
+    for index, name in enumerate([keep, *[n for n in names if n != keep]]):
+        body = contact_body(contact, name)
+        if index == 0 and _holds(current, body):
+            _record(push, contact.id, current)
+            raise Skip("nothing we own changed")
+        try:
+            answer = push.xero.save_contact({**body, "ContactID": xero_id}, request_id=push.rid(f"xcu{index}"))
+        except ValidationError as exc:
+            if _name_taken(exc):
+                continue
+            raise
+        _record(push, contact.id, answer)
+        return
+    raise PushConflict(f"the name \"{names[0]}\" is used by another Xero contact; "
+                       "rename the contact in the CRM or in Xero, then retry")

@@ -1,0 +1,121 @@
+"""What changes in Xero about an invoice the CRM sent comes back by the modified-since poll, and
+the plugin's own writes do not come back as changes (no loop)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlmodel import Session, select
+
+from crm_qbo_plugin.inbound.xero_poll import poll_xero
+from crm_qbo_plugin.jobs.scheduler import plugin_jobs
+from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.links import get_link
+from crm_qbo_plugin.store.tables import InboxNotice
+from tests.support.xero_stack import (
+    WEBHOOK_KEY,
+    WEBHOOK_PATH,
+    XeroStack,
+    xero_crm_stack,
+    xero_sandbox,
+)
+from tests.xero_sandbox.support import CLIENT_ID
+
+
+@pytest.fixture
+def xero_url() -> Iterator[str]:
+    with xero_sandbox() as url:
+        yield url
+
+
+def _sent(stack: XeroStack, total: str) -> dict:
+    contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                       "email": "ada@example.com"}).json
+    invoice = stack.api("POST", "/api/invoices", json={
+        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": total}]}).json
+    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+    stack.work()
+    return dict(invoice)
+
+
+def _poll(stack: XeroStack):
+    with stack.app.app_context():
+        return poll_xero(get_state(stack.app), stack.tenant)
+
+
+def test_a_payment_and_a_void_made_in_xero_reach_the_crm_invoice(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        invoice = _sent(stack, "70.00")
+        other = _sent(stack, "20.00")
+        first = _poll(stack)
+        assert (first.status, first.applied) == ("polled", 0)  # only our own writes so far
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        other_link = get_link(get_state(stack.app), stack.tenant, "invoice", other["id"])
+        assert link is not None and other_link is not None
+        stack.control("POST", "clock", advance_seconds=5)  # the bookkeeper works a little later
+        with stack.xero() as xero:
+            xero.create_payment({"Invoice": {"InvoiceID": link.qbo_id}, "Account": {"Code": "090"},
+                                 "Date": "2026-12-03", "Amount": Decimal("25.00")}, request_id="bookkeeper-1")
+            xero.void_invoice(str(other_link.qbo_id), request_id="bookkeeper-2")
+        before = stack.stats()
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 2)
+        paid = stack.api("GET", f"/api/invoices/{invoice['id']}").json
+        assert (paid["status"], Decimal(paid["amount_paid"])) == ("partially_paid", Decimal("25.00"))
+        assert stack.api("GET", f"/api/invoices/{other['id']}").json["status"] == "void"
+        stack.work()  # what the CRM recorded from Xero is not pushed back
+        after = stack.stats()
+        writes = ("invoices.post", "invoices.put", "payments.put")
+        assert {k: after.get(k, 0) for k in writes} == {k: before.get(k, 0) for k in writes}
+        assert _poll(stack).applied == 0  # nothing new
+
+
+def test_the_scheduler_polls_each_connected_xero_organisation(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        state = get_state(stack.app)
+        jobs = {job.name: job for job in plugin_jobs(state, stack.app.app_context)}
+        assert jobs["xero-poll"].run() == 1  # one poll queued: this location's
+        assert jobs["cdc-poll"].run() == 0  # QuickBooks' CDC poll never takes it
+        stack.work()
+
+
+def test_xero_webhooks_pass_intent_to_receive_and_bring_a_payment_made_in_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        check = stack.control("POST", f"apps/{CLIENT_ID}/intent-to-receive")
+        assert (check["passed"], check["webhook_status"]) == (True, "OK")
+        invoice = _sent(stack, "70.00")
+        stack.control("POST", "webhooks/deliver", force=True)  # our own writes' notices
+        stack.work()
+        assert stack.api("GET", f"/api/invoices/{invoice['id']}").json["status"] == "sent"
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            xero.create_payment({"Invoice": {"InvoiceID": link.qbo_id}, "Account": {"Code": "090"},
+                                 "Date": "2026-12-03", "Amount": Decimal("70.00")}, request_id="bookkeeper-1")
+        assert stack.control("POST", "webhooks/deliver", force=True)["delivered"] == 1
+        stack.work()
+        paid = stack.api("GET", f"/api/invoices/{invoice['id']}").json
+        assert (paid["status"], Decimal(paid["amount_paid"])) == ("paid", Decimal("70.00"))
+        with Session(get_state(stack.app).engine) as db:
+            notices = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
+                InboxNotice.realm_id == stack.org)).all()
+        assert ("XeroInvoice", "pending") not in notices and len(notices) >= 2
+        assert all(status in ("applied", "skipped") for _entity, status in notices)
+
+
+def test_a_wrongly_signed_xero_delivery_is_refused_and_records_nothing(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        body = b'{"events":[],"firstEventSequence":0,"lastEventSequence":0,"entropy":"ABC"}'
+        answer = stack.client.post(WEBHOOK_PATH, data=body, headers={"x-xero-signature": "bm90LWl0"})
+        assert (answer.status_code, answer.data) == (401, b"")
+        good = base64.b64encode(hmac.new(WEBHOOK_KEY.encode(), body, hashlib.sha256).digest()).decode()
+        answer = stack.client.post(WEBHOOK_PATH, data=body, headers={"x-xero-signature": good})
+        assert (answer.status_code, answer.data) == (200, b"")
+        with Session(get_state(stack.app).engine) as db:
+            assert db.exec(select(InboxNotice)).all() == []
