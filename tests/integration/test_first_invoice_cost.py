@@ -37,4 +37,5 @@ def test_a_lone_first_invoice_reads_its_records_once_and_claims_no_batch(plugin_
     run_worker(app)
     assert len(qbo_rows(app, realm, "Invoice")) == 1
     assert reads == ["get_invoice", "get_contact"]
-    assert len(outbox_writes) == 2  # the claim and the finish: no empty batch claim or release
+    assert len(outbox_writes) == 2  # the claim, and the completion in the invoice's link write: no empty
+    # batch claim or release, no separate finish

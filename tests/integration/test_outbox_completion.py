@@ -17,7 +17,6 @@ from tests.integration.outbound_helpers import (
     make_app,
     publish,
     qbo_rows,
-    run_worker,
     state_of,
 )
 
@@ -48,26 +47,3 @@ def test_a_worker_killed_after_the_link_write_leaves_the_row_done_with_its_link(
         row = db.get(OutboxEvent, row_id)
         assert row is not None and (row.status, row.last_error, row.lease_until) == ("done", None, None)
 
-
-def test_a_lone_first_invoice_reads_its_records_once_and_claims_no_batch(plugin_config, fake_host, sandbox_url):
-    """No backlog, no batch: the leader's probe is one read, not host reads plus an empty claim."""
-    import sqlalchemy as sa
-
-    app, realm = make_app(plugin_config, fake_host, sandbox_url)
-    connect(app, sandbox_url, realm)
-    fake_host.contacts[(TENANT, "c1")] = contact()
-    fake_host.invoices[(TENANT, "inv1")] = invoice()
-    publish(app, EventType.INVOICE_SENT, "inv1")
-    reads: list[str] = []
-    for name in ("get_invoice", "get_contact"):
-        real_read = getattr(fake_host, name)
-        setattr(fake_host, name, lambda tenant, crm_id, _real=real_read, _name=name: reads.append(_name) or _real(tenant, crm_id))
-    outbox_writes: list[str] = []
-    state = state_of(app)
-    sa.event.listen(state.engine, "before_cursor_execute",
-                    lambda _c, _cur, statement, *_a: outbox_writes.append(statement)
-                    if statement.lstrip().upper().startswith("UPDATE QBO_OUTBOX") else None)
-    run_worker(app)
-    assert len(qbo_rows(app, realm, "Invoice")) == 1
-    assert reads == ["get_invoice", "get_contact"]
-    assert len(outbox_writes) == 2  # the claim, and the completion with the invoice's link write
