@@ -32,13 +32,13 @@ def test_a_worker_killed_after_the_link_write_leaves_the_row_done_with_its_link(
     fake_host.invoices[(TENANT, "inv1")] = invoice()
     row_id = publish(app, EventType.INVOICE_UPDATED, "inv1")
     state = state_of(app)
-    real = state.handlers["invoice.updated"]
+    real = state.handlers["quickbooks"]["invoice.updated"]
 
     def push_then_die(*args):
         real(*args)
         raise Killed
 
-    state.handlers["invoice.updated"] = push_then_die
+    state.handlers["quickbooks"]["invoice.updated"] = push_then_die
     with app.app_context(), pytest.raises(Killed):
         process(state, row_id)
     link = get_link(state, TENANT, "invoice", "inv1")
