@@ -15,6 +15,7 @@ import uuid
 
 import requests
 import sqlalchemy as sa
+from rq.suspension import resume, suspend
 
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.tables import Connection, OutboxEvent
@@ -119,8 +120,18 @@ def test_no_canary_in_logs_jobs_or_redis_after_a_run_full_of_errors(database_url
         logs = {path.name: path.read_bytes() for path in (st.workdir / "logs").glob("*.log")}
         assert {"web.log", "worker-0.log", "worker-1.log", "scheduler-0.log"} <= set(logs)
         assert any(b"qbo.request.failed" in body or b"qbo.request.retrying" in body for body in logs.values())
-        dump = _redis_dump(st)
-        assert any(k.startswith(b"rq:job:") for k in dump), "rq jobs were kept for inspection"
+        # Finished jobs keep no result (result_ttl=0): hold the workers so a queued job is there to inspect.
+        client = st.redis()
+        suspend(client)
+        try:
+            crm.call("PATCH", f"/contacts/{contact['id']}", {"phone": "555-0123"})
+            deadline = time.monotonic() + 20
+            while not client.keys("rq:job:*") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            dump = _redis_dump(st)
+        finally:
+            resume(client)
+        assert any(k.startswith(b"rq:job:") for k in dump), "a queued rq job was there to inspect"
         for name, value in canaries.items():
             assert len(value) >= 16, name
             needle = value.encode()
