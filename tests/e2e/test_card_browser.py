@@ -51,6 +51,7 @@ def test_connect_set_up_toggle_and_disconnect_in_the_browser(served_card):
         page.get_by_label("Acme Books").check()  # the sandbox's consent page
         page.get_by_role("button", name="Connect").click()
         expect(page.locator("#status")).to_have_text("Connected")
+        page.wait_for_load_state()  # the card's script (end of body) has run: its buttons act
         expect(page.locator("#company")).to_have_text("Acme Books")
         expect(page.locator("#setup-state")).to_have_text("— needs your attention")
         page.screenshot(path=str(ARTIFACTS / "card-2-connected-setup.png"), full_page=True)
@@ -101,9 +102,11 @@ def test_the_card_shows_changes_held_while_disconnected_and_crm_only_invoices(se
             page.get_by_label("Acme Books").check()
             page.get_by_role("button", name="Connect").click()
             expect(page.locator("#status")).to_have_text("Connected")
+            page.wait_for_load_state()  # the card's script (end of body) has run: its buttons act
 
         connect()
         page.click("#unlink")
+        expect(page.locator("#unlink-confirm")).to_be_visible()
         expect(page.locator("#unlink-confirm")).to_contain_text("not sent by themselves after you reconnect")
         page.click("#unlink-yes")
         expect(page.locator("#status")).to_have_text("Not connected")

@@ -57,6 +57,7 @@ def sign_in(page, url: str) -> None:
     page.fill("#password", "correct horse battery")
     page.click("#sign-in")
     expect(page.locator("#status")).to_have_text("Connected")
+    page.wait_for_load_state()  # the card's script (end of body) has run: its buttons act
 
 
 def test_a_user_reads_searches_pages_and_fixes_records_on_the_card(books):

@@ -80,6 +80,7 @@ def test_a_newcomers_journey_through_the_demo(tmp_path):
             page.get_by_label("Sandbox Company US").check()
             page.get_by_role("button", name="Connect").click()
             expect(page.locator("#status")).to_have_text("Connected")
+            page.wait_for_load_state()  # the card's script (end of body) has run: its buttons act
             expect(page.locator("#import")).to_be_visible()  # progress while it runs, the result after
             expect(page.locator("#import-text")).to_contain_text("customers")
             shot(page, "3-connected-importing")
