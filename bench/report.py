@@ -273,6 +273,12 @@ IN_THE_WAY: list[str] = [
     "sparse: the HTTP server (waitress) costs ~2 ms of a request, storing the delivery ~0.5 ms (one transaction) "
     "and queuing its drain one Redis call. Meeting it needs a lighter server in front or concurrent deliveries "
     "grouped into one commit.",
+    "- **Import wall ≤ 3× the floor under realistic latency.** The floor counts only QuickBooks' latency (pages in "
+    "flight); at the full 10,000 + 10,000 the import is CPU-bound instead: ~0.33 ms a record on SQLite (0.5 on "
+    "PostgreSQL) is ~6.6 s of work against a 0.7 s floor, so the target holds only where latency dominates (the "
+    "`--quick` sizes: ~2× on SQLite). What the CPU goes to is below.",
+    "- **Push at QBO's limits ≥ 90% of the batched floor on PostgreSQL.** The same pushes cost the workers more CPU "
+    "on PostgreSQL, and new contacts' customers are created one at a time within QuickBooks' 500 a minute.",
     "- **Import ≥ 1.5× faster than the fair peer.** The pages now overlap the COUNTs and each other, but the plugin "
     "writes more per record than the peer (its links, write-ledger rows and checkpoints beside the host's rows: "
     "~0.4 against ~0.17 ms CPU a record on SQLite) and applies customers before invoices (an invoice needs its "
