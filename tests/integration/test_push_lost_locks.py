@@ -40,17 +40,18 @@ def _wait_until_fired(sandbox_url: str, seconds: float = 20.0) -> None:
     raise AssertionError("the first push never reached QuickBooks")
 
 
-def test_a_push_that_lost_its_locks_to_a_redis_restart_creates_no_second_customer_or_invoice(
-        plugin_config, fake_host, sandbox_url):
+def _race(plugin_config, fake_host, sandbox_url, held: str):
+    """The first push of inv1 is held at QuickBooks on its `held` create; meanwhile Redis restarts
+    (every push lock gone) and an edit of the invoice is pushed to the end. Returns the app, the
+    realm, the state, the edit's QBO invoice id and the first push's outcome."""
     app, realm = make_app(plugin_config, fake_host, sandbox_url)
     connect(app, sandbox_url, realm)
     fake_host.contacts[(TENANT, "c1")] = contact()
     fake_host.invoices[(TENANT, "inv1")] = invoice()
     state = state_of(app)
     sent = publish(app, EventType.INVOICE_SENT, "inv1")
-    # The first push's customer create is held before QuickBooks handles it.
     requests.post(f"{sandbox_url}/_sandbox/faults", json={
-        "path": f"/v3/company/{realm}/customer", "method": "POST", "latency_ms": 1500, "times": 1}, timeout=5)
+        "path": f"/v3/company/{realm}/{held}", "method": "POST", "latency_ms": 1500, "times": 1}, timeout=5)
     outcome: list[str] = []
 
     def first_push() -> None:
@@ -64,8 +65,15 @@ def test_a_push_that_lost_its_locks_to_a_redis_restart_creates_no_second_custome
     edited = publish(app, EventType.INVOICE_UPDATED, "inv1", key="invoice.updated:inv1:v2")
     with app.app_context():
         assert process(state, edited) == "done"  # pushes the customer and the invoice meanwhile
+        second = get_link(state, TENANT, "invoice", "inv1").qbo_id
     worker.join(30)
     assert not worker.is_alive()
+    return app, realm, state, second, outcome
+
+
+def test_a_push_that_lost_its_locks_to_a_redis_restart_creates_no_second_customer_or_invoice(
+        plugin_config, fake_host, sandbox_url):
+    app, realm, state, _second, outcome = _race(plugin_config, fake_host, sandbox_url, "customer")
 
     customers, invoices = qbo_rows(app, realm, "Customer"), qbo_rows(app, realm, "Invoice")
     assert [c["DisplayName"] for c in customers] == ["Jane Smith"]
@@ -81,30 +89,7 @@ def test_two_pushes_that_both_created_the_invoice_leave_one_the_later_copy_is_de
     """The same loss while the first push's invoice create waits: both creates reach QuickBooks.
     The link keeps the first one recorded; the other push deletes its own copy (unpaid, seconds
     old) instead of recording it over the link and orphaning the first with its payments."""
-    app, realm = make_app(plugin_config, fake_host, sandbox_url)
-    connect(app, sandbox_url, realm)
-    fake_host.contacts[(TENANT, "c1")] = contact()
-    fake_host.invoices[(TENANT, "inv1")] = invoice()
-    state = state_of(app)
-    sent = publish(app, EventType.INVOICE_SENT, "inv1")
-    requests.post(f"{sandbox_url}/_sandbox/faults", json={
-        "path": f"/v3/company/{realm}/invoice", "method": "POST", "latency_ms": 1500, "times": 1}, timeout=5)
-    outcome: list[str] = []
-
-    def first_push() -> None:
-        with app.app_context():
-            outcome.append(process(state, sent))
-
-    worker = threading.Thread(target=first_push)
-    worker.start()
-    _wait_until_fired(sandbox_url)
-    state.redis.flushdb()
-    edited = publish(app, EventType.INVOICE_UPDATED, "inv1", key="invoice.updated:inv1:v2")
-    with app.app_context():
-        assert process(state, edited) == "done"
-        second = get_link(state, TENANT, "invoice", "inv1").qbo_id
-    worker.join(30)
-    assert not worker.is_alive()
+    app, realm, state, second, outcome = _race(plugin_config, fake_host, sandbox_url, "invoice")
 
     invoices = qbo_rows(app, realm, "Invoice")
     assert [i["Id"] for i in invoices] == [second]
