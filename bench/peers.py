@@ -69,12 +69,16 @@ def _env(sandbox: Sandbox, metadata_case: bool = False) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], sandbox: Sandbox, stdout: Any = subprocess.PIPE,
+def _run(argv: list[str], sandbox: Sandbox | None, stdout: Any = subprocess.PIPE,
          metadata_case: bool = False, env: dict[str, str] | None = None) -> tuple[float, Any, Any, str]:
-    """Run a peer process to its end; (wall, its rusage, stdout text or None, stderr tail)."""
+    """Run a peer process to its end; (wall, its rusage, stdout text or None, stderr tail).
+    Without a QBO `sandbox` the caller gives the whole `env` (the Xero peers)."""
+    if env is None:
+        assert sandbox is not None, "a peer without the QBO shim needs its env"
+        env = _env(sandbox, metadata_case)
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        popen = subprocess.Popen(argv, stdout=stdout, stderr=err, env=env or _env(sandbox, metadata_case),  # noqa: S603
+        popen = subprocess.Popen(argv, stdout=stdout, stderr=err, env=env,  # noqa: S603
                                  cwd=str(ROOT))
         peak = [0.0]
         finished = threading.Event()
@@ -111,6 +115,12 @@ class _Usage:
 
 def _usage(usage: _Usage) -> dict[str, float]:
     return {"cpu_s": round(usage.cpu_s, 3), "peak_rss_mb": round(usage.peak_rss_mb, 1)}
+
+
+def run_process(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, float], str | None, str]:
+    """A peer in its own process: (wall, its CPU and peak RSS, stdout, stderr tail)."""
+    wall, usage, out, tail = _run(argv, None, env=env)
+    return wall, _usage(usage), out, tail
 
 
 def pq_import(sandbox: Sandbox, realm: str) -> dict[str, Any]:

@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
-def _f(value: Any, digits: int = 2) -> str:
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+from bench import xero_report
+from bench.report_tables import f as _f
+from bench.report_tables import ok as _ok
+from bench.report_tables import table as _table
 
 
 def _ms_per_record(cpu_s: Any, records: Any) -> str:
@@ -25,21 +22,6 @@ def _ratio(measured: Any, floor: Any) -> str:
     if not isinstance(measured, int | float) or not isinstance(floor, int | float) or not floor:
         return "–"
     return f"{measured / floor:.2f}×"
-
-
-def _ok(entry: dict[str, Any]) -> str:
-    correct = entry.get("correct")
-    if isinstance(correct, dict):
-        return "yes" if correct.get("ok") else "**NO**"
-    if entry.get("error"):
-        return f"error: {str(entry['error'])[:80]}"
-    return "–"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
 
 
 FAIR_PEER = "fair peer (pq + host writes)"
@@ -288,7 +270,7 @@ IN_THE_WAY: list[str] = [
 W6_NOTES: list[str] = [
     "", "## W6 — how to read it", "",
     "- W6 runs on PostgreSQL only (many tenants is the production case), in the throttled mode (QBO's per-realm "
-    "limits on, sandbox clock sped up), once per worker count (1, 2, 4 `crm-qbo worker` processes; always 2 "
+    "limits on, sandbox clock sped up), once per worker count (1, 2, 4 `crm-qbo worker` processes — 1 and 2 with --quick; always 2 "
     "`crm-qbo serve` processes taking the webhooks), each on its own fresh tenants and companies (bench/w6_scale.py).",
     "- Phase import + push: every tenant's pushed invoices are published first and their jobs queued (a backlog), "
     "then every import is queued, then the workers start. \"event→QBO\" is the invoice link's last write minus the "
@@ -480,6 +462,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         lines += ["", "## The fair peer for import", "", FAIR_PEER_NOTE]
     lines += IN_THE_WAY
     lines += W6_NOTES
+    if any(data.get("xero") for data in databases.values()):
+        lines += ["", "## Xero (XP, XW) — how to read it", "", *xero_report.NOTES]
     lines += ["", "Sandbox speed (`bench/sandbox_speed.py`, no throttles):", ""]
     lines += [f"- {line}" for line in results["sandbox_speed"]["lines"]]
     for db, data in databases.items():
@@ -501,6 +485,9 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             table = render(modes)
             if len(table) > 2:
                 lines += ["", f"## {title} ({label})", "", *table]
+        if data.get("xero"):
+            lines += ["", f"## Xero — push at Xero's limits, webhook burst ({label})", "",
+                      *xero_report.section(data["xero"])]
         if len(memory_table) > 2:
             lines += ["", f"## W1 at 100,000 customers + 100,000 invoices — memory ({label})", "", *memory_table]
     lines += ["", "## How the numbers are taken", "",

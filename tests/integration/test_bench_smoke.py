@@ -73,3 +73,32 @@ def test_bench_fair_peer_and_many_tenants_deliver_every_record_once(database_url
             assert run["webhooks"]["statuses"] == {"200": 6}
             assert run["import_push"]["records"] == 2 * (5 + 5 + 10 + 1)
             assert run["latency_events"] == 2 * 10  # every pushed invoice's event → QBO write
+
+
+def test_bench_xero_workloads_deliver_every_record_once(database_url: str, redis_url: str) -> None:
+    """XP pushes every invoice and contact to Xero once, within Xero's limits; XW's notices bring
+    every payment made in Xero to its CRM invoice; both peers write the same records."""
+    from bench import xero_workloads
+
+    with stack(database_url=database_url, redis_url=redis_url) as st:
+        found = xero_workloads.run_all(st, invoices=20, notices=8, burst_seconds=1.0, workers_count=2, speed=10.0,
+                                       with_peers=True, log=lambda _message: None)
+    xp, xw = found["workloads"]["XP"], found["workloads"]["XW"]["plugin"]
+    assert xp["plugin"]["correct"] == {"ok": True, "xero_invoices": 20, "distinct_numbers": 20, "xero_contacts": 2,
+                                       "outbox": xp["plugin"]["correct"]["outbox"], "invoice_links": 20,
+                                       "contact_links": 2}
+    assert xp["plugin"]["throttled_429"] == 0
+    assert (xp["floor"]["calls"], xp["floor_one_per_call"]["calls"]) == (2, 22)
+    for peer in ("xero-python", "pyxero"):
+        assert (xp[peer]["records"], xp[peer]["calls"], xp[peer]["throttled_429"]) == (22, 2, 0), xp[peer]
+    assert xw["statuses"] == {"200": 8}
+    assert xw["correct"] == {"ok": True, "paid_in_crm": 8}
+
+
+def test_xero_floor_follows_xero_limits() -> None:
+    from bench.xero_workloads import floor
+
+    assert floor([100, 1_000], call_s=0.0, speed=1.0) == {"calls": 22, "records_per_call": 50,
+                                                          "xero_minutes": 0.367, "wall_s": 0.0}
+    one = floor([100, 1_000], call_s=0.0, speed=10.0, per_call=1)
+    assert (one["calls"], one["wall_s"]) == (1_100, round((1_100 / 60 - 1) * 6.0, 3))

@@ -1,0 +1,68 @@
+"""The Xero part of bench/RESULTS.md (issue #19): XP push at Xero's limits and XW webhook burst,
+with the xero-python and pyxero peers, per database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report_tables import f, ok, table
+
+NOTES = [
+    "- One organisation per workload, Xero's limits on (5 in flight, 60 a minute); the sandbox's clock runs "
+    "`clock speed` times faster, so a Xero minute lasts 60/speed real seconds (the plugin's limiter is scaled the "
+    "same, bench/hostapp.py). L is a 50-invoice PUT, measured.",
+    "- Floor: contacts then invoices in arrays of 50 (Xero's advice), ≤ 60 calls a Xero minute (the first 60 at "
+    "once), ≤ 5 at once. Also shown: the floor with one record per call. Target: the plugin ≥ 90% of the floor "
+    "its limits allow (floor wall / plugin wall), 0 429s after the first Xero minute.",
+    "- XW pays XP's invoices in Xero (the harness, limits off), then sends one signed notice per invoice, open-loop, "
+    "to two `crm-qbo serve` processes; done when every notice is settled and every payment is on its CRM invoice.",
+    "- Peers (bench/peer_scripts/xero_peers.py): the same contacts and invoices written with xero-python's "
+    "`create_contacts`/`create_invoices` and pyxero's `put`, arrays of 50, one request after another; they write "
+    "nothing to a CRM and keep no links.",
+]
+
+
+def section(xero: dict[str, Any] | None) -> list[str]:
+    if not xero:
+        return []
+    w = xero["workloads"]
+    lines = [f"Clock speed {f(xero['clock_speed'], 0)}; L (50-invoice PUT) {xero['call_s'] * 1000:.1f} ms.", ""]
+    if "XP" in w:
+        xp = w["XP"]
+        floor, single = xp["floor"], xp["floor_one_per_call"]
+        rows = []
+        for name in ("plugin", "xero-python", "pyxero"):
+            entry = xp.get(name)
+            if not entry:
+                continue
+            wall = entry.get("wall_s")
+            rows.append([name, f(wall, 3), f(floor["wall_s"], 3), _share(floor["wall_s"], wall),
+                         _share(single["wall_s"], wall), f(entry.get("calls")),
+                         f(entry.get("throttled_after_warmup", entry.get("throttled_429"))),
+                         _ms(entry.get("cpu_s"), xp["plugin"]["invoices"]),
+                         f(entry.get("peak_rss_mb"), 1), ok(entry)])
+        lines += [f"XP: {xp['plugin']['invoices']} invoices, {xp['plugin']['contacts']} new contacts; floor "
+                  f"{floor['calls']} calls in arrays of 50 ({single['calls']} one record a call).", ""]
+        lines += table(["who", "wall s", "floor s", "of the floor (arrays of 50)", "of the floor (one a call)",
+                        "calls", "429s after warm-up", "CPU ms/invoice", "peak RSS MB", "correct"], rows)
+        lines += [""]
+    if "XW" in w:
+        xw = w["XW"]["plugin"]
+        lines += table(["notices", "ack p50 ms", "ack p99 ms", "consistent after s", "web CPU ms/notice",
+                        "worker CPU ms/notice", "calls", "429s", "correct"],
+                       [[f(xw["notices"]), f(xw["ack_p50_ms"]), f(xw["ack_p99_ms"]), f(xw["consistent_after_s"]),
+                         f(xw["web_cpu_ms_per_notice"]), _ms(xw["workers"]["cpu_s"], xw["notices"]),
+                         f(xw["calls"]), f(xw["throttled_429"]), ok(w["XW"]["plugin"])]])
+    return lines
+
+
+def _share(floor_s: Any, wall_s: Any) -> str:
+    if not isinstance(floor_s, int | float) or not isinstance(wall_s, int | float) or not wall_s:
+        return "–"
+    return f"{100.0 * floor_s / wall_s:.0f}%"
+
+
+def _ms(cpu_s: Any, units: Any) -> str:
+    if not isinstance(cpu_s, int | float) or not units:
+        return "–"
+    return f"{cpu_s * 1000.0 / units:.2f}"
