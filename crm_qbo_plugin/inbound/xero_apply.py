@@ -17,6 +17,7 @@ from typing import Any
 
 from crm_qbo_plugin.automations import hooks
 from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus
+from crm_qbo_plugin.inbound.apply import INVOICE as INVOICE_KIND
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target, skipped
 from crm_qbo_plugin.mapping.names import valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_from_xero
@@ -62,6 +63,8 @@ class XeroApplier(Applier):
         if record.get("Type") != ACCREC:
             return skipped("a bill (ACCPAY) is not a CRM invoice")
         body = as_written(INVOICE_ENTITY, record)
+        if record.get("Status") == "DELETED" and self.book.by_qbo(INVOICE_KIND, body["Id"]) is None:
+            return skipped("deleted in Xero before the CRM knew it")
         outcome = self.apply_invoice(body)
         if self.connection is not None:
             self._payments_made_in_xero(body)
