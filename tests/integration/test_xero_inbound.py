@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.jobs.scheduler import plugin_jobs
 from crm_qbo_plugin.state import get_state
-from crm_qbo_plugin.store.links import get_link
+from crm_qbo_plugin.store.links import get_link, link_by_qbo_id
 from crm_qbo_plugin.store.tables import InboxNotice
 from tests.support.xero_stack import (
     WEBHOOK_KEY,
@@ -119,3 +119,81 @@ def test_a_wrongly_signed_xero_delivery_is_refused_and_records_nothing(plugin_co
         assert (answer.status_code, answer.data) == (200, b"")
         with Session(get_state(stack.app).engine) as db:
             assert db.exec(select(InboxNotice)).all() == []
+
+
+def _triggers(stack: XeroStack) -> list[tuple[str, str]]:
+    return sorted((row["trigger"], row["contact_id"]) for row in stack.api("GET", "/api/automation-log").json)
+
+
+def _crm_contacts(stack: XeroStack) -> dict[str, dict]:
+    return {c["id"]: c for c in stack.api("GET", "/api/contacts").json}
+
+
+def test_a_contact_made_in_xero_reaches_the_crm_by_the_poll_and_a_change_updates_it(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        stack.control("POST", "clock", advance_seconds=5)  # after the connect
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Grace Hopper", "FirstName": "Grace", "LastName": "Hopper",
+                                      "EmailAddress": "grace@example.com"}, request_id="bookkeeper-1",
+                                     create_only=True)
+        assert _crm_contacts(stack) == {}
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 1)
+        link = link_by_qbo_id(get_state(stack.app), stack.tenant, "contact", made["ContactID"])
+        assert link is not None and link.origin == "qbo"
+        contact = _crm_contacts(stack)[link.crm_id]
+        assert (contact["first_name"], contact["last_name"], contact["email"]) == ("Grace", "Hopper", "grace@example.com")
+        assert _triggers(stack) == [("customer_created_in_qbo", link.crm_id)]
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            xero.save_contact({"ContactID": made["ContactID"], "EmailAddress": "grace@navy.example"},
+                              request_id="bookkeeper-2")
+        before = stack.stats()
+        assert _poll(stack).applied == 1
+        assert _crm_contacts(stack)[link.crm_id]["email"] == "grace@navy.example"
+        assert list(_crm_contacts(stack)) == [link.crm_id]  # updated, not doubled
+        stack.work()  # what came from Xero is not pushed back
+        after = stack.stats()
+        assert {k: after.get(k, 0) for k in ("contacts.post", "contacts.put")} == \
+            {k: before.get(k, 0) for k in ("contacts.post", "contacts.put")}
+        assert _poll(stack).applied == 0
+        assert _triggers(stack) == [("customer_created_in_qbo", link.crm_id)]  # once
+
+
+def test_a_contact_made_in_xero_reaches_the_crm_by_its_webhook(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        assert stack.control("POST", f"apps/{CLIENT_ID}/intent-to-receive")["passed"] is True
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Ada Lovelace", "EmailAddress": "ada@example.com"},
+                                     request_id="bookkeeper-1", create_only=True)
+        assert stack.control("POST", "webhooks/deliver", force=True)["delivered"] == 1
+        stack.work()
+        link = link_by_qbo_id(get_state(stack.app), stack.tenant, "contact", made["ContactID"])
+        assert link is not None
+        assert _crm_contacts(stack)[link.crm_id]["email"] == "ada@example.com"
+        with Session(get_state(stack.app).engine) as db:
+            notices = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
+                InboxNotice.realm_id == stack.org)).all()
+        assert notices == [("XeroContact", "skipped")]  # the poll the notice queued applied it first
+
+
+def test_the_plugins_own_contact_write_does_not_come_back_from_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        contact = {"id": _sent(stack, "70.00")["contact_id"]}  # the contact goes to Xero with its invoice
+        stack.control("POST", "clock", advance_seconds=5)
+        before = stack.stats()
+        stack.api("PATCH", f"/api/contacts/{contact['id']}", json={"last_name": "King"})
+        stack.work()
+        assert stack.stats().get("contacts.post", 0) == before.get("contacts.post", 0) + 1  # our write
+        link = get_link(get_state(stack.app), stack.tenant, "contact", contact["id"])
+        assert link is not None and link.qbo_id
+        kept = _crm_contacts(stack)
+        assert kept[contact["id"]]["last_name"] == "King"
+        stack.control("POST", "webhooks/deliver", force=True)
+        stack.work()
+        polled = _poll(stack)
+        assert (polled.status, polled.applied, polled.skipped) == ("polled", 0, 2)  # our contact and invoice: echoes
+        assert _crm_contacts(stack) == kept  # not written again
+        assert stack.stats().get("contacts.post", 0) == before.get("contacts.post", 0) + 1  # nothing pushed back
+        assert _triggers(stack) == []
