@@ -7,14 +7,17 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from sqlmodel import Session, select
 
+from crm_qbo_plugin.automations.overdue import fire_overdue
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.jobs.scheduler import plugin_jobs
 from crm_qbo_plugin.state import get_state
+from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import get_link, link_by_qbo_id
 from crm_qbo_plugin.store.tables import InboxNotice
 from tests.support.xero_stack import (
@@ -197,3 +200,71 @@ def test_the_plugins_own_contact_write_does_not_come_back_from_xero(plugin_confi
         assert _crm_contacts(stack) == kept  # not written again
         assert stack.stats().get("contacts.post", 0) == before.get("contacts.post", 0) + 1  # nothing pushed back
         assert _triggers(stack) == []
+
+
+def _pay(stack: XeroStack, invoice_id: str, amount: str, request_id: str) -> None:
+    stack.control("POST", "clock", advance_seconds=5)
+    with stack.xero() as xero:
+        xero.create_payment({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"},
+                             "Date": "2026-12-03", "Amount": Decimal(amount)}, request_id=request_id)
+
+
+def test_the_review_request_fires_once_when_the_first_invoice_is_paid_in_two_payments_in_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        invoice = _sent(stack, "70.00")
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id
+        contact = invoice["contact_id"]
+        _pay(stack, link.qbo_id, "30.00", "bookkeeper-1")
+        assert _poll(stack).applied == 1
+        assert stack.api("GET", f"/api/invoices/{invoice['id']}").json["status"] == "partially_paid"
+        assert _triggers(stack) == [("payment_received_in_qbo", contact)]
+        _pay(stack, link.qbo_id, "40.00", "bookkeeper-2")
+        assert _poll(stack).applied == 1
+        assert stack.api("GET", f"/api/invoices/{invoice['id']}").json["status"] == "paid"
+        assert _triggers(stack) == [("invoice_paid_in_full", contact), ("payment_received_in_qbo", contact),
+                                    ("payment_received_in_qbo", contact), ("review_request", contact)]
+        second = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact, "lines": [{"name": "Mowing", "quantity": "1", "unit_price": "15.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{second['id']}/send").status_code == 200
+        stack.work()
+        second_link = get_link(get_state(stack.app), stack.tenant, "invoice", second["id"])
+        assert second_link is not None and second_link.qbo_id
+        _pay(stack, second_link.qbo_id, "15.00", "bookkeeper-3")  # a third payment event
+        stack.control("POST", "webhooks/deliver", force=True)
+        stack.work()
+        assert _poll(stack).status == "polled"
+        assert stack.api("GET", f"/api/invoices/{second['id']}").json["status"] == "paid"
+        requests = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "review_request"]
+        assert len(requests) == 1 and requests[0]["payload"]["qbo_invoice_id"] == link.qbo_id
+        assert [t for t, _c in _triggers(stack)].count("invoice_paid_in_full") == 2
+
+
+def test_an_invoice_made_in_xero_is_imported_by_the_poll_and_fires_overdue_once(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True) as stack:
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
+                                     request_id="bookkeeper-1", create_only=True)
+            bill = xero.save_invoice({"Type": "ACCREC", "Contact": {"ContactID": made["ContactID"]},
+                                      "Date": "2026-10-01", "DueDate": "2026-10-31", "Status": "AUTHORISED",
+                                      "LineAmountTypes": "NoTax", "LineItems": [{
+                                          "Description": "Consulting", "Quantity": Decimal(2),
+                                          "UnitAmount": Decimal("12.50"), "AccountCode": "200"}]},
+                                     request_id="bookkeeper-2", create_only=True)
+        assert _poll(stack).applied == 2
+        state = get_state(stack.app)
+        contact = link_by_qbo_id(state, stack.tenant, "contact", made["ContactID"])
+        link = link_by_qbo_id(state, stack.tenant, "invoice", bill["InvoiceID"])
+        assert contact is not None and link is not None and link.origin == "qbo"
+        imported = stack.api("GET", f"/api/invoices/{link.crm_id}").json
+        assert (imported["contact_id"], Decimal(imported["total"]), imported["status"], imported["due_date"]) == \
+            (contact.crm_id, Decimal("25.00"), "sent", "2026-10-31")
+        with stack.app.app_context():
+            conn = connection_for(state.engine, stack.tenant)
+            assert conn is not None
+            assert fire_overdue(state, conn, date(2026, 11, 1)) == 1
+            assert fire_overdue(state, conn, date(2026, 11, 2)) == 0  # once
+        overdue = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "invoice_overdue"]
+        assert [(row["contact_id"], row["payload"]["qbo_invoice_id"], row["payload"]["due_date"]) for row in overdue] == \
+            [(contact.crm_id, bill["InvoiceID"], "2026-10-31")]
