@@ -28,10 +28,11 @@ from crm_qbo_plugin.mapping.xero_imported_invoice import (
     invoice_status,
     money,
 )
+from crm_qbo_plugin.mapping.xero_payment import SALE_PREFIX
 from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import claims
-from crm_qbo_plugin.store.links import PAYMENT, link_by_qbo_id
+from crm_qbo_plugin.store.links import PAYMENT, SALES_RECEIPT, link_by_qbo_id
 from crm_qbo_plugin.xero import NotFoundError, XeroClient
 
 CONTACT_ENTITY, INVOICE_ENTITY = "XeroContact", "XeroInvoice"
@@ -63,6 +64,9 @@ class XeroApplier(Applier):
         if record.get("Type") != ACCREC:
             return skipped("a bill (ACCPAY) is not a CRM invoice")
         body = as_written(INVOICE_ENTITY, record)
+        if str(record.get("InvoiceNumber") or "").startswith(SALE_PREFIX) \
+                or self.book.by_qbo(SALES_RECEIPT, body["Id"]) is not None:
+            return skipped("the sale a CRM payment without an invoice became in Xero")
         if record.get("Status") == "DELETED" and self.book.by_qbo(INVOICE_KIND, body["Id"]) is None:
             return skipped("deleted in Xero before the CRM knew it")
         outcome = self.apply_invoice(body)

@@ -268,3 +268,21 @@ def test_an_invoice_made_in_xero_is_imported_by_the_poll_and_fires_overdue_once(
         overdue = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "invoice_overdue"]
         assert [(row["contact_id"], row["payload"]["qbo_invoice_id"], row["payload"]["due_date"]) for row in overdue] == \
             [(contact.crm_id, bill["InvoiceID"], "2026-10-31")]
+
+
+def test_a_crm_payment_without_an_invoice_does_not_come_back_as_an_imported_invoice(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True, review_request=True) as stack:
+        ada = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                       "email": "ada@example.com"}).json
+        stack.control("POST", "clock", advance_seconds=5)
+        paid = stack.api("POST", "/api/payments", json={
+            "source": "order_form", "contact_id": ada["id"], "amount": "45.50",
+            "lines": [{"name": "Seeds", "quantity": "2", "unit_price": "22.75"}]})
+        assert paid.status_code == 201, paid.json
+        stack.work()
+        sale = get_link(get_state(stack.app), stack.tenant, "sales_receipt", paid.json["id"])
+        assert sale is not None and sale.qbo_id and sale.status == "synced"
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 0)
+        assert stack.api("GET", "/api/invoices").json == []
+        assert _triggers(stack) == []
