@@ -5,6 +5,8 @@ checkpoint."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +24,7 @@ from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import Link, SyncRun
 from crm_qbo_plugin.xero import XeroClient
 from tests.support.xero_stack import XeroStack, connect_xero, xero_crm_stack, xero_sandbox
+from tests.xero_sandbox.support import approve
 
 XERO_WRITES = ("contacts.post", "contacts.put", "invoices.post", "invoices.put", "payments.put")
 
@@ -144,3 +147,28 @@ def test_a_xero_import_killed_between_host_writes_and_checkpoint_resumes_without
         assert len(crm_contacts) == 8
         links = _links(stack, "contact")
         assert set(links) == {p["ContactID"] for p in people} and set(links.values()) == {c["id"] for c in crm_contacts}
+
+
+CARD = "/integrations/quickbooks/"
+
+
+def test_connecting_a_location_to_xero_from_the_card_starts_the_import(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, connected=False) as stack:
+        web = stack.sign_in()
+        token = re.search(r'id="connect-form">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                          web.get(CARD).text)
+        assert token is not None
+        consent = web.post(CARD + "connect", data={"csrf_token": token.group(1), "provider": "xero"})
+        assert consent.status_code == 303
+        back = approve(str(consent.headers["Location"]), stack.org)
+        done = web.get(CARD + "xero/callback?" + urllib.parse.urlencode(back))
+        assert done.status_code == 303, done.text
+        state = get_state(stack.app)
+        assert [job.args for job in state.queue.get_jobs() if job.func_name.endswith(".run_import")] == [[stack.tenant]]
+        assert (_run(stack).status, _run(stack).counts) == ("running", {})
+        with stack.xero() as xero:
+            people = _seed_contacts(xero, 2)
+        stack.work()
+        assert (_run(stack).status, _run(stack).counts) == ("succeeded", {"customers_total": 2, "customers_done": 2})
+        assert set(_links(stack, "contact")) == {p["ContactID"] for p in people}
+        assert len(stack.api("GET", "/api/contacts").json) == 2
