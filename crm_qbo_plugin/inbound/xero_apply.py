@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from crm_qbo_plugin.automations import hooks
-from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus
+from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, get_invoices
 from crm_qbo_plugin.inbound.apply import INVOICE as INVOICE_KIND
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target, skipped
 from crm_qbo_plugin.mapping.names import valid_email
@@ -28,11 +28,12 @@ from crm_qbo_plugin.mapping.xero_imported_invoice import (
     invoice_status,
     money,
 )
+from crm_qbo_plugin.mapping.xero_invoice import invoice_number
 from crm_qbo_plugin.mapping.xero_payment import SALE_PREFIX
 from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import claims
-from crm_qbo_plugin.store.links import PAYMENT, SALES_RECEIPT, link_by_qbo_id
+from crm_qbo_plugin.store.links import PAYMENT, SALES_RECEIPT, link_by_qbo_id, unfinished_pushes
 from crm_qbo_plugin.xero import NotFoundError, XeroClient
 
 CONTACT_ENTITY, INVOICE_ENTITY = "XeroContact", "XeroInvoice"
@@ -47,6 +48,7 @@ class XeroApplier(Applier):
                  defer_host_writes: bool = False) -> None:
         super().__init__(state, target, None, defer_host_writes=defer_host_writes)
         self.xero = xero
+        self._pushing: set[str] | None = None  # the numbers of CRM invoices whose push is unfinished
 
     # ------------------------------------------------------------------ entry points
 
@@ -120,9 +122,16 @@ class XeroApplier(Applier):
         return invoice_status(body), amount_paid(body)
 
     def _made_for_crm(self, body: Mapping[str, Any]) -> bool:
-        # The plugin's Xero invoices carry the CRM's number and no marker; a push whose answer was
-        # lost finds its invoice by that number and links it (outbound/xero_invoices.py).
-        return False
+        """The plugin's Xero invoices carry the CRM's number (no marker): an unlinked one numbered
+        as a CRM invoice whose push has not recorded its link is that push's (a worker died after
+        Xero answered); its retry finds it by the number and links it (outbound/xero_invoices.py)."""
+        number = str(body.get("InvoiceNumber") or "")
+        if not number:
+            return False
+        if self._pushing is None:  # read once per applier: few, unless pushes keep failing
+            crm_ids = unfinished_pushes(self.state, self.tenant, INVOICE_KIND)
+            self._pushing = {invoice_number(i) for i in get_invoices(self.host, self.tenant, crm_ids).values()}
+        return number in self._pushing
 
     def _total_of(self, body: Mapping[str, Any]) -> Decimal:
         return money(body.get("Total"))

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,10 +16,13 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.automations.overdue import fire_overdue
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.jobs.scheduler import plugin_jobs
+from crm_qbo_plugin.outbound import xero_invoices
+from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import get_link, link_by_qbo_id
-from crm_qbo_plugin.store.tables import InboxNotice
+from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent
+from crm_qbo_plugin.store.types import utcnow
 from tests.support.xero_stack import (
     WEBHOOK_KEY,
     WEBHOOK_PATH,
@@ -286,3 +289,43 @@ def test_a_crm_payment_without_an_invoice_does_not_come_back_as_an_imported_invo
         assert (polled.status, polled.applied) == ("polled", 0)
         assert stack.api("GET", "/api/invoices").json == []
         assert _triggers(stack) == []
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying: nothing in the plugin catches it."""
+
+
+def test_an_invoice_whose_push_died_after_xero_answered_is_not_imported_as_a_second_one(
+        plugin_config, xero_url, monkeypatch):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True) as stack:
+        contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                           "email": "ada@example.com"}).json
+        stack.work()
+        stack.control("POST", "clock", advance_seconds=5)  # the poll reads what Xero makes from now on
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "70.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        state = get_state(stack.app)
+        with Session(state.engine) as db:
+            outbox_id = db.exec(select(OutboxEvent.id).where(OutboxEvent.tenant_id == stack.tenant,
+                                                             OutboxEvent.event_type == "invoice.sent")).one()
+        real = xero_invoices.record_writes
+
+        def killed(*args, **kwargs):
+            raise WorkerKilled()
+
+        monkeypatch.setattr(xero_invoices, "record_writes", killed)
+        with stack.app.app_context(), pytest.raises(WorkerKilled):
+            process(state, outbox_id)  # Xero made the invoice; its link was never saved
+        monkeypatch.setattr(xero_invoices, "record_writes", real)
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 0)  # the push's invoice, not one to import
+        assert [i["id"] for i in stack.api("GET", "/api/invoices").json] == [invoice["id"]]
+        for key in state.redis.scan_iter("crm-qbo:push:*"):  # the dead worker's locks expire with its lease
+            state.redis.delete(key)
+        with stack.app.app_context():
+            assert process(state, outbox_id, now=utcnow() + timedelta(hours=1)) == "done"
+        link = get_link(state, stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id and link.origin == "crm"
+        assert _poll(stack).applied == 0
+        assert [i["id"] for i in stack.api("GET", "/api/invoices").json] == [invoice["id"]]
