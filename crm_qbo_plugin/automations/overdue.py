@@ -29,7 +29,7 @@ def _overdue(state: Services, conn: Connection, today: date) -> list[dict[str, A
         where = (f'Type=="ACCREC"&&Status=="AUTHORISED"&&AmountDue>0'
                  f'&&DueDate<DateTime({today.year},{today.month},{today.day})')
         with closing(xero_client_for(state, conn.realm_id)) as xero:
-            rows = [i for page in xero.changed("Invoices", EVER, where=where) for i in page]
+            rows = [i for page in xero.changed("Invoices", EVER, page_size=1000, where=where) for i in page]
         return [{"id": str(i.get("InvoiceID")), "customer": str((i.get("Contact") or {}).get("ContactID")),
                  "number": i.get("InvoiceNumber"), "due": _iso(i.get("DueDate")),
                  "balance": str(i.get("AmountDue"))} for i in rows]

@@ -19,6 +19,9 @@ can decide the whole page (links included) before the host writes anything, then
 contacts and invoices to the host in one bulk call each (`write_host`), contacts first because an
 invoice may name a contact made in the same page. A host that answers another id than the proposed
 one gets its own id in the link (and in the invoices that name that contact).
+
+Xero's contacts and invoices go through the same rules: XeroApplier (xero_apply.py) overrides only
+the methods that read a record of the books (one per concern, under "the books' record shapes").
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Pure comparison of one location's CRM records with its QuickBooks company.
+"""Pure comparison of one location's CRM records with its QuickBooks company (or its Xero
+organisation, read into the same shape by xero_sides.py).
 
 Takes what both sides hold (CRM records, the plugin's links, QBO entities by Id) and returns every
 difference a bookkeeper would care about: records missing on either side, totals, amounts paid,

@@ -25,6 +25,7 @@ from crm_qbo_plugin.store.tables import Link
 EVER = datetime(2000, 1, 1, tzinfo=UTC)
 GONE = ("VOIDED", "DELETED")
 ZERO = Decimal("0")
+PAGE_SIZE = 1000  # Xero's largest page
 
 
 def _void(record: Mapping[str, Any]) -> bool:
@@ -57,9 +58,9 @@ def xero_books(state: Services, org: str, links: Iterable[Link]) -> tuple[dict[s
     """(customers, invoices, sales receipts, payments) of the organisation, by id."""
     sales = {str(link.qbo_id) for link in links if link.kind == SALES_RECEIPT and link.qbo_id}
     with closing(xero_client_for(state, org)) as xero:
-        contacts = _all(xero.changed("Contacts", EVER))
-        invoices = _all(xero.changed("Invoices", EVER, where='Type=="ACCREC"'))
-        payments = _all(xero.changed("Payments", EVER))
+        contacts = _all(xero.changed("Contacts", EVER, page_size=PAGE_SIZE))
+        invoices = _all(xero.changed("Invoices", EVER, page_size=PAGE_SIZE, where='Type=="ACCREC"'))
+        payments = _all(xero.changed("Payments", EVER, page_size=PAGE_SIZE))
     by_id = {str(c["ContactID"]): customer(c) for c in contacts}
     sale = {str(i["InvoiceID"]) for i in invoices
             if str(i["InvoiceID"]) in sales or str(i.get("InvoiceNumber") or "").startswith(SALE_PREFIX)}
