@@ -179,6 +179,10 @@ class Applier:
     def _contact_of(self, body: Mapping[str, Any], crm_id: str) -> Contact:
         return contact_from_customer(body, crm_id)
 
+    def _contact_update(self, body: Mapping[str, Any], crm_id: str, current: Contact | None) -> Contact:
+        """What a linked contact becomes from the books' record (`current`: the CRM's copy)."""
+        return self._contact_of(body, crm_id)
+
     def _email_of(self, body: Mapping[str, Any]) -> str | None:
         return customer_email(body)
 
@@ -387,8 +391,8 @@ class Applier:
                 self._settle(link, self.CUSTOMER, body)
             return skipped("echo of the plugin's own write")
         if link is not None:
-            contact = self._contact_of(body, link.crm_id)
             current = self._current_contact(link.crm_id)
+            contact = self._contact_update(body, link.crm_id, current)
             self._settle(link, self.CUSTOMER, body)
             if current is not None and same_contact(current, contact):
                 return skipped("the contact already has these values")

@@ -11,6 +11,7 @@ made in Xero (not one the plugin pushed) fires `payment_received_in_qbo` like a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -19,7 +20,7 @@ from crm_qbo_plugin.automations import hooks
 from crm_qbo_plugin.host import Contact, Invoice, InvoiceStatus, get_invoices
 from crm_qbo_plugin.inbound.apply import INVOICE as INVOICE_KIND
 from crm_qbo_plugin.inbound.apply import Applier, Outcome, Target, skipped
-from crm_qbo_plugin.mapping.names import valid_email
+from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_from_xero
 from crm_qbo_plugin.mapping.xero_imported_invoice import (
     ACCREC,
@@ -99,6 +100,19 @@ class XeroApplier(Applier):
 
     def _contact_of(self, body: Mapping[str, Any], crm_id: str) -> Contact:
         return contact_from_xero(body, crm_id)
+
+    def _contact_update(self, body: Mapping[str, Any], crm_id: str, current: Contact | None) -> Contact:
+        """Xero has one Name and no company field: a Name the plugin would give the CRM contact
+        (its name, or that name made unique) says nothing new, so the CRM keeps its company and,
+        where Xero has none, its first and last name. Any other Name is read as contact_from_xero
+        reads it."""
+        contact = contact_from_xero(body, crm_id)
+        if current is None or str(body.get("Name") or "").strip() not in contact_name_candidates(self.tenant, current):
+            return contact
+        has_names = bool(body.get("FirstName") or body.get("LastName"))
+        return replace(contact, company_name=current.company_name,
+                       first_name=contact.first_name if has_names else current.first_name,
+                       last_name=contact.last_name if has_names else current.last_name)
 
     def _email_of(self, body: Mapping[str, Any]) -> str | None:
         raw = body.get("EmailAddress")

@@ -329,3 +329,29 @@ def test_an_invoice_whose_push_died_after_xero_answered_is_not_imported_as_a_sec
         assert link is not None and link.qbo_id and link.origin == "crm"
         assert _poll(stack).applied == 0
         assert [i["id"] for i in stack.api("GET", "/api/invoices").json] == [invoice["id"]]
+
+
+def test_a_change_made_in_xero_keeps_what_xero_cannot_hold_of_a_crm_contact(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        people = [stack.api("POST", "/api/contacts", json=body).json for body in (
+            {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines",
+             "email": "ada@example.com"},
+            {"company": "Acme Ltd", "email": "office@acme.example"})]
+        for person in people:
+            invoice = stack.api("POST", "/api/invoices", json={
+                "contact_id": person["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "9.00"}]}).json
+            assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        stack.control("POST", "clock", advance_seconds=5)
+        links = [get_link(get_state(stack.app), stack.tenant, "contact", p["id"]) for p in people]
+        with stack.xero() as xero:
+            for n, link in enumerate(links):
+                assert link is not None and link.qbo_id
+                xero.save_contact({"ContactID": link.qbo_id, "EmailAddress": f"new{n}@example.com"},
+                                  request_id=f"bookkeeper-{n}")
+        assert _poll(stack).applied == 2
+        after = _crm_contacts(stack)
+        assert [(after[p["id"]]["first_name"], after[p["id"]]["last_name"], after[p["id"]]["company"],
+                 after[p["id"]]["email"]) for p in people] == [
+            ("Ada", "Lovelace", "Analytical Engines", "new0@example.com"),
+            ("", "", "Acme Ltd", "new1@example.com")]
