@@ -172,3 +172,18 @@ def test_connecting_a_location_to_xero_from_the_card_starts_the_import(plugin_co
         assert (_run(stack).status, _run(stack).counts) == ("succeeded", {"customers_total": 2, "customers_done": 2})
         assert set(_links(stack, "contact")) == {p["ContactID"] for p in people}
         assert len(stack.api("GET", "/api/contacts").json) == 2
+
+
+def test_reconnecting_the_same_organisation_polls_for_changes_instead_of_importing_again(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        state = get_state(stack.app)
+        with stack.app.app_context():
+            conn = connection_for(state.engine, stack.tenant)
+            assert conn is not None
+            after_xero_connect(state, conn, datetime.now(UTC), same_company=False)
+            stack.work()
+            assert _run(stack).status == "succeeded"
+            after_xero_connect(state, conn, datetime.now(UTC), same_company=True)
+        assert [job.func_name.rsplit(".", 1)[-1] for job in state.queue.get_jobs()] == ["poll_xero_connection"]
+        stack.work()
+        assert _run(stack).status == "succeeded"  # still the one import run
