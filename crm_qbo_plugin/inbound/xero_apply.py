@@ -57,6 +57,8 @@ class XeroApplier(Applier):
         """The records as the link book reads them, with what they need preloaded."""
         bodies = [as_written(entity, r) for r in records]
         self.preload(entity, bodies)
+        if entity == INVOICE_ENTITY:
+            self.book.preload(SALES_RECEIPT, [b["Id"] for b in bodies])
         return bodies
 
     def apply_contact(self, record: Mapping[str, Any], *, importing: bool = False) -> Outcome:
