@@ -8,7 +8,8 @@ skipped.
 Each poll reads the contacts, then the invoices, modified since their watermarks (oldest first,
 `If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time), and
 applies them through the XeroApplier (the QuickBooks Applier's rules, Xero's record shapes). A
-page's links commit with its watermark, the newest `UpdatedDateUTC` applied. The plugin's own
+page's links commit with its watermark, the newest `UpdatedDateUTC` applied, and the next page is
+read from that watermark (not by page number: a record changed meanwhile moves to the end). The plugin's own
 writes come back too: one whose version and owned fields the write ledger holds is our echo and
 dropped, so nothing loops.
 """
@@ -42,6 +43,7 @@ NOTICE_ENTITIES = {"XeroContact": "Contacts", "XeroInvoice": "Invoices"}
 # Xero's UpdatedDateUTC has millisecond precision and If-Modified-Since whole seconds: ask from a
 # second before the watermark; what was applied already is unchanged and skipped.
 OVERLAP = timedelta(seconds=1)
+POLL_PAGE_SIZE = 100
 
 
 @dataclass
@@ -71,17 +73,31 @@ def poll_xero(state: Services, tenant: str) -> PollResult:
         target = Target.of(conn)
         with closing(xero_client_for(state, org)) as xero:
             for collection, stream in STREAMS.items():
-                since = cursors.load_time(state.engine, tenant, stream) or connected_at
-                for page in xero.changed(collection, since - OVERLAP):
-                    applier = XeroApplier(state, target, xero)
-                    newest = _apply_page(applier, collection, page, result, since)
-                    with transaction(state.engine) as db:  # a page at a time: a crash re-reads one page
-                        applier.flush(db)
-                        cursors.write(db, tenant, stream, newest.isoformat())
-                    since = newest
+                since: datetime | None = cursors.load_time(state.engine, tenant, stream) or connected_at
+                while since is not None:
+                    since = _read_changes(state, target, xero, collection, stream, since, result)
             _apply_notices(state, target, org, xero, result)
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
+
+
+def _read_changes(state: Services, target: Target, xero: XeroClient, collection: str, stream: str,
+                  since: datetime, result: PollResult) -> datetime | None:
+    """Apply the pages changed since `since`, each committed with its watermark. Returns the
+    watermark to read again from (None when done): a full page spanning more than the overlap is
+    read again from its newest record rather than by page number, because a record changed
+    meanwhile moves to the end of the list and the record that takes its place would be skipped."""
+    for page in xero.changed(collection, since - OVERLAP, page_size=POLL_PAGE_SIZE):
+        applier = XeroApplier(state, target, xero)
+        newest = _apply_page(applier, collection, page, result, since)
+        with transaction(state.engine) as db:  # a page at a time: a crash re-reads one page
+            applier.flush(db)
+            cursors.write(db, target.tenant, stream, newest.isoformat())
+        oldest = min((t for r in page if (t := _updated(r)) is not None), default=newest)
+        if len(page) >= POLL_PAGE_SIZE and oldest < (newest - OVERLAP).replace(microsecond=0):
+            return newest
+        since = newest  # a full page within the overlap: read on by page number
+    return None
 
 
 def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]], result: PollResult,

@@ -23,6 +23,7 @@ from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import get_link, link_by_qbo_id
 from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent
 from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.xero import XeroClient
 from tests.support.xero_stack import (
     WEBHOOK_KEY,
     WEBHOOK_PATH,
@@ -355,3 +356,37 @@ def test_a_change_made_in_xero_keeps_what_xero_cannot_hold_of_a_crm_contact(plug
                  after[p["id"]]["email"]) for p in people] == [
             ("Ada", "Lovelace", "Analytical Engines", "new0@example.com"),
             ("", "", "Acme Ltd", "new1@example.com")]
+
+
+def test_a_contact_changed_in_xero_while_the_poll_reads_its_pages_makes_it_skip_none(plugin_config, xero_url, monkeypatch):
+    """Xero lists changes oldest first: one changed between two page reads moves to the end, and
+    reading on by page number would skip the contact that takes its place."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        made: list[dict] = []
+        with stack.xero() as xero:
+            for batch, size in enumerate((50, 50, 20)):  # three moments, seconds apart
+                stack.control("POST", "clock", advance_seconds=5)
+                saved = xero.save_contacts([{"Name": f"Person {batch}-{i}"} for i in range(size)],
+                                           request_id=f"bookkeeper-{batch}", create_only=True)
+                made += [s.element for s in saved]
+        real, reads = XeroClient.request, []
+
+        def request(self, method, path, **kwargs):
+            answer = real(self, method, path, **kwargs)
+            if method == "GET" and path == "/Contacts":
+                reads.append(kwargs.get("params"))
+                if len(reads) == 1:  # the bookkeeper edits the oldest contact right after page 1
+                    stack.control("POST", "clock", advance_seconds=5)
+                    real(self, "POST", "/Contacts", body={"Contacts": [{"ContactID": made[0]["ContactID"],
+                                                                        "EmailAddress": "first@example.com"}]},
+                         request_id="bookkeeper-edit")
+            return answer
+
+        monkeypatch.setattr(XeroClient, "request", request)
+        assert _poll(stack).status == "polled"
+        state = get_state(stack.app)
+        missing = [c["Name"] for c in made if link_by_qbo_id(state, stack.tenant, "contact", c["ContactID"]) is None]
+        assert missing == []
+        first = link_by_qbo_id(state, stack.tenant, "contact", made[0]["ContactID"])
+        assert first is not None and _crm_contacts(stack)[first.crm_id]["email"] == "first@example.com"
+        assert len(_crm_contacts(stack)) == 120
