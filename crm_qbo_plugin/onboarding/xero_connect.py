@@ -15,13 +15,10 @@ from collections.abc import Mapping
 from contextlib import closing
 from datetime import datetime
 
-import redis
 from sqlalchemy.exc import IntegrityError
 
 from crm_qbo_plugin.host import HostUser
-from crm_qbo_plugin.inbound.enqueue import request_xero_poll
-from crm_qbo_plugin.inbound.importer import import_open, start_import
-from crm_qbo_plugin.onboarding.lifecycle import INVALID_STATE, ConnectRefused, resume_parked
+from crm_qbo_plugin.onboarding.lifecycle import INVALID_STATE, ConnectRefused, after_connect
 from crm_qbo_plugin.runtime.clients import xero_client_with_token
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm, store_connection
@@ -85,24 +82,9 @@ def complete_xero_connect(state: Services, user: HostUser, session_nonce: str | 
     except Exception:
         _revoke_quietly(identity, tokens.refresh_token)
         raise
-    after_xero_connect(state, row, now, same_company=current is not None and current.pinned_realm_id == org)
+    after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == org)
     log.info("connection.connected provider=xero switching=%s", switching)
     return row
-
-
-def after_xero_connect(state: Services, row: Connection, now: datetime, *, same_company: bool) -> None:
-    """QuickBooks' after_connect for Xero: parked rows resume, and a new organisation is imported
-    (contacts, and invoices with the toggle). Back on the same organisation the records are linked
-    already: a poll reads what changed meanwhile (its watermarks were kept); an import the
-    disconnect interrupted is resumed."""
-    resume_parked(state, row.tenant_id, now)
-    if same_company and row.id is not None:
-        try:
-            request_xero_poll(state, row.id)
-        except redis.RedisError as exc:  # the scheduler's next poll reads them
-            log.warning("connection.poll_not_enqueued after=reconnect provider=xero error=%s", type(exc).__name__)
-    if not same_company or import_open(state, row.tenant_id):
-        start_import(state, row.tenant_id)
 
 
 def _chosen_organisation(identity: XeroIdentity, tokens: Tokens) -> str:

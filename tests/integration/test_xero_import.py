@@ -17,10 +17,9 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.inbound import xero_import
 from crm_qbo_plugin.inbound.importer import import_lock
 from crm_qbo_plugin.inbound.xero_import import run_xero_import
-from crm_qbo_plugin.onboarding.xero_connect import after_xero_connect
+from crm_qbo_plugin.onboarding.lifecycle import after_connect
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store import cursors
-from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import Link, SyncRun
 from crm_qbo_plugin.xero import XeroClient
 from tests.support.xero_stack import XeroStack, connect_xero, xero_crm_stack, xero_sandbox
@@ -78,9 +77,7 @@ def test_connecting_to_xero_imports_every_contact_and_sales_invoice_once_with_pr
             bills = _seed_invoices(xero, people, ["10.50", "20.00", "30.25", "40.00"])
         state = get_state(stack.app)
         with stack.app.app_context():
-            conn = connection_for(state.engine, stack.tenant)
-            assert conn is not None
-            after_xero_connect(state, conn, datetime.now(UTC), same_company=False)
+            after_connect(state, stack.tenant, datetime.now(UTC), same_company=False)
         imports = [job.args for job in state.queue.get_jobs() if job.func_name.endswith(".run_import")]
         assert imports == [[stack.tenant]]
         before = stack.stats()
@@ -178,12 +175,10 @@ def test_reconnecting_the_same_organisation_polls_for_changes_instead_of_importi
     with xero_crm_stack(plugin_config, xero_url) as stack:
         state = get_state(stack.app)
         with stack.app.app_context():
-            conn = connection_for(state.engine, stack.tenant)
-            assert conn is not None
-            after_xero_connect(state, conn, datetime.now(UTC), same_company=False)
+            after_connect(state, stack.tenant, datetime.now(UTC), same_company=False)
             stack.work()
             assert _run(stack).status == "succeeded"
-            after_xero_connect(state, conn, datetime.now(UTC), same_company=True)
+            after_connect(state, stack.tenant, datetime.now(UTC), same_company=True)
         assert [job.func_name.rsplit(".", 1)[-1] for job in state.queue.get_jobs()] == ["poll_xero_connection"]
         stack.work()
         assert _run(stack).status == "succeeded"  # still the one import run
