@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crm_qbo_plugin.inbound.apply import Outcome, Target, skipped
-from crm_qbo_plugin.inbound.enqueue import request_xero_poll
+from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_xero_poll
+from crm_qbo_plugin.inbound.importer import import_unfinished
 from crm_qbo_plugin.inbound.xero_apply import XeroApplier
 from crm_qbo_plugin.runtime.clients import xero_client_for
 from crm_qbo_plugin.runtime.realm_lock import holding
@@ -139,9 +140,15 @@ def _apply_notice(applier: XeroApplier, xero: XeroClient, entity: str, entity_id
 
 
 def enqueue_xero_polls(state: Services) -> int:
-    """The scheduler's job: one poll per connected Xero organisation; returns how many were queued."""
-    return sum(request_xero_poll(state, conn.id) for conn in connected(state.engine, Provider.XERO.value)
-               if conn.id is not None)
+    """The scheduler's job: one poll per connected Xero organisation, and the imports that stopped
+    resumed (as QuickBooks' enqueue_polls does); returns how many polls were queued."""
+    polled = 0
+    for conn in connected(state.engine, Provider.XERO.value):
+        if conn.id is not None and request_xero_poll(state, conn.id):
+            polled += 1
+        if import_unfinished(state, conn.tenant_id):
+            enqueue_import(state, conn.tenant_id)
+    return polled
 
 
 def _updated(record: Mapping[str, Any]) -> datetime | None:

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.inbound import xero_import
 from crm_qbo_plugin.inbound.importer import import_lock
 from crm_qbo_plugin.inbound.xero_import import run_xero_import
+from crm_qbo_plugin.jobs.scheduler import plugin_jobs
 from crm_qbo_plugin.onboarding.lifecycle import after_connect
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store import cursors
@@ -137,9 +138,13 @@ def test_a_xero_import_killed_between_host_writes_and_checkpoint_resumes_without
         assert _run(stack).counts == {"customers_total": 8, "customers_done": 3}
         monkeypatch.setattr(xero_import, "save_counts", real_save_counts)
         state.redis.delete(import_lock(state, stack.tenant).key)  # as its TTL would
-        with stack.app.app_context():
-            run = run_xero_import(state, stack.tenant)
-        assert run is not None and (run.status, run.counts) == ("succeeded", {"customers_total": 8, "customers_done": 8})
+        jobs = {job.name: job for job in plugin_jobs(state, stack.app.app_context)}
+        assert jobs["xero-poll"].run() == 1  # the scheduler's round also queues the stopped import
+        assert sorted(job.func_name.rsplit(".", 1)[-1] for job in state.queue.get_jobs()) == \
+            ["poll_xero_connection", "run_import"]
+        stack.work()
+        run = _run(stack)
+        assert (run.status, run.counts) == ("succeeded", {"customers_total": 8, "customers_done": 8})
         crm_contacts = stack.api("GET", "/api/contacts").json
         assert len(crm_contacts) == 8
         links = _links(stack, "contact")
