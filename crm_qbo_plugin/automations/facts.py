@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_qbo_plugin.automations.policy import first_invoice, paid_in_full
+from crm_qbo_plugin.mapping.xero_payment import SALE_PREFIX
 from crm_qbo_plugin.qbo import parse_timestamp as qbo_timestamp
 from crm_qbo_plugin.xero import parse_timestamp as xero_timestamp
 
@@ -75,9 +76,11 @@ def _xero_order_key(invoice: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def first_invoice_id(provider: str, invoices: Iterable[Mapping[str, Any]]) -> str | None:
-    """The id of a customer's first invoice (earliest non-void, whichever side made it)."""
+    """The id of a customer's first invoice (earliest non-void, whichever side made it). In Xero,
+    the paid sale a CRM payment without an invoice became is no invoice (QuickBooks' sales receipt)."""
     if provider == "xero":
-        candidates = [i for i in invoices if i.get("Type") == "ACCREC" and i.get("Status") not in XERO_CLOSED]
+        candidates = [i for i in invoices if i.get("Type") == "ACCREC" and i.get("Status") not in XERO_CLOSED
+                      and not str(i.get("InvoiceNumber") or "").startswith(SALE_PREFIX)]  # QuickBooks' sales receipts
         return str(min(candidates, key=_xero_order_key).get("InvoiceID")) if candidates else None
     first = first_invoice(invoices)
     return str(first.get("Id")) if first is not None else None

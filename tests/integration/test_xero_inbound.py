@@ -390,3 +390,23 @@ def test_a_contact_changed_in_xero_while_the_poll_reads_its_pages_makes_it_skip_
         first = link_by_qbo_id(state, stack.tenant, "contact", made[0]["ContactID"])
         assert first is not None and _crm_contacts(stack)[first.crm_id]["email"] == "first@example.com"
         assert len(_crm_contacts(stack)) == 120
+
+
+def test_a_paid_order_form_before_the_first_invoice_does_not_keep_its_review_request_from_firing(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        ada = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                       "email": "ada@example.com"}).json
+        assert stack.api("POST", "/api/payments", json={
+            "source": "order_form", "contact_id": ada["id"], "amount": "12.00",
+            "lines": [{"name": "Seeds", "quantity": "1", "unit_price": "12.00"}]}).status_code == 201
+        stack.work()  # the order form becomes a paid sale in Xero, dated today
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": ada["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "70.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id
+        _pay(stack, link.qbo_id, "70.00", "bookkeeper-1")
+        assert _poll(stack).applied == 1
+        requests = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "review_request"]
+        assert [(row["contact_id"], row["payload"]["qbo_invoice_id"]) for row in requests] == [(ada["id"], link.qbo_id)]
