@@ -410,3 +410,17 @@ def test_a_paid_order_form_before_the_first_invoice_does_not_keep_its_review_req
         assert _poll(stack).applied == 1
         requests = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "review_request"]
         assert [(row["contact_id"], row["payload"]["qbo_invoice_id"]) for row in requests] == [(ada["id"], link.qbo_id)]
+
+
+def test_the_review_request_fires_once_when_the_first_invoice_is_paid_in_the_crm(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        invoice = _sent(stack, "70.00")
+        stack.control("POST", "clock", advance_seconds=5)
+        paid = stack.api("POST", "/api/payments", json={"source": "invoice", "invoice_id": invoice["id"],
+                                                        "amount": "70.00"})
+        assert paid.status_code == 201, paid.json
+        stack.work()  # the payment goes to Xero, which marks its invoice paid
+        _poll(stack)
+        _poll(stack)
+        assert _triggers(stack) == [("invoice_paid_in_full", invoice["contact_id"]),
+                                    ("review_request", invoice["contact_id"])]  # not payment_received: ours
