@@ -125,7 +125,7 @@ def rotate_keys(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.pass_context
 def reconcile_command(ctx: click.Context, tenant: str, as_json: bool) -> None:
-    """Compare a location's CRM records with QuickBooks; exit 0 when they match, 1 when not."""
+    """Compare a location's CRM records with its books (QuickBooks or Xero); exit 0 when they match, 1 when not."""
     import json
     from dataclasses import asdict
 
@@ -147,12 +147,12 @@ def reconcile_command(ctx: click.Context, tenant: str, as_json: bool) -> None:
         compared = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.result.compared.items())
         click.echo(f"{tenant} ⇄ {report.company}: compared {compared}")
         for difference in report.result.differences:
-            click.echo(f"  - {difference.describe()}")
+            click.echo(f"  - {difference.describe(report.books)}")
         if report.result.known:
-            click.echo(f"known local changes ({len(report.result.known)}; QuickBooks owns these invoices, "
+            click.echo(f"known local changes ({len(report.result.known)}; {report.books} owns these invoices, "
                        "so CRM edits stay in the CRM):")
             for difference in report.result.known:
-                click.echo(f"  - {difference.describe()}")
+                click.echo(f"  - {difference.describe(report.books)}")
         known = f", apart from {len(report.result.known)} known local change(s)" if report.result.known else ""
         click.echo(f"the books match{known}" if report.matches else f"{len(report.result.differences)} difference(s)")
     ctx.exit(0 if report.matches else 1)

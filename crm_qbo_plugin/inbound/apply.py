@@ -19,6 +19,9 @@ can decide the whole page (links included) before the host writes anything, then
 contacts and invoices to the host in one bulk call each (`write_host`), contacts first because an
 invoice may name a contact made in the same page. A host that answers another id than the proposed
 one gets its own id in the link (and in the invoices that name that contact).
+
+Xero's contacts and invoices go through the same rules: XeroApplier (xero_apply.py) overrides only
+the methods that read a record of the books (one per concern, under "the books' record shapes").
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ from crm_qbo_plugin.mapping.imported_invoice import (
     invoice_from_qbo,
     invoice_status,
     money,
-    total_difference,
 )
 from crm_qbo_plugin.mapping.invoice import crm_marker
 from crm_qbo_plugin.mapping.owned import owned_hash
@@ -67,6 +69,7 @@ from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.store.tables import Connection, InboxStatus, LinkKind, LinkStatus
+from crm_qbo_plugin.xero import NotFoundError as XeroNotFound
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +141,22 @@ class Applier:
     `defer_host_writes`, contact and invoice upserts (and the hooks after them) wait for
     `write_host()`, which must run before `flush`."""
 
-    def __init__(self, state: Services, target: Target, qbo: QboClient, *, defer_host_writes: bool = False) -> None:
+    # The books' record names in the link book and the write ledger (XeroApplier has its own).
+    CUSTOMER, INVOICE = "Customer", "Invoice"
+
+    def __init__(self, state: Services, target: Target, qbo: QboClient | None, *,
+                 defer_host_writes: bool = False) -> None:
         self.state = state
         self.host: CrmHost = state.host
         self.target = target
-        self.qbo = qbo
+        self._qbo = qbo
         self.book = LinkBook(state.engine, target.tenant)
         self.ledger = Ledger(state.engine, target.realm_id)
         self.host_writes = 0
         self.defer_host_writes = defer_host_writes
         self._contact_writes: list[_PendingWrite] = []
         self._invoice_writes: list[_PendingWrite] = []
-        self._after_writes: list[Callable[[], None]] = []
+        self._after_writes: list[Callable[[], object]] = []
         self._emails: dict[str, Contact | None] = {}  # preloaded find_contact_by_email answers
         # preloaded get_contact / get_invoice answers (None: the host lacks it); an entry goes when
         # this applier writes the record, so a later read asks the host again
@@ -159,6 +166,49 @@ class Applier:
     @property
     def tenant(self) -> str:
         return self.target.tenant
+
+    @property
+    def qbo(self) -> QboClient:
+        if self._qbo is None:
+            raise RuntimeError("this applier reads no QuickBooks company")
+        return self._qbo
+
+    # ------------------------------------------------------------------ the books' record shapes
+    # One place per concern that differs between QuickBooks and Xero; XeroApplier overrides them.
+
+    def _contact_of(self, body: Mapping[str, Any], crm_id: str) -> Contact:
+        return contact_from_customer(body, crm_id)
+
+    def _contact_update(self, body: Mapping[str, Any], crm_id: str, current: Contact | None) -> Contact:
+        """What a linked contact becomes from the books' record (`current`: the CRM's copy)."""
+        return self._contact_of(body, crm_id)
+
+    def _email_of(self, body: Mapping[str, Any]) -> str | None:
+        return customer_email(body)
+
+    def _active(self, body: Mapping[str, Any]) -> bool:
+        return is_active(body)
+
+    def _contact_ref(self, body: Mapping[str, Any]) -> str | None:
+        """The books' id of the customer an invoice (or payment) names."""
+        return _customer_ref(body)
+
+    def _read_customer(self, customer_id: str) -> Mapping[str, Any]:
+        """The books' customer by id; NotFoundError (QuickBooks' or Xero's) when gone."""
+        return self.qbo.read("Customer", customer_id)
+
+    def _invoice_of(self, body: Mapping[str, Any], crm_id: str, contact_id: str) -> Invoice:
+        return invoice_from_qbo(body, crm_id, contact_id, self.target.home_currency)
+
+    def _payment_state_of(self, body: Mapping[str, Any]) -> tuple[InvoiceStatus, Decimal]:
+        return invoice_status(body), amount_paid(body)
+
+    def _made_for_crm(self, body: Mapping[str, Any]) -> bool:
+        """Made by this plugin for a CRM invoice whose push has not recorded its link yet."""
+        return crm_marker(self.tenant, "") in str(body.get("PrivateNote") or "")
+
+    def _total_of(self, body: Mapping[str, Any]) -> Decimal:
+        return money(body.get("TotalAmt"))
 
     @cached_property
     def connection(self) -> Connection | None:
@@ -182,10 +232,10 @@ class Applier:
         one; see host.get_contacts). From a host that can find many contacts at once, also the
         e-mail matches of its unlinked customers."""
         ids = [_id(b) for b in bodies]
-        if entity == "Customer":
+        if entity == self.CUSTOMER:
             self.book.preload(CONTACT, ids)
             if can_find_contacts_in_bulk(self.host):
-                emails = [e for b in bodies if self.book.by_qbo(CONTACT, _id(b)) is None and (e := customer_email(b))]
+                emails = [e for b in bodies if self.book.by_qbo(CONTACT, _id(b)) is None and (e := self._email_of(b))]
                 self._emails.update(find_contacts_by_email(self.host, self.tenant, emails))
             changed = [link.crm_id for b in bodies
                        if (link := self.book.by_qbo(CONTACT, _id(b))) is not None and not link.token_at_least(_token(b))]
@@ -193,7 +243,7 @@ class Applier:
             self._contacts.update({crm_id: found_contacts.get(crm_id) for crm_id in changed})
         else:
             self.book.preload(INVOICE, ids)
-            self.book.preload(CONTACT, [r for b in bodies if (r := _customer_ref(b))])
+            self.book.preload(CONTACT, [r for b in bodies if (r := self._contact_ref(b))])
             # CRM-made invoices are read even at a version the link holds (see _apply_invoice)
             changed = [link.crm_id for b in bodies
                        if (link := self.book.by_qbo(INVOICE, _id(b))) is not None and link.status != DELETED
@@ -247,7 +297,7 @@ class Applier:
             return self._invoices[crm_id]
         return self.host.get_invoice(self.tenant, crm_id)
 
-    def _after_write(self, call: Callable[[], None]) -> None:
+    def _after_write(self, call: Callable[[], object]) -> None:
         """Run `call` once the host holds what came before it (now, unless writes are deferred)."""
         if self.defer_host_writes:
             self._after_writes.append(call)
@@ -336,33 +386,33 @@ class Applier:
         link = self.book.by_qbo(CONTACT, qbo_id)
         if link is not None and link.token_at_least(_token(body)):
             return skipped("the contact already holds this version")
-        if self._echo("Customer", body):
+        if self._echo(self.CUSTOMER, body):
             if link is not None:
-                self._settle(link, "Customer", body)
+                self._settle(link, self.CUSTOMER, body)
             return skipped("echo of the plugin's own write")
         if link is not None:
-            contact = contact_from_customer(body, link.crm_id)
             current = self._current_contact(link.crm_id)
-            self._settle(link, "Customer", body)
+            contact = self._contact_update(body, link.crm_id, current)
+            self._settle(link, self.CUSTOMER, body)
             if current is not None and same_contact(current, contact):
                 return skipped("the contact already has these values")
             self._upsert_contact(contact)
-            return applied("contact updated" if is_active(body) else "contact flagged inactive")
-        if not is_active(body) and not for_invoice:
+            return applied("contact updated" if self._active(body) else "contact flagged inactive")
+        if not self._active(body) and not for_invoice:
             return skipped("an inactive customer is not imported")
         crm_id = self._match_by_email(body)
         if crm_id is not None:
-            self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+            self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash(self.CUSTOMER, body)))
             self._customer_created(body, crm_id)
             return applied("linked to the contact with the same email")
         proposed = proposed_crm_id(CONTACT, self.target.realm_id, qbo_id)
         if self.defer_host_writes:  # the link holds the proposed id until the host answers
-            link = self.book.add(LinkRow(CONTACT, proposed, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
-            self._upsert_contact(contact_from_customer(body, proposed), link)
+            link = self.book.add(LinkRow(CONTACT, proposed, qbo_id, Origin.QBO.value, _token(body), owned_hash(self.CUSTOMER, body)))
+            self._upsert_contact(self._contact_of(body, proposed), link)
         else:  # the host first: a failed write leaves no link behind
-            crm_id = self.host.upsert_contact(self.tenant, contact_from_customer(body, proposed), Origin.QBO)
+            crm_id = self.host.upsert_contact(self.tenant, self._contact_of(body, proposed), Origin.QBO)
             self.host_writes += 1
-            link = self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash("Customer", body)))
+            link = self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash(self.CUSTOMER, body)))
         self._after_write(lambda: self._customer_created(body, link.crm_id))
         return applied("contact created")
 
@@ -371,7 +421,7 @@ class Applier:
             hooks.after_customer_created(self.state, self.connection, body, contact_id)
 
     def _match_by_email(self, body: Mapping[str, Any]) -> str | None:
-        email = customer_email(body)
+        email = self._email_of(body)
         if not email:
             return None
         # A preloaded answer misses contacts created since, but those are all linked (refused below).
@@ -400,8 +450,8 @@ class Applier:
         link = self.book.by_qbo(CONTACT, customer_id)
         if link is None:
             try:
-                body = self.qbo.read("Customer", customer_id)
-            except NotFoundError:
+                body = self._read_customer(customer_id)
+            except (NotFoundError, XeroNotFound):
                 return None
             self.apply_customer(body, for_invoice=True)
             link = self.book.by_qbo(CONTACT, customer_id)
@@ -420,7 +470,7 @@ class Applier:
         return outcome
 
     def _invoice_hook(self, connection: Connection, body: Mapping[str, Any]) -> None:
-        hooks.after_invoice_applied(self.state, connection, body, self._linked_contact(_customer_ref(body)))
+        hooks.after_invoice_applied(self.state, connection, body, self._linked_contact(self._contact_ref(body)))
 
     def _apply_invoice(self, body: Mapping[str, Any]) -> Outcome:
         qbo_id = _id(body)
@@ -436,16 +486,16 @@ class Applier:
                 if outcome.status is InboxStatus.APPLIED:
                     return outcome
             return skipped("the invoice already holds this version")
-        if self._echo("Invoice", body):
+        if self._echo(self.INVOICE, body):
             if link is not None and ours and self._crm_open(link):
                 outcome = self._payment_state(body, link)  # as above
                 if outcome.status is InboxStatus.APPLIED:
                     return outcome
             elif link is not None:
-                self._settle(link, "Invoice", body)
+                self._settle(link, self.INVOICE, body)
             return skipped("echo of the plugin's own write")
         if link is None:
-            if crm_marker(self.tenant, "") in str(body.get("PrivateNote") or ""):
+            if self._made_for_crm(body):
                 # Made by this plugin for a CRM invoice whose push has not recorded its link yet (a
                 # worker stopped after QuickBooks answered, or the link write is still on its way):
                 # not a QuickBooks invoice to import. The push's retry finds it by this marker.
@@ -458,14 +508,14 @@ class Applier:
         return self._payment_state(body, link)
 
     def _import_invoice(self, body: Mapping[str, Any], link: LinkRow | None) -> Outcome:
-        contact_id = self.contact_for(_customer_ref(body))
+        contact_id = self.contact_for(self._contact_ref(body))
         if contact_id is None:
             return skipped("the invoice's customer could not be found in QuickBooks")
         crm_id = link.crm_id if link is not None else proposed_crm_id(INVOICE, self.target.realm_id, _id(body))
-        invoice = invoice_from_qbo(body, crm_id, contact_id, self.target.home_currency)
+        invoice = self._invoice_of(body, crm_id, contact_id)
         if link is not None:
             current = self._current_invoice(link.crm_id)
-            self._settle(link, "Invoice", body)
+            self._settle(link, self.INVOICE, body)
             if current is not None and replace(current, updated_at=None, origin=Origin.QBO, sent_at=None) == replace(
                 invoice, updated_at=None, sent_at=None
             ):
@@ -473,12 +523,12 @@ class Applier:
             self._upsert_invoice(invoice)
             return applied("imported invoice updated")
         if self.defer_host_writes:
-            new = self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))
+            new = self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash(self.INVOICE, body)))
             self._upsert_invoice(invoice, new)
             return applied("invoice imported")
         crm_id = self.host.upsert_invoice(self.tenant, invoice, Origin.QBO)
         self.host_writes += 1
-        self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash("Invoice", body)))
+        self.book.add(LinkRow(INVOICE, crm_id, _id(body), Origin.QBO.value, _token(body), owned_hash(self.INVOICE, body)))
         return applied("invoice imported")
 
     def _crm_open(self, link: LinkRow) -> bool:
@@ -489,11 +539,11 @@ class Applier:
     def _payment_state(self, body: Mapping[str, Any], link: LinkRow) -> Outcome:
         """A CRM-made invoice takes only QBO's payment state; its total is compared, not copied."""
         current = self._current_invoice(link.crm_id)
-        self._settle(link, "Invoice", body)
+        self._settle(link, self.INVOICE, body)
         if current is None:
             return skipped("the CRM no longer has this invoice")
         self._flag_total(link, current.total, body)
-        status, paid = invoice_status(body), amount_paid(body)
+        status, paid = self._payment_state_of(body)
         if status is InvoiceStatus.SENT and current.status in (InvoiceStatus.DRAFT, InvoiceStatus.SENT):
             status = current.status  # QBO "open" says nothing new about a CRM draft or sent invoice
         if status == current.status and paid == current.amount_paid:
@@ -504,11 +554,12 @@ class Applier:
         return applied(f"payment state updated ({status.value})")
 
     def _flag_total(self, link: LinkRow, crm_total: Decimal, body: Mapping[str, Any]) -> None:
-        difference = total_difference(crm_total, body)
+        books_total = self._total_of(body)
+        difference = books_total - crm_total
         if difference == 0:
             return
         key = "rounding" if abs(difference) <= ROUNDING_TOLERANCE else "total_mismatch"
-        flag = {"crm_total": str(crm_total.quantize(CENT)), "qbo_total": str(money(body.get("TotalAmt")).quantize(CENT))}
+        flag = {"crm_total": str(crm_total.quantize(CENT)), "qbo_total": str(books_total.quantize(CENT))}
         if link.detail.get(key) != flag:
             link.detail = {**link.detail, key: flag}
             self.book.changed(link)

@@ -1,13 +1,17 @@
-"""The modified-since poll of a Xero organisation: what changed in Xero about the invoices the CRM
-sent (a payment taken in Xero, a void) comes back to the CRM's invoice. Xero's webhook notices
-(web/xero_webhooks.py) wait in the same inbox as QuickBooks' and queue a poll, which applies them
-after its read: each is re-read by id (a notice is not data), then marked applied or skipped.
+"""The modified-since poll of a Xero organisation: contacts and invoices made or changed in Xero
+come to the CRM (new contacts created, changed ones updated; invoices made in Xero imported when
+"Import invoices" is on; a payment or void of an invoice the CRM sent reaches that invoice). Xero's
+webhook notices (web/xero_webhooks.py) wait in the same inbox as QuickBooks' and queue a poll, which
+settles them after its read: each is re-read by id (a notice is not data), then marked applied or
+skipped.
 
-Each poll reads the invoices modified since the tenant's watermark (oldest first, `If-Modified-
-Since`), under the organisation's realm lock (one poll of a company at a time), and moves the
-watermark to the newest `UpdatedDateUTC` it applied. The plugin's own writes come back too: one
-whose version (`UpdatedDateUTC`) and owned fields the write ledger holds is our echo and dropped,
-so nothing loops. Invoices made in Xero (not linked to a CRM invoice) are not imported yet.
+Each poll reads the contacts, then the invoices, modified since their watermarks (oldest first,
+`If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time), and
+applies them through the XeroApplier (the QuickBooks Applier's rules, Xero's record shapes). A
+page's links commit with its watermark, the newest `UpdatedDateUTC` applied, and the next page is
+read from that watermark (not by page number: a record changed meanwhile moves to the end). The plugin's own
+writes come back too: one whose version and owned fields the write ledger holds is our echo and
+dropped, so nothing loops.
 """
 
 from __future__ import annotations
@@ -19,28 +23,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_qbo_plugin.host import InvoiceStatus, Origin
-from crm_qbo_plugin.inbound.enqueue import request_xero_poll
-from crm_qbo_plugin.mapping.owned import owned_hash
-from crm_qbo_plugin.mapping.xero_imported_invoice import amount_paid, invoice_status
-from crm_qbo_plugin.mapping.xero_record import as_written
+from crm_qbo_plugin.inbound.apply import Outcome, Target, skipped
+from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_xero_poll
+from crm_qbo_plugin.inbound.importer import import_unfinished
+from crm_qbo_plugin.inbound.xero_apply import XeroApplier
 from crm_qbo_plugin.runtime.clients import xero_client_for
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import cursors, inbox
 from crm_qbo_plugin.store.connections import connected, connection_for
-from crm_qbo_plugin.store.links import INVOICE, Ledger, link_by_qbo_id
+from crm_qbo_plugin.store.db import transaction
 from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus
 from crm_qbo_plugin.store.types import Provider
 from crm_qbo_plugin.xero import NotFoundError, XeroClient, parse_timestamp
 
 log = logging.getLogger(__name__)
 
-STREAM = "xero:invoices:modified"
-ENTITY = "XeroInvoice"
+STREAMS = {"Contacts": "xero:contacts:modified", "Invoices": "xero:invoices:modified"}
+NOTICE_ENTITIES = {"XeroContact": "Contacts", "XeroInvoice": "Invoices"}
 # Xero's UpdatedDateUTC has millisecond precision and If-Modified-Since whole seconds: ask from a
 # second before the watermark; what was applied already is unchanged and skipped.
 OVERLAP = timedelta(seconds=1)
+POLL_PAGE_SIZE = 100
 
 
 @dataclass
@@ -49,87 +53,104 @@ class PollResult:
     applied: int = 0
     skipped: int = 0
 
+    def count(self, outcome: Outcome) -> None:
+        if outcome.status is InboxStatus.APPLIED:
+            self.applied += 1
+        else:
+            self.skipped += 1
+
 
 def poll_xero(state: Services, tenant: str) -> PollResult:
-    """Read what changed in the tenant's Xero organisation since the watermark and apply it."""
+    """Read what changed in the tenant's Xero organisation since the watermarks and apply it."""
     conn = connection_for(state.engine, tenant)
     if conn is None or conn.provider != Provider.XERO.value or conn.status != ConnectionStatus.CONNECTED.value \
             or not conn.realm_id or conn.connected_at is None:
         return PollResult("not-connected")
-    org = conn.realm_id
+    org, connected_at = conn.realm_id, conn.connected_at
     with holding(state.redis, org) as lock:
         if lock is None:
             return PollResult("busy")
-        since = cursors.load_time(state.engine, tenant, STREAM) or conn.connected_at
         result = PollResult("polled")
-        ledger = Ledger(state.engine, org)
-        newest = since
+        target = Target.of(conn)
         with closing(xero_client_for(state, org)) as xero:
-            for page in xero.changed("Invoices", since - OVERLAP):
-                for invoice in page:
-                    if _apply(state, tenant, ledger, invoice):
-                        result.applied += 1
-                    else:
-                        result.skipped += 1
-                    newest = max(newest, _updated(invoice) or newest)
-                cursors.save(state.engine, tenant, STREAM, newest)  # a page at a time: a crash re-reads one page
-            _apply_notices(state, tenant, org, ledger, xero, result)
+            for collection, stream in STREAMS.items():
+                since: datetime | None = cursors.load_time(state.engine, tenant, stream) or connected_at
+                while since is not None:
+                    since = _read_changes(state, target, xero, collection, stream, since, result)
+            _apply_notices(state, target, org, xero, result)
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
 
 
-def _apply_notices(state: Services, tenant: str, org: str, ledger: Ledger, xero: XeroClient,
-                   result: PollResult) -> None:
+def _read_changes(state: Services, target: Target, xero: XeroClient, collection: str, stream: str,
+                  since: datetime, result: PollResult) -> datetime | None:
+    """Apply the pages changed since `since`, each committed with its watermark. Returns the
+    watermark to read again from (None when done): a full page spanning more than the overlap is
+    read again from its newest record rather than by page number, because a record changed
+    meanwhile moves to the end of the list and the record that takes its place would be skipped."""
+    for page in xero.changed(collection, since - OVERLAP, page_size=POLL_PAGE_SIZE):
+        applier = XeroApplier(state, target, xero)
+        newest = _apply_page(applier, collection, page, result, since)
+        with transaction(state.engine) as db:  # a page at a time: a crash re-reads one page
+            applier.flush(db)
+            cursors.write(db, target.tenant, stream, newest.isoformat())
+        oldest = min((t for r in page if (t := _updated(r)) is not None), default=newest)
+        if len(page) >= POLL_PAGE_SIZE and oldest < (newest - OVERLAP).replace(microsecond=0):
+            return newest
+        since = newest  # a full page within the overlap: read on by page number
+    return None
+
+
+def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]], result: PollResult,
+                newest: datetime) -> datetime:
+    """Apply one page; returns the newest UpdatedDateUTC seen (the page's watermark)."""
+    entity = "XeroContact" if collection == "Contacts" else "XeroInvoice"
+    applier.preload_records(entity, page)
+    for record in page:
+        result.count(applier.apply_contact(record) if collection == "Contacts" else applier.apply_xero_invoice(record))
+        newest = max(newest, _updated(record) or newest)
+    return newest
+
+
+def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, result: PollResult) -> None:
     """Settle the organisation's pending webhook notices, in arrival order."""
     after = 0
     while batch := inbox.pending_ids(state.engine, org, after=after):
         for notice in inbox.pending_notices(state.engine, batch):
             notice_id, entity, entity_id = int(notice[0]), str(notice[2]), str(notice[3])
-            status, reason = InboxStatus.SKIPPED, "contacts made or changed in Xero are not applied yet"
-            if entity == ENTITY:
-                try:
-                    changed = _apply(state, tenant, ledger, xero.get_invoice(entity_id))
-                except NotFoundError:
-                    changed = False
-                    reason = "Xero no longer has this invoice"
-                else:
-                    reason = "nothing for the CRM to change"
-                if changed:
-                    status, reason = InboxStatus.APPLIED, ""
-            inbox.settle(state.engine, notice_id, status, reason or None)
-            if status is InboxStatus.APPLIED:
-                result.applied += 1
-            else:
-                result.skipped += 1
+            applier = XeroApplier(state, target, xero)
+            outcome = _apply_notice(applier, xero, entity, entity_id)
+            with transaction(state.engine) as db:
+                applier.flush(db)
+            inbox.settle(state.engine, notice_id, outcome.status, outcome.reason or None)
+            result.count(outcome)
         after = batch[-1]
 
 
+def _apply_notice(applier: XeroApplier, xero: XeroClient, entity: str, entity_id: str) -> Outcome:
+    """A notice names a record only: re-read it and apply what it is now."""
+    if entity not in NOTICE_ENTITIES:
+        return skipped(f"Xero {entity} changes are not synced to the CRM")
+    try:
+        if entity == "XeroContact":
+            return applier.apply_contact(xero.get_contact(entity_id))
+        return applier.apply_xero_invoice(xero.get_invoice(entity_id))
+    except NotFoundError:
+        return skipped("Xero no longer has this record")
+
+
 def enqueue_xero_polls(state: Services) -> int:
-    """The scheduler's job: one poll per connected Xero organisation; returns how many were queued."""
-    return sum(request_xero_poll(state, conn.id) for conn in connected(state.engine, Provider.XERO.value)
-               if conn.id is not None)
+    """The scheduler's job: one poll per connected Xero organisation, and the imports that stopped
+    resumed (as QuickBooks' enqueue_polls does); returns how many polls were queued."""
+    polled = 0
+    for conn in connected(state.engine, Provider.XERO.value):
+        if conn.id is not None and request_xero_poll(state, conn.id):
+            polled += 1
+        if import_unfinished(state, conn.tenant_id):
+            enqueue_import(state, conn.tenant_id)
+    return polled
 
 
-def _updated(invoice: Mapping[str, Any]) -> datetime | None:
-    raw = invoice.get("UpdatedDateUTC")
+def _updated(record: Mapping[str, Any]) -> datetime | None:
+    raw = record.get("UpdatedDateUTC")
     return parse_timestamp(raw) if isinstance(raw, str) and raw else None
-
-
-def _apply(state: Services, tenant: str, ledger: Ledger, invoice: Mapping[str, Any]) -> bool:
-    """Apply one changed invoice to the CRM invoice it is linked to; True if the CRM changed."""
-    written = as_written(ENTITY, invoice)
-    link = link_by_qbo_id(state, tenant, INVOICE, written["Id"])
-    if link is None or link.origin != Origin.CRM.value:
-        return False  # made in Xero: importing those is not wired yet
-    if ledger.hash_for(ENTITY, written["Id"], written["SyncToken"]) == owned_hash(ENTITY, written):
-        return False  # our own write coming back
-    current = state.host.get_invoice(tenant, link.crm_id)
-    if current is None:
-        return False
-    status, paid = invoice_status(invoice), amount_paid(invoice)
-    if status is InvoiceStatus.SENT and current.status in (InvoiceStatus.DRAFT, InvoiceStatus.SENT):
-        status = current.status  # "authorised, nothing paid" says nothing new about a sent invoice
-    if status == current.status and paid == current.amount_paid:
-        return False
-    state.host.update_invoice_status(tenant, link.crm_id, status, paid)
-    return True

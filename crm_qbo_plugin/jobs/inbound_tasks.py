@@ -16,9 +16,11 @@ from crm_qbo_plugin.inbound.enqueue import (
     xero_poll_flag,
 )
 from crm_qbo_plugin.inbound.importer import run_import as import_tenant
+from crm_qbo_plugin.inbound.xero_import import run_xero_import
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.runtime.services import current
-from crm_qbo_plugin.store.connections import connection_by_id
+from crm_qbo_plugin.store.connections import connection_by_id, connection_for
+from crm_qbo_plugin.store.types import Provider
 
 
 def _text_id(value: object, what: str) -> str:
@@ -50,9 +52,14 @@ def poll_cdc(tenant: str) -> str:
 
 
 def run_import(tenant: str) -> str:
-    """Import (or resume importing) a tenant's QBO customers and invoices."""
+    """Import (or resume importing) a tenant's customers and invoices from its books."""
+    state, tenant = current(), _text_id(tenant, "tenant")
+    conn = connection_for(state.engine, tenant)
     with logs.bind(tenant=tenant):
-        run = import_tenant(current(), _text_id(tenant, "tenant"))
+        if conn is not None and conn.provider == Provider.XERO.value:
+            run = run_xero_import(state, tenant)
+        else:
+            run = import_tenant(state, tenant)
     return run.status if run is not None else "nothing-to-do"
 
 

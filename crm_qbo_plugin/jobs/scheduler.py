@@ -137,7 +137,8 @@ def plugin_jobs(services: Services,
         ScheduledJob("xero-poll", services.settings.poll_seconds,
                      in_app(enqueue_xero_polls), run_at_start=True),
         ScheduledJob("automation-claims", 60, in_app(complete_unfinished)),
-        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: enqueue_for_connected(s, CHECK_OVERDUE))),
+        ScheduledJob("overdue-invoices", 24 * 3600, in_app(lambda s: sum(
+            enqueue_for_connected(s, CHECK_OVERDUE, provider) for provider in Provider))),
         ScheduledJob("retention", RETENTION_EVERY_SECONDS, in_app(prune)),
     ]
 

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 
 from crm_qbo_plugin.host import HostUser
-from crm_qbo_plugin.inbound.enqueue import enqueue_poll
+from crm_qbo_plugin.inbound.enqueue import enqueue_poll, request_xero_poll
 from crm_qbo_plugin.inbound.importer import import_open, start_import
 from crm_qbo_plugin.onboarding.company import CompanyFacts, company_facts
 from crm_qbo_plugin.outbound.sweeper import sweep_outbox
@@ -159,9 +159,10 @@ def _owner_of(state: Services, realm_id: str) -> str | None:
 
 
 def after_connect(state: Services, tenant: str, now: datetime, *, same_company: bool) -> None:
-    """What follows a stored connection: parked rows resume and the import runs. Back on the same
+    """What follows a stored connection (QuickBooks or Xero; the import job picks the provider's
+    import): parked rows resume and the import runs. Back on the same
     company the records are linked already, so instead of importing everything again a poll reads
-    what changed in QuickBooks while the location was disconnected (its webhooks reached no one; the
+    what changed in the books while the location was disconnected (its webhooks reached no one; the
     CDC watermark was kept, and one older than CDC's 30 days falls back to a full reconcile); an
     import the disconnect interrupted is resumed."""
     resume_parked(state, tenant, now)
@@ -172,7 +173,10 @@ def after_connect(state: Services, tenant: str, now: datetime, *, same_company: 
             log.info("connection.notices_revived count=%d", revived)
     if same_company:
         try:
-            enqueue_poll(state, tenant)
+            if connection is not None and connection.provider == Provider.XERO.value and connection.id is not None:
+                request_xero_poll(state, connection.id)  # the modified-since poll, from its kept watermarks
+            else:
+                enqueue_poll(state, tenant)
         except redis.RedisError as exc:  # the scheduler's next poll reads them
             log.warning("connection.poll_not_enqueued after=reconnect error=%s", type(exc).__name__)
     if not same_company or import_open(state, tenant):

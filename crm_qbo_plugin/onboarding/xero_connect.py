@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from crm_qbo_plugin.host import HostUser
-from crm_qbo_plugin.onboarding.lifecycle import INVALID_STATE, ConnectRefused, resume_parked
+from crm_qbo_plugin.onboarding.lifecycle import INVALID_STATE, ConnectRefused, after_connect
 from crm_qbo_plugin.runtime.clients import xero_client_with_token
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.connections import connection_for, connection_of_realm, store_connection
@@ -39,11 +39,12 @@ def _identity(state: Services) -> XeroIdentity:
 
 
 def xero_authorization_url(state: Services, user: HostUser, session_nonce: str, *, switch_company: bool = False,
-                           now: datetime | None = None) -> str:
+                           import_invoices: bool = False, now: datetime | None = None) -> str:
     """Where to send the browser to connect `user.tenant` to Xero; state and verifier are stored first."""
     identity = _identity(state)
     request = identity.authorization_request(str(state.settings.xero_redirect_uri))
     issue_state(state.engine, user, session_nonce, now or utcnow(), switch_company=switch_company,
+                import_invoices=import_invoices,
                 value=request.state, provider=Provider.XERO.value,
                 code_verifier_enc=state.cipher.encrypt(request.code_verifier))
     return request.url
@@ -76,11 +77,12 @@ def complete_xero_connect(state: Services, user: HostUser, session_nonce: str | 
             raise ConnectRefused("switch_required", "This location is set up with a different company. To connect "
                                  "another one, choose Switch company: links to the old company's records are "
                                  "cleared and the sync starts fresh.")
-        row = save_xero_connection(state, user.tenant, org, tokens, now=now, switching=switching)
+        row = save_xero_connection(state, user.tenant, org, tokens, now=now, switching=switching,
+                                   import_invoices=intent.import_invoices)
     except Exception:
         _revoke_quietly(identity, tokens.refresh_token)
         raise
-    resume_parked(state, user.tenant, now)
+    after_connect(state, user.tenant, now, same_company=current is not None and current.pinned_realm_id == org)
     log.info("connection.connected provider=xero switching=%s", switching)
     return row
 
@@ -119,7 +121,7 @@ def _revoke_quietly(identity: XeroIdentity, refresh_token: str) -> None:
 
 
 def save_xero_connection(state: Services, tenant: str, org_id: str, tokens: Tokens, *, now: datetime,
-                         switching: bool = False) -> Connection:
+                         switching: bool = False, import_invoices: bool = False) -> Connection:
     """Read the organisation with the new access token, then store the connection in one
     transaction; ConnectRefused if Xero will not share it or another tenant took it meanwhile."""
     try:
@@ -134,7 +136,7 @@ def save_xero_connection(state: Services, tenant: str, org_id: str, tokens: Toke
                "multicurrency": False, "custom_txn_numbers": True, "tax_model": None}
     try:
         return store_connection(state.engine, tenant, org_id, tokens, state.cipher, company=company,
-                                defaults=state.manifest.defaults(), switching=switching, import_invoices=False,
+                                defaults=state.manifest.defaults(), switching=switching, import_invoices=import_invoices,
                                 now=now, provider=Provider.XERO.value)
     except IntegrityError:
         raise ConnectRefused("company_taken", "This Xero organisation is already connected to another location.") from None

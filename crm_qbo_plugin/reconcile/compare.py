@@ -1,4 +1,5 @@
-"""Pure comparison of one location's CRM records with its QuickBooks company.
+"""Pure comparison of one location's CRM records with its QuickBooks company (or its Xero
+organisation, read into the same shape by xero_sides.py).
 
 Takes what both sides hold (CRM records, the plugin's links, QBO entities by Id) and returns every
 difference a bookkeeper would care about: records missing on either side, totals, amounts paid,
@@ -33,14 +34,15 @@ class Difference:
     qbo_value: str | None = None
     note: str | None = None  # why, when the plugin knows (e.g. held while QuickBooks was disconnected)
 
-    def describe(self) -> str:
+    def describe(self, books: str = "QuickBooks") -> str:
         who = " / ".join(part for part in (f"CRM {self.crm_id}" if self.crm_id else "",
-                                           f"QuickBooks {self.qbo_id}" if self.qbo_id else "") if part)
+                                           f"{books} {self.qbo_id}" if self.qbo_id else "") if part)
         if self.problem == "local_change":
             return f"{self.kind} {who}: {self.note or f'{self.crm_value} in the CRM only'}"
-        values = f": CRM {self.crm_value!s} vs QuickBooks {self.qbo_value!s}" if (self.crm_value or self.qbo_value) else ""
+        values = f": CRM {self.crm_value!s} vs {books} {self.qbo_value!s}" if (self.crm_value or self.qbo_value) else ""
         why = f" — {self.note}" if self.note else ""
-        return f"{self.kind} {who}: {self.problem.replace('_', ' ')}{values}{why}"
+        problem = self.problem.replace("_in_qbo", f"_in_{books}").replace("_", " ")
+        return f"{self.kind} {who}: {problem}{values}{why}"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Gather both sides for `compare`: the CRM's records through CrmHost, the links from the store,
-and the QBO company's customers, invoices, sales receipts and payments (paged queries)."""
+and the books' customers, invoices, sales receipts and payments (paged queries) — a QuickBooks
+company's, or a Xero organisation's in the same shape (xero_sides.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from crm_qbo_plugin.qbo import in_
 from crm_qbo_plugin.reconcile.compare import Result, Sides, compare
+from crm_qbo_plugin.reconcile.xero_sides import xero_books
 from crm_qbo_plugin.runtime.clients import client_for
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
@@ -26,6 +28,7 @@ class Report:
     tenant: str
     company: str
     result: Result
+    books: str = "QuickBooks"  # or "Xero": what the CLI's sentences name
 
     @property
     def matches(self) -> bool:
@@ -39,19 +42,21 @@ def _by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def reconcile(state: Services, tenant: str) -> Report:
     conn = connection_for(state.engine, tenant)
     if conn is None or conn.realm_id is None or conn.status == ConnectionStatus.DISCONNECTED.value:
-        raise CannotReconcile(f"location {tenant!r} is not connected to QuickBooks")
-    if conn.provider != Provider.QUICKBOOKS.value:
-        raise CannotReconcile(f"location {tenant!r} is connected to Xero; reconcile compares QuickBooks companies only")
+        raise CannotReconcile(f"location {tenant!r} is not connected to QuickBooks or Xero")
     host = state.host
     contacts = {i: c for i in host.list_record_ids(tenant, "contact") if (c := host.get_contact(tenant, i))}
     invoices = {i: v for i in host.list_record_ids(tenant, "invoice") if (v := host.get_invoice(tenant, i))}
     payments = {i: p for i in host.list_record_ids(tenant, "payment") if (p := host.get_payment(tenant, i))}
     links = record_links(state, tenant)
-    with client_for(state, conn.realm_id) as qbo:
-        customers = _by_id(qbo.query_all("Customer", where=[in_("Active", [True, False])]))  # inactive too
-        qbo_invoices = _by_id(qbo.query_all("Invoice"))
-        receipts = _by_id(qbo.query_all("SalesReceipt"))
-        qbo_payments = _by_id(qbo.query_all("Payment"))
+    if conn.provider == Provider.XERO.value:
+        customers, qbo_invoices, receipts, qbo_payments = xero_books(state, conn.realm_id, links)
+    else:
+        with client_for(state, conn.realm_id) as qbo:
+            customers = _by_id(qbo.query_all("Customer", where=[in_("Active", [True, False])]))  # inactive too
+            qbo_invoices = _by_id(qbo.query_all("Invoice"))
+            receipts = _by_id(qbo.query_all("SalesReceipt"))
+            qbo_payments = _by_id(qbo.query_all("Payment"))
     sides = Sides(conn.connected_at, card_settings(conn).import_invoices, contacts, invoices, payments, links,
                   customers, qbo_invoices, receipts, qbo_payments)
-    return Report(tenant, conn.company_name or conn.realm_id, compare(sides))
+    books = "Xero" if conn.provider == Provider.XERO.value else "QuickBooks"
+    return Report(tenant, conn.company_name or conn.realm_id, compare(sides), books)

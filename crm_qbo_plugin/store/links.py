@@ -71,6 +71,16 @@ def link_by_qbo_id(state: HasEngine, tenant: str, kind: str, qbo_id: str) -> Lin
         return db.exec(select(Link).where(Link.tenant_id == tenant, Link.kind == kind, Link.qbo_id == qbo_id)).first()
 
 
+def unfinished_pushes(state: HasEngine, tenant: str, kind: str) -> list[str]:
+    """CRM records of `kind` whose first push began and recorded no books id yet (a worker may have
+    died after the books answered): the inbound side must not take their records for new ones."""
+    with session(state.engine) as db:
+        return list(db.exec(select(Link.crm_id).where(
+            Link.tenant_id == tenant, Link.kind == kind, Link.origin == Origin.CRM.value,
+            Link.qbo_id.is_(None),  # type: ignore[union-attr]
+            Link.status.in_([PENDING.value, FAILED.value, LinkStatus.CONFLICT.value]))).all())  # type: ignore[attr-defined]
+
+
 def record_links(state: HasEngine, tenant: str) -> list[Link]:
     """Every link of the tenant's records (items are catalogue, not records): what a reconcile compares."""
     with session(state.engine) as db:

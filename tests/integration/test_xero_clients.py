@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.qbo import QboClient
-from crm_qbo_plugin.reconcile.run import CannotReconcile, reconcile
+from crm_qbo_plugin.reconcile.run import reconcile
 from crm_qbo_plugin.runtime.clients import books_client
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connected, connection_for
@@ -92,9 +92,8 @@ def test_an_idle_xero_connection_is_kept_alive_by_xero_not_by_intuit(plugin_conf
             assert xero.organisation()["BaseCurrency"] == "NZD"
 
 
-def test_reconcile_says_it_does_not_compare_a_xero_location(plugin_config, xero_url):
-    with xero_crm_stack(plugin_config, xero_url) as stack, stack.app.app_context(), \
-            pytest.raises(CannotReconcile) as refused:
-        reconcile(get_state(stack.app), stack.tenant)
-    assert str(refused.value) == (f"location {stack.tenant!r} is connected to Xero; "
-                                  "reconcile compares QuickBooks companies only")
+def test_reconcile_compares_a_xero_location_with_its_organisation(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack, stack.app.app_context():
+        report = reconcile(get_state(stack.app), stack.tenant)
+    assert (report.books, report.matches, report.result.compared) == (
+        "Xero", True, {"contacts": 0, "invoices": 0, "sales_receipts": 0, "payments": 0})

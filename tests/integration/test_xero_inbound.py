@@ -7,16 +7,23 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterator
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlmodel import Session, select
 
+from crm_qbo_plugin.automations.overdue import fire_overdue
 from crm_qbo_plugin.inbound.xero_poll import poll_xero
 from crm_qbo_plugin.jobs.scheduler import plugin_jobs
+from crm_qbo_plugin.outbound import xero_invoices
+from crm_qbo_plugin.outbound.processor import process
 from crm_qbo_plugin.state import get_state
-from crm_qbo_plugin.store.links import get_link
-from crm_qbo_plugin.store.tables import InboxNotice
+from crm_qbo_plugin.store.connections import connection_for
+from crm_qbo_plugin.store.links import get_link, link_by_qbo_id
+from crm_qbo_plugin.store.tables import InboxNotice, OutboxEvent
+from crm_qbo_plugin.store.types import utcnow
+from crm_qbo_plugin.xero import XeroClient
 from tests.support.xero_stack import (
     WEBHOOK_KEY,
     WEBHOOK_PATH,
@@ -119,3 +126,301 @@ def test_a_wrongly_signed_xero_delivery_is_refused_and_records_nothing(plugin_co
         assert (answer.status_code, answer.data) == (200, b"")
         with Session(get_state(stack.app).engine) as db:
             assert db.exec(select(InboxNotice)).all() == []
+
+
+def _triggers(stack: XeroStack) -> list[tuple[str, str]]:
+    return sorted((row["trigger"], row["contact_id"]) for row in stack.api("GET", "/api/automation-log").json)
+
+
+def _crm_contacts(stack: XeroStack) -> dict[str, dict]:
+    return {c["id"]: c for c in stack.api("GET", "/api/contacts").json}
+
+
+def test_a_contact_made_in_xero_reaches_the_crm_by_the_poll_and_a_change_updates_it(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        stack.control("POST", "clock", advance_seconds=5)  # after the connect
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Grace Hopper", "FirstName": "Grace", "LastName": "Hopper",
+                                      "EmailAddress": "grace@example.com"}, request_id="bookkeeper-1",
+                                     create_only=True)
+        assert _crm_contacts(stack) == {}
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 1)
+        link = link_by_qbo_id(get_state(stack.app), stack.tenant, "contact", made["ContactID"])
+        assert link is not None and link.origin == "qbo"
+        contact = _crm_contacts(stack)[link.crm_id]
+        assert (contact["first_name"], contact["last_name"], contact["email"]) == ("Grace", "Hopper", "grace@example.com")
+        assert _triggers(stack) == [("customer_created_in_qbo", link.crm_id)]
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            xero.save_contact({"ContactID": made["ContactID"], "EmailAddress": "grace@navy.example"},
+                              request_id="bookkeeper-2")
+        before = stack.stats()
+        assert _poll(stack).applied == 1
+        assert _crm_contacts(stack)[link.crm_id]["email"] == "grace@navy.example"
+        assert list(_crm_contacts(stack)) == [link.crm_id]  # updated, not doubled
+        stack.work()  # what came from Xero is not pushed back
+        after = stack.stats()
+        assert {k: after.get(k, 0) for k in ("contacts.post", "contacts.put")} == \
+            {k: before.get(k, 0) for k in ("contacts.post", "contacts.put")}
+        assert _poll(stack).applied == 0
+        assert _triggers(stack) == [("customer_created_in_qbo", link.crm_id)]  # once
+
+
+def test_a_contact_made_in_xero_reaches_the_crm_by_its_webhook(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        assert stack.control("POST", f"apps/{CLIENT_ID}/intent-to-receive")["passed"] is True
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Ada Lovelace", "EmailAddress": "ada@example.com"},
+                                     request_id="bookkeeper-1", create_only=True)
+        assert stack.control("POST", "webhooks/deliver", force=True)["delivered"] == 1
+        stack.work()
+        link = link_by_qbo_id(get_state(stack.app), stack.tenant, "contact", made["ContactID"])
+        assert link is not None
+        assert _crm_contacts(stack)[link.crm_id]["email"] == "ada@example.com"
+        with Session(get_state(stack.app).engine) as db:
+            notices = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
+                InboxNotice.realm_id == stack.org)).all()
+        assert notices == [("XeroContact", "skipped")]  # the poll the notice queued applied it first
+
+
+def test_the_plugins_own_contact_write_does_not_come_back_from_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        contact = {"id": _sent(stack, "70.00")["contact_id"]}  # the contact goes to Xero with its invoice
+        stack.control("POST", "clock", advance_seconds=5)
+        before = stack.stats()
+        stack.api("PATCH", f"/api/contacts/{contact['id']}", json={"last_name": "King"})
+        stack.work()
+        assert stack.stats().get("contacts.post", 0) == before.get("contacts.post", 0) + 1  # our write
+        link = get_link(get_state(stack.app), stack.tenant, "contact", contact["id"])
+        assert link is not None and link.qbo_id
+        kept = _crm_contacts(stack)
+        assert kept[contact["id"]]["last_name"] == "King"
+        stack.control("POST", "webhooks/deliver", force=True)
+        stack.work()
+        polled = _poll(stack)
+        assert (polled.status, polled.applied, polled.skipped) == ("polled", 0, 2)  # our contact and invoice: echoes
+        assert _crm_contacts(stack) == kept  # not written again
+        assert stack.stats().get("contacts.post", 0) == before.get("contacts.post", 0) + 1  # nothing pushed back
+        assert _triggers(stack) == []
+
+
+def _pay(stack: XeroStack, invoice_id: str, amount: str, request_id: str) -> None:
+    stack.control("POST", "clock", advance_seconds=5)
+    with stack.xero() as xero:
+        xero.create_payment({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"},
+                             "Date": "2026-12-03", "Amount": Decimal(amount)}, request_id=request_id)
+
+
+def test_the_review_request_fires_once_when_the_first_invoice_is_paid_in_two_payments_in_xero(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        invoice = _sent(stack, "70.00")
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id
+        contact = invoice["contact_id"]
+        _pay(stack, link.qbo_id, "30.00", "bookkeeper-1")
+        assert _poll(stack).applied == 1
+        assert stack.api("GET", f"/api/invoices/{invoice['id']}").json["status"] == "partially_paid"
+        assert _triggers(stack) == [("payment_received_in_qbo", contact)]
+        _pay(stack, link.qbo_id, "40.00", "bookkeeper-2")
+        assert _poll(stack).applied == 1
+        assert stack.api("GET", f"/api/invoices/{invoice['id']}").json["status"] == "paid"
+        assert _triggers(stack) == [("invoice_paid_in_full", contact), ("payment_received_in_qbo", contact),
+                                    ("payment_received_in_qbo", contact), ("review_request", contact)]
+        second = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact, "lines": [{"name": "Mowing", "quantity": "1", "unit_price": "15.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{second['id']}/send").status_code == 200
+        stack.work()
+        second_link = get_link(get_state(stack.app), stack.tenant, "invoice", second["id"])
+        assert second_link is not None and second_link.qbo_id
+        _pay(stack, second_link.qbo_id, "15.00", "bookkeeper-3")  # a third payment event
+        stack.control("POST", "webhooks/deliver", force=True)
+        stack.work()
+        assert _poll(stack).status == "polled"
+        assert stack.api("GET", f"/api/invoices/{second['id']}").json["status"] == "paid"
+        requests = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "review_request"]
+        assert len(requests) == 1 and requests[0]["payload"]["qbo_invoice_id"] == link.qbo_id
+        assert [t for t, _c in _triggers(stack)].count("invoice_paid_in_full") == 2
+
+
+def test_an_invoice_made_in_xero_is_imported_by_the_poll_and_fires_overdue_once(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True) as stack:
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            made = xero.save_contact({"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
+                                     request_id="bookkeeper-1", create_only=True)
+            bill = xero.save_invoice({"Type": "ACCREC", "Contact": {"ContactID": made["ContactID"]},
+                                      "Date": "2026-10-01", "DueDate": "2026-10-31", "Status": "AUTHORISED",
+                                      "LineAmountTypes": "NoTax", "LineItems": [{
+                                          "Description": "Consulting", "Quantity": Decimal(2),
+                                          "UnitAmount": Decimal("12.50"), "AccountCode": "200"}]},
+                                     request_id="bookkeeper-2", create_only=True)
+        assert _poll(stack).applied == 2
+        state = get_state(stack.app)
+        contact = link_by_qbo_id(state, stack.tenant, "contact", made["ContactID"])
+        link = link_by_qbo_id(state, stack.tenant, "invoice", bill["InvoiceID"])
+        assert contact is not None and link is not None and link.origin == "qbo"
+        imported = stack.api("GET", f"/api/invoices/{link.crm_id}").json
+        assert (imported["contact_id"], Decimal(imported["total"]), imported["status"], imported["due_date"]) == \
+            (contact.crm_id, Decimal("25.00"), "sent", "2026-10-31")
+        with stack.app.app_context():
+            conn = connection_for(state.engine, stack.tenant)
+            assert conn is not None
+            assert fire_overdue(state, conn, date(2026, 11, 1)) == 1
+            assert fire_overdue(state, conn, date(2026, 11, 2)) == 0  # once
+        overdue = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "invoice_overdue"]
+        assert [(row["contact_id"], row["payload"]["qbo_invoice_id"], row["payload"]["due_date"]) for row in overdue] == \
+            [(contact.crm_id, bill["InvoiceID"], "2026-10-31")]
+
+
+def test_a_crm_payment_without_an_invoice_does_not_come_back_as_an_imported_invoice(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True, review_request=True) as stack:
+        ada = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                       "email": "ada@example.com"}).json
+        stack.control("POST", "clock", advance_seconds=5)
+        paid = stack.api("POST", "/api/payments", json={
+            "source": "order_form", "contact_id": ada["id"], "amount": "45.50",
+            "lines": [{"name": "Seeds", "quantity": "2", "unit_price": "22.75"}]})
+        assert paid.status_code == 201, paid.json
+        stack.work()
+        sale = get_link(get_state(stack.app), stack.tenant, "sales_receipt", paid.json["id"])
+        assert sale is not None and sale.qbo_id and sale.status == "synced"
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 0)
+        assert stack.api("GET", "/api/invoices").json == []
+        assert _triggers(stack) == []
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying: nothing in the plugin catches it."""
+
+
+def test_an_invoice_whose_push_died_after_xero_answered_is_not_imported_as_a_second_one(
+        plugin_config, xero_url, monkeypatch):
+    with xero_crm_stack(plugin_config, xero_url, import_invoices=True) as stack:
+        contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                           "email": "ada@example.com"}).json
+        stack.work()
+        stack.control("POST", "clock", advance_seconds=5)  # the poll reads what Xero makes from now on
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "70.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        state = get_state(stack.app)
+        with Session(state.engine) as db:
+            outbox_id = db.exec(select(OutboxEvent.id).where(OutboxEvent.tenant_id == stack.tenant,
+                                                             OutboxEvent.event_type == "invoice.sent")).one()
+        real = xero_invoices.record_writes
+
+        def killed(*args, **kwargs):
+            raise WorkerKilled()
+
+        monkeypatch.setattr(xero_invoices, "record_writes", killed)
+        with stack.app.app_context(), pytest.raises(WorkerKilled):
+            process(state, outbox_id)  # Xero made the invoice; its link was never saved
+        monkeypatch.setattr(xero_invoices, "record_writes", real)
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 0)  # the push's invoice, not one to import
+        assert [i["id"] for i in stack.api("GET", "/api/invoices").json] == [invoice["id"]]
+        for key in state.redis.scan_iter("crm-qbo:push:*"):  # the dead worker's locks expire with its lease
+            state.redis.delete(key)
+        with stack.app.app_context():
+            assert process(state, outbox_id, now=utcnow() + timedelta(hours=1)) == "done"
+        link = get_link(state, stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id and link.origin == "crm"
+        assert _poll(stack).applied == 0
+        assert [i["id"] for i in stack.api("GET", "/api/invoices").json] == [invoice["id"]]
+
+
+def test_a_change_made_in_xero_keeps_what_xero_cannot_hold_of_a_crm_contact(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        people = [stack.api("POST", "/api/contacts", json=body).json for body in (
+            {"first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines",
+             "email": "ada@example.com"},
+            {"company": "Acme Ltd", "email": "office@acme.example"})]
+        for person in people:
+            invoice = stack.api("POST", "/api/invoices", json={
+                "contact_id": person["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "9.00"}]}).json
+            assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        stack.control("POST", "clock", advance_seconds=5)
+        links = [get_link(get_state(stack.app), stack.tenant, "contact", p["id"]) for p in people]
+        with stack.xero() as xero:
+            for n, link in enumerate(links):
+                assert link is not None and link.qbo_id
+                xero.save_contact({"ContactID": link.qbo_id, "EmailAddress": f"new{n}@example.com"},
+                                  request_id=f"bookkeeper-{n}")
+        assert _poll(stack).applied == 2
+        after = _crm_contacts(stack)
+        assert [(after[p["id"]]["first_name"], after[p["id"]]["last_name"], after[p["id"]]["company"],
+                 after[p["id"]]["email"]) for p in people] == [
+            ("Ada", "Lovelace", "Analytical Engines", "new0@example.com"),
+            ("", "", "Acme Ltd", "new1@example.com")]
+
+
+def test_a_contact_changed_in_xero_while_the_poll_reads_its_pages_makes_it_skip_none(plugin_config, xero_url, monkeypatch):
+    """Xero lists changes oldest first: one changed between two page reads moves to the end, and
+    reading on by page number would skip the contact that takes its place."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        made: list[dict] = []
+        with stack.xero() as xero:
+            for batch, size in enumerate((50, 50, 20)):  # three moments, seconds apart
+                stack.control("POST", "clock", advance_seconds=5)
+                saved = xero.save_contacts([{"Name": f"Person {batch}-{i}"} for i in range(size)],
+                                           request_id=f"bookkeeper-{batch}", create_only=True)
+                made += [s.element for s in saved]
+        real, reads = XeroClient.request, []
+
+        def request(self, method, path, **kwargs):
+            answer = real(self, method, path, **kwargs)
+            if method == "GET" and path == "/Contacts":
+                reads.append(kwargs.get("params"))
+                if len(reads) == 1:  # the bookkeeper edits the oldest contact right after page 1
+                    stack.control("POST", "clock", advance_seconds=5)
+                    real(self, "POST", "/Contacts", body={"Contacts": [{"ContactID": made[0]["ContactID"],
+                                                                        "EmailAddress": "first@example.com"}]},
+                         request_id="bookkeeper-edit")
+            return answer
+
+        monkeypatch.setattr(XeroClient, "request", request)
+        assert _poll(stack).status == "polled"
+        state = get_state(stack.app)
+        missing = [c["Name"] for c in made if link_by_qbo_id(state, stack.tenant, "contact", c["ContactID"]) is None]
+        assert missing == []
+        first = link_by_qbo_id(state, stack.tenant, "contact", made[0]["ContactID"])
+        assert first is not None and _crm_contacts(stack)[first.crm_id]["email"] == "first@example.com"
+        assert len(_crm_contacts(stack)) == 120
+
+
+def test_a_paid_order_form_before_the_first_invoice_does_not_keep_its_review_request_from_firing(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        ada = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                       "email": "ada@example.com"}).json
+        assert stack.api("POST", "/api/payments", json={
+            "source": "order_form", "contact_id": ada["id"], "amount": "12.00",
+            "lines": [{"name": "Seeds", "quantity": "1", "unit_price": "12.00"}]}).status_code == 201
+        stack.work()  # the order form becomes a paid sale in Xero, dated today
+        invoice = stack.api("POST", "/api/invoices", json={
+            "contact_id": ada["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "70.00"}]}).json
+        assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+        stack.work()
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None and link.qbo_id
+        _pay(stack, link.qbo_id, "70.00", "bookkeeper-1")
+        assert _poll(stack).applied == 1
+        requests = [row for row in stack.api("GET", "/api/automation-log").json if row["trigger"] == "review_request"]
+        assert [(row["contact_id"], row["payload"]["qbo_invoice_id"]) for row in requests] == [(ada["id"], link.qbo_id)]
+
+
+def test_the_review_request_fires_once_when_the_first_invoice_is_paid_in_the_crm(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, review_request=True) as stack:
+        invoice = _sent(stack, "70.00")
+        stack.control("POST", "clock", advance_seconds=5)
+        paid = stack.api("POST", "/api/payments", json={"source": "invoice", "invoice_id": invoice["id"],
+                                                        "amount": "70.00"})
+        assert paid.status_code == 201, paid.json
+        stack.work()  # the payment goes to Xero, which marks its invoice paid
+        _poll(stack)
+        _poll(stack)
+        assert _triggers(stack) == [("invoice_paid_in_full", invoice["contact_id"]),
+                                    ("review_request", invoice["contact_id"])]  # not payment_received: ours
