@@ -463,7 +463,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     lines += IN_THE_WAY
     lines += W6_NOTES
     if any(data.get("xero") for data in databases.values()):
-        lines += ["", "## Xero (XP, XW) — how to read it", "", *xero_report.NOTES]
+        lines += ["", "## Xero (XI, XP, XW) — how to read it", "", *xero_report.NOTES]
     lines += ["", "Sandbox speed (`bench/sandbox_speed.py`, no throttles):", ""]
     lines += [f"- {line}" for line in results["sandbox_speed"]["lines"]]
     for db, data in databases.items():
@@ -486,7 +486,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             if len(table) > 2:
                 lines += ["", f"## {title} ({label})", "", *table]
         if data.get("xero"):
-            lines += ["", f"## Xero — push at Xero's limits, webhook burst ({label})", "",
+            lines += ["", f"## Xero — import, push at Xero's limits, webhook burst ({label})", "",
                       *xero_report.section(data["xero"])]
         if len(memory_table) > 2:
             lines += ["", f"## W1 at 100,000 customers + 100,000 invoices — memory ({label})", "", *memory_table]

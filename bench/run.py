@@ -50,8 +50,8 @@ from bench.measure import purge_echoes, scalar
 from bench.report import write_report
 
 RESULTS_DIR = ROOT / "bench" / "results"
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "XP", "XW")
-XERO_WORKLOADS = ("XP", "XW")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "XI", "XP", "XW")
+XERO_WORKLOADS = ("XI", "XP", "XW")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class Sizes:
     w6_notices: int
     xero_push: int
     xero_notices: int
+    xero_import: int
 
 
 def sizes_for(scale: float, big: bool, push: int | None = None, quick: bool = False) -> Sizes:
@@ -101,7 +102,7 @@ def sizes_for(scale: float, big: bool, push: int | None = None, quick: bool = Fa
                  push_workers=4, tenants=20, tenant_records=n(250, 5), tenant_push=n(50, 10),
                  save_cap_realistic=n(300, 10), w6_tenants=n(200), w6_records=n(500),
                  w6_push=n(100), w6_workers=(1, 2) if quick else (1, 2, 4), w6_notices=n(50, 5),
-                 xero_push=n(1_000), xero_notices=n(500))
+                 xero_push=n(1_000), xero_notices=n(500), xero_import=n(5_000))
 
 
 def modes_for(names: list[str], speed: float, big: bool, quick: bool = False) -> list[Mode]:
@@ -415,7 +416,8 @@ def run_database(db: str, server: PostgresServer | None, modes: list[Mode], size
         with database_url(db, server) as url, stack(database_url=url) as st:
             started = time.perf_counter()
             found["xero"] = xero_workloads.run_all(st, sizes.xero_push, sizes.xero_notices, sizes.burst_seconds,
-                                                   sizes.push_workers, args.clock_speed, with_peers, log)
+                                                   sizes.push_workers, args.clock_speed, with_peers, log,
+                                                   imports=sizes.xero_import if "XI" in workloads else 0)
             found["xero"]["wall_s"] = round(time.perf_counter() - started, 1)
     if not args.big and not args.no_big and "W1" in workloads:
         # W1's memory figure: the 100,000 + 100,000 import (× scale), one mode, no peers.

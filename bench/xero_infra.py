@@ -94,7 +94,7 @@ def start_xero_sandbox(st: Stack, latency_ms: float, clock_speed: float, webhook
     return sandbox
 
 
-def connect_xero(st: Stack, tenant: str, sandbox: XeroSandbox, org: str) -> None:
+def connect_xero(st: Stack, tenant: str, sandbox: XeroSandbox, org: str, import_invoices: bool = False) -> None:
     """Connect `tenant` to `org` as the Xero callback would (no browser), dated a second ago."""
     from crm_qbo_plugin.onboarding.xero_connect import save_xero_connection
     from crm_qbo_plugin.state import get_state
@@ -106,7 +106,7 @@ def connect_xero(st: Stack, tenant: str, sandbox: XeroSandbox, org: str) -> None
     tokens = Tokens.from_token_response(sandbox.token(org))
     now = datetime.now(UTC) - timedelta(seconds=1)
     with app.app_context():
-        save_xero_connection(state, tenant, org, tokens, now=now)
+        save_xero_connection(state, tenant, org, tokens, now=now, import_invoices=import_invoices)
         store_settings(state.engine, tenant, {}, lambda _current: dict(BOOKS), now)
 
 

@@ -1,5 +1,5 @@
-"""The Xero part of bench/RESULTS.md (issue #19): XP push at Xero's limits and XW webhook burst,
-with the xero-python and pyxero peers, per database."""
+"""The Xero part of bench/RESULTS.md (issue #19): XI import, XP push at Xero's limits and XW
+webhook burst, with the xero-python and pyxero peers, per database."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ NOTES = [
     "- Floor: contacts then invoices in arrays of 50 (Xero's advice), ≤ 60 calls a Xero minute (the first 60 at "
     "once), ≤ 5 at once. Also shown: the floor with one record per call. Target: the plugin ≥ 90% of the floor "
     "its limits allow (floor wall / plugin wall), 0 429s after the first Xero minute.",
+    "- XI: the import a Xero connect queues (contacts, then invoices with the toggle on), timed from the job "
+    "being queued to its run's end; floor: pages of 1,000 (+1 short page per entity whose count is a multiple "
+    "of 1,000). Peers read the same pages with xero-python's `get_contacts`/`get_invoices` and pyxero's "
+    "`filter(page=…, pageSize=1000)` and write nothing.",
     "- XW pays XP's invoices in Xero (the harness, limits off), then sends one signed notice per invoice, open-loop, "
     "to two `crm-qbo serve` processes; done when every notice is settled and every payment is on its CRM invoice.",
     "- Peers (bench/peer_scripts/xero_peers.py): the same contacts and invoices written with xero-python's "
@@ -27,6 +31,18 @@ def section(xero: dict[str, Any] | None) -> list[str]:
         return []
     w = xero["workloads"]
     lines = [f"Clock speed {f(xero['clock_speed'], 0)}; L (50-invoice PUT) {xero['call_s'] * 1000:.1f} ms.", ""]
+    if "XI" in w:
+        xi = w["XI"]
+        rows = [[name, f(entry.get("wall_s"), 3), f(xi["floor"]["wall_s"], 3), _times(entry.get("wall_s"),
+                 xi["floor"]["wall_s"]), _times(entry.get("wall_s"), xi["plugin"]["wall_s"]), f(entry.get("calls")),
+                 f(entry.get("throttled_429")), _ms(entry.get("cpu_s"), xi["plugin"]["records"]),
+                 f(entry.get("peak_rss_mb"), 1), ok(entry)]
+                for name in ("plugin", "xero-python", "pyxero") if (entry := xi.get(name))]
+        lines += [f"XI: import of {xi['plugin']['records'] // 2} contacts + {xi['plugin']['records'] // 2} invoices; "
+                  f"floor {xi['floor']['calls']} pages of 1,000 (L {xi['page_s'] * 1000:.1f} ms a page).", ""]
+        lines += table(["who", "wall s", "floor s", "× floor", "× the plugin", "calls", "429s", "CPU ms/record",
+                        "peak RSS MB", "correct"], rows)
+        lines += [""]
     if "XP" in w:
         xp = w["XP"]
         floor, single = xp["floor"], xp["floor_one_per_call"]
@@ -54,6 +70,12 @@ def section(xero: dict[str, Any] | None) -> list[str]:
                          f(xw["web_cpu_ms_per_notice"]), _ms(xw["workers"]["cpu_s"], xw["notices"]),
                          f(xw["calls"]), f(xw["throttled_429"]), ok(w["XW"]["plugin"])]])
     return lines
+
+
+def _times(wall_s: Any, other_s: Any) -> str:
+    if not isinstance(wall_s, int | float) or not isinstance(other_s, int | float) or not other_s:
+        return "–"
+    return f"{wall_s / other_s:.2f}×"
 
 
 def _share(floor_s: Any, wall_s: Any) -> str:

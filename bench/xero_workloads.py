@@ -6,11 +6,12 @@ minute; the sandbox's clock sped up, so a Xero minute lasts 60/S real seconds):
 - XW webhooks: K of those invoices paid in Xero by the harness, then one signed Xero notice each
   sent open-loop to two `crm-qbo serve` processes; timed until every notice is settled and every
   payment is on its CRM invoice.
-- XI import: C contacts and C invoices made in Xero, imported by the plugin on connect (only once
-  the plugin imports from Xero; until then RESULTS.md says so).
+- XI import: C contacts and C invoices made in Xero, imported by the plugin on connect (the
+  import job a connect queues), timed to its run's end, as W1 does for QuickBooks.
 
-The floor is what Xero's limits allow: records in arrays of 50 (contacts first, then invoices),
-no more than 60 calls a Xero minute and 5 at once, each call taking L (a 50-record PUT, measured).
+The floor is what Xero's limits allow: records in arrays of 50 (contacts first, then invoices), or
+pages of 1,000 for an import, no more than 60 calls a Xero minute and 5 at once, each call taking L
+(a 50-record PUT or a 1,000-row page, measured).
 Peers: xero-python and pyxero loops that do the same writes (or reads) in their own process.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 from bench import peers
 from bench.infra import ROOT, Proc, Stack, new_location
 from bench.measure import median, percentile, plugin_usage, rows, wait_until
+from bench.w1_import import check_import, import_done
 from bench.w3_webhooks import SENDERS, start_web
 from bench.w4_push import INVOICES_PER_CONTACT, crm_rows_settled, publish_invoices
 from bench.xero_infra import (
@@ -79,6 +81,60 @@ def _invoice(contact_id: str, number: str, index: int) -> dict[str, Any]:
             "DueDate": datetime.now(UTC).date().isoformat(), "LineAmountTypes": "NoTax",
             "LineItems": [{"Description": "Consulting", "Quantity": 1 + index % 3, "UnitAmount": "120.00",
                            "AccountCode": "200", "TaxType": "NONE"}]}
+
+
+# -- XI: import --------------------------------------------------------------------------------------
+PAGE = 1000
+
+
+def seed_org(sandbox: XeroSandbox, name: str, contacts: int, invoices: int) -> str:
+    """An organisation holding `contacts` contacts and `invoices` sent invoices (spread over them)."""
+    org = sandbox.new_org(name)
+    sandbox.limits(org, enabled=False)
+    rest = XeroRest(sandbox, org)
+    made = rest.put("Contacts", [{"Name": f"Xero {name} {n:06d}", "EmailAddress": f"xi-{n:06d}@bench.example.com"}
+                                 for n in range(contacts)])
+    rest.put("Invoices", [_invoice(made[n % len(made)]["ContactID"], f"XI-{n:06d}", n) for n in range(invoices)])
+    return org
+
+
+def page_probe(sandbox: XeroSandbox, org: str) -> float:
+    """Median seconds of a 1,000-contact page (the import floor's L), limits off."""
+    rest = XeroRest(sandbox, org)
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        rest.session.get(f"{sandbox.api}/Contacts", params={"page": "1", "pageSize": str(PAGE)},
+                         timeout=120).raise_for_status()
+        took.append(time.perf_counter() - started)
+    return median(took)
+
+
+def import_floor(contacts: int, invoices: int, call_s: float, speed: float) -> dict[str, Any]:
+    """Pages of 1,000, plus a short page to end each entity whose count is a multiple of 1,000."""
+    pages = [max(1, math.ceil(n / PAGE) + (1 if n % PAGE == 0 else 0)) for n in (contacts, invoices)]
+    return floor(pages, call_s, speed, per_call=1)
+
+
+def run_import(st: Stack, sandbox: XeroSandbox, org: str, contacts: int, invoices: int) -> dict[str, Any]:
+    from crm_qbo_plugin.inbound.importer import start_import
+    from crm_qbo_plugin.state import get_state
+
+    sandbox.limits(org, enabled=True)
+    tenant = new_location(st, "XI import")
+    connect_xero(st, tenant, sandbox, org, import_invoices=True)
+    workers = st.start_workers(1, "xi-worker")
+    sandbox.stats(reset=True)
+    start_import(get_state(st.app()), tenant)
+    wall = wait_until(lambda: import_done(st, tenant), "the Xero import", TIMEOUT, workers, interval=0.02)
+    usage = plugin_usage(workers)
+    counts = _counts(sandbox.stats(reset=True), org)
+    for proc in workers:
+        st.stop(proc)
+    sandbox.limits(org, enabled=False)
+    return {"tenant": tenant, "records": contacts + invoices, "wall_s": round(wall, 3), **usage, **counts,
+            "records_per_s": round((contacts + invoices) / wall, 1) if wall else None,
+            "correct": check_import(st, tenant, contacts, invoices)}
 
 
 # -- XP: push ----------------------------------------------------------------------------------------
@@ -275,14 +331,25 @@ def run_peer(sandbox: XeroSandbox, library: str, action: str, org: str, count: i
 
 # -- the Xero pass of one database -------------------------------------------------------------------
 def run_all(st: Stack, invoices: int, notices: int, burst_seconds: float, workers_count: int, speed: float,
-            with_peers: bool, log: Any = print) -> dict[str, Any]:
-    """XP and XW (and their peers) on a fresh sandbox; returns the figures with their floors."""
+            with_peers: bool, log: Any = print, imports: int = 0) -> dict[str, Any]:
+    """XI (when `imports`), XP and XW, with their peers, on a fresh sandbox; the figures and floors."""
     sandbox = start_xero_sandbox(st, latency_ms=0.0, clock_speed=speed)
     probe_org = sandbox.new_org("probe")
     sandbox.limits(probe_org, enabled=False)
     call_s = probe(sandbox, probe_org)
     contacts = math.ceil(invoices / INVOICES_PER_CONTACT)
     out: dict[str, Any] = {"clock_speed": speed, "call_s": round(call_s, 4), "workloads": {}}
+    if imports:
+        log(f"xero: XI import of {imports} + {imports} …")
+        seeded = seed_org(sandbox, "XI", imports, imports)
+        page_s = page_probe(sandbox, seeded)
+        xi: dict[str, Any] = {"floor": import_floor(imports, imports, page_s, speed), "page_s": round(page_s, 4),
+                              "plugin": run_import(st, sandbox, seeded, imports, imports)}
+        if with_peers:
+            for library in ("xero-python", "pyxero"):
+                sandbox.limits(seeded, enabled=True)
+                xi[library] = run_peer(sandbox, library, "import", seeded, imports)
+        out["workloads"]["XI"] = xi
     webs = [start_web(st, f"xero-web-{n}") for n in range(2)]  # idle until XW
     log(f"xero: XP push of {invoices} invoices …")
     push, workers = run_push(st, sandbox, invoices, workers_count)

@@ -76,14 +76,20 @@ def test_bench_fair_peer_and_many_tenants_deliver_every_record_once(database_url
 
 
 def test_bench_xero_workloads_deliver_every_record_once(database_url: str, redis_url: str) -> None:
-    """XP pushes every invoice and contact to Xero once, within Xero's limits; XW's notices bring
-    every payment made in Xero to its CRM invoice; both peers write the same records."""
+    """XI imports every contact and invoice made in Xero once; XP pushes every invoice and contact
+    to Xero once, within Xero's limits; XW's notices bring every payment made in Xero to its CRM
+    invoice; both peers read and write the same records."""
     from bench import xero_workloads
 
     with stack(database_url=database_url, redis_url=redis_url) as st:
         found = xero_workloads.run_all(st, invoices=20, notices=8, burst_seconds=1.0, workers_count=2, speed=10.0,
-                                       with_peers=True, log=lambda _message: None)
-    xp, xw = found["workloads"]["XP"], found["workloads"]["XW"]["plugin"]
+                                       with_peers=True, log=lambda _message: None, imports=30)
+    xi, xp, xw = found["workloads"]["XI"], found["workloads"]["XP"], found["workloads"]["XW"]["plugin"]
+    assert xi["plugin"]["correct"] == {"ok": True, "crm_contacts": 30, "crm_invoices": 30, "contact_links": 30,
+                                       "invoice_links": 30, "run_status": "succeeded", "run_errors": "[]"}
+    assert (xi["plugin"]["calls"], xi["floor"]["calls"]) == (2, 2)  # one short page per entity
+    for peer in ("xero-python", "pyxero"):
+        assert (xi[peer]["records"], xi[peer]["calls"]) == (60, 2), xi[peer]
     assert xp["plugin"]["correct"] == {"ok": True, "xero_invoices": 20, "distinct_numbers": 20, "xero_contacts": 2,
                                        "outbox": xp["plugin"]["correct"]["outbox"], "invoice_links": 20,
                                        "contact_links": 2}
