@@ -2,8 +2,9 @@
 come to the CRM (new contacts created, changed ones updated; invoices made in Xero imported when
 "Import invoices" is on; a payment or void of an invoice the CRM sent reaches that invoice). Xero's
 webhook notices (web/xero_webhooks.py) wait in the same inbox as QuickBooks' and queue a poll, which
-settles them after its read: each is re-read by id (a notice is not data), then marked applied or
-skipped.
+settles them after its read: a notice that arrived before the read began, about a record the read
+brought, is settled with what the read did with that record (the change it announced happened before
+the read, so the read saw it); any other is re-read by id (a notice is not data).
 
 Each poll reads the contacts, then the invoices, modified since their watermarks (oldest first,
 `If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time), and
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,7 @@ class PollResult:
     status: str  # polled | busy | not-connected
     applied: int = 0
     skipped: int = 0
+    read: dict[tuple[str, str], Outcome] = field(default_factory=dict)  # what this poll's read did, by record
 
     def count(self, outcome: Outcome) -> None:
         if outcome.status is InboxStatus.APPLIED:
@@ -72,12 +74,13 @@ def poll_xero(state: Services, tenant: str) -> PollResult:
             return PollResult("busy")
         result = PollResult("polled")
         target = Target.of(conn)
+        arrived = inbox.newest_pending_id(state.engine, org)  # before the read: what it covers
         with closing(xero_client_for(state, org)) as xero:
             for collection, stream in STREAMS.items():
                 since: datetime | None = cursors.load_time(state.engine, tenant, stream) or connected_at
                 while since is not None:
                     since = _read_changes(state, target, xero, collection, stream, since, result)
-            _apply_notices(state, target, org, xero, result)
+            _apply_notices(state, target, org, xero, result, arrived)
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
 
@@ -106,18 +109,27 @@ def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]
     """Apply one page; returns the newest UpdatedDateUTC seen (the page's watermark)."""
     entity = "XeroContact" if collection == "Contacts" else "XeroInvoice"
     applier.preload_records(entity, page)
+    key = "ContactID" if collection == "Contacts" else "InvoiceID"
     for record in page:
-        result.count(applier.apply_contact(record) if collection == "Contacts" else applier.apply_xero_invoice(record))
+        outcome = applier.apply_contact(record) if collection == "Contacts" else applier.apply_xero_invoice(record)
+        result.count(outcome)
+        result.read[(entity, str(record.get(key) or "").lower())] = outcome
         newest = max(newest, _updated(record) or newest)
     return newest
 
 
-def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, result: PollResult) -> None:
-    """Settle the organisation's pending webhook notices, in arrival order."""
+def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, result: PollResult,
+                   arrived: int) -> None:
+    """Settle the organisation's pending webhook notices, in arrival order; those `result.read`
+    covers (arrived by `arrived`) without reading their record again."""
     after = 0
     while batch := inbox.pending_ids(state.engine, org, after=after):
         for notice in inbox.pending_notices(state.engine, batch):
             notice_id, entity, entity_id = int(notice[0]), str(notice[2]), str(notice[3])
+            read = result.read.get((entity, entity_id.lower())) if notice_id <= arrived else None
+            if read is not None:  # counted with its page already
+                inbox.settle(state.engine, notice_id, read.status, read.reason or None)
+                continue
             applier = XeroApplier(state, target, xero)
             outcome = _apply_notice(applier, xero, entity, entity_id)
             with transaction(state.engine) as db:

@@ -256,6 +256,14 @@ def pending_ids(engine: Engine, realm_id: str, limit: int = 200, after: int = 0)
         return [int(i) for i in conn.execute(query).scalars()]
 
 
+def newest_pending_id(engine: Engine, realm_id: str) -> int:
+    """The id of the realm's newest pending notice (0 when none): what had arrived by now."""
+    query = sa.select(sa.func.max(INBOX.c.id)).where(INBOX.c.realm_id == realm_id,
+                                                     INBOX.c.status == InboxStatus.PENDING.value)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
 def has_pending(engine: Engine, realm_id: str) -> bool:
     return bool(pending_ids(engine, realm_id, limit=1))
 

@@ -182,7 +182,7 @@ def test_a_contact_made_in_xero_reaches_the_crm_by_its_webhook(plugin_config, xe
         with Session(get_state(stack.app).engine) as db:
             notices = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
                 InboxNotice.realm_id == stack.org)).all()
-        assert notices == [("XeroContact", "skipped")]  # the poll the notice queued applied it first
+        assert notices == [("XeroContact", "applied")]  # by the read of the poll the notice queued
 
 
 def test_the_plugins_own_contact_write_does_not_come_back_from_xero(plugin_config, xero_url):
@@ -424,3 +424,31 @@ def test_the_review_request_fires_once_when_the_first_invoice_is_paid_in_the_crm
         _poll(stack)
         assert _triggers(stack) == [("invoice_paid_in_full", invoice["contact_id"]),
                                     ("review_request", invoice["contact_id"])]  # not payment_received: ours
+
+
+def test_a_notice_the_polls_read_covers_is_settled_without_reading_its_invoice_again(plugin_config, xero_url):
+    """A burst of notices costs one modified-since read, not one GET per notice: the poll a notice
+    queues reads what changed, and settles each notice that arrived before with what that read did."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        assert stack.control("POST", f"apps/{CLIENT_ID}/intent-to-receive")["passed"] is True
+        invoice = _sent(stack, "70.00")
+        stack.control("POST", "webhooks/deliver", force=True)  # our own writes' notices
+        stack.work()
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            xero.create_payment({"Invoice": {"InvoiceID": link.qbo_id}, "Account": {"Code": "090"},
+                                 "Date": "2026-12-03", "Amount": Decimal("70.00")}, request_id="bookkeeper-1")
+        before = stack.stats()
+        assert stack.control("POST", "webhooks/deliver", force=True)["delivered"] == 1
+        stack.work()
+        after = stack.stats()
+        paid = stack.api("GET", f"/api/invoices/{invoice['id']}").json
+        assert (paid["status"], Decimal(paid["amount_paid"])) == ("paid", Decimal("70.00"))
+        assert after.get("invoices.read", 0) == before.get("invoices.read", 0)  # no GET by id
+        assert after.get("invoices.get", 0) == before.get("invoices.get", 0) + 1  # the one modified-since read
+        with Session(get_state(stack.app).engine) as db:
+            last = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
+                InboxNotice.realm_id == stack.org).order_by(InboxNotice.id.desc())).first()  # type: ignore[union-attr]
+        assert last == ("XeroInvoice", "applied")
