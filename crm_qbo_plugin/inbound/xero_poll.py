@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
+
 from crm_qbo_plugin.inbound.apply import Outcome, Target, skipped
-from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_xero_poll
+from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_xero_poll, xero_poll_flag
 from crm_qbo_plugin.inbound.importer import import_unfinished
 from crm_qbo_plugin.inbound.xero_apply import XeroApplier
 from crm_qbo_plugin.runtime.clients import xero_client_for
@@ -34,7 +36,7 @@ from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import cursors, inbox
 from crm_qbo_plugin.store.connections import connected, connection_for
 from crm_qbo_plugin.store.db import transaction
-from crm_qbo_plugin.store.tables import ConnectionStatus, InboxStatus
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, InboxStatus
 from crm_qbo_plugin.store.types import Provider
 from crm_qbo_plugin.xero import NotFoundError, XeroClient, parse_timestamp
 
@@ -63,26 +65,47 @@ class PollResult:
 
 
 def poll_xero(state: Services, tenant: str) -> PollResult:
-    """Read what changed in the tenant's Xero organisation since the watermarks and apply it."""
+    """Read what changed in the tenant's Xero organisation since the watermarks and apply it.
+    Returns at once if another worker holds the organisation: as QuickBooks' drain does, the holder
+    looks again after releasing it and polls once more while notices wait and no poll is queued."""
     conn = connection_for(state.engine, tenant)
     if conn is None or conn.provider != Provider.XERO.value or conn.status != ConnectionStatus.CONNECTED.value \
-            or not conn.realm_id or conn.connected_at is None:
+            or not conn.realm_id or conn.connected_at is None or conn.id is None:
         return PollResult("not-connected")
-    org, connected_at = conn.realm_id, conn.connected_at
+    total = PollResult("polled")
+    while True:
+        result = _poll_locked(state, conn, conn.realm_id, conn.connected_at)
+        if result is None:
+            return total if total.applied or total.skipped else PollResult("busy")
+        total.applied, total.skipped = total.applied + result.applied, total.skipped + result.skipped
+        if _poll_queued(state, conn.id) or not inbox.has_pending(state.engine, conn.realm_id):
+            return total
+
+
+def _poll_locked(state: Services, conn: Connection, org: str, connected_at: datetime) -> PollResult | None:
+    """One poll under the organisation's realm lock; None if another worker holds it."""
     with holding(state.redis, org) as lock:
         if lock is None:
-            return PollResult("busy")
+            return None
         result = PollResult("polled")
         target = Target.of(conn)
         arrived = inbox.newest_pending_id(state.engine, org)  # before the read: what it covers
         with closing(xero_client_for(state, org)) as xero:
             for collection, stream in STREAMS.items():
-                since: datetime | None = cursors.load_time(state.engine, tenant, stream) or connected_at
+                since: datetime | None = cursors.load_time(state.engine, conn.tenant_id, stream) or connected_at
                 while since is not None:
                     since = _read_changes(state, target, xero, collection, stream, since, result)
             _apply_notices(state, target, org, xero, result, arrived)
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
+
+
+def _poll_queued(state: Services, connection_id: int) -> bool:
+    """A poll job is queued and not started (it will gather what arrived); True if Redis cannot say."""
+    try:
+        return bool(state.redis.exists(xero_poll_flag(connection_id)))
+    except redis.RedisError:
+        return True  # the scheduler's next poll applies what waits
 
 
 def _read_changes(state: Services, target: Target, xero: XeroClient, collection: str, stream: str,

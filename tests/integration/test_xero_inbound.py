@@ -452,3 +452,35 @@ def test_a_notice_the_polls_read_covers_is_settled_without_reading_its_invoice_a
             last = db.exec(select(InboxNotice.entity, InboxNotice.status).where(
                 InboxNotice.realm_id == stack.org).order_by(InboxNotice.id.desc())).first()  # type: ignore[union-attr]
         assert last == ("XeroInvoice", "applied")
+
+
+def test_a_notice_that_arrives_while_a_poll_runs_is_applied_by_that_poll_before_it_returns(
+        plugin_config, xero_url, monkeypatch):
+    """A notice whose own poll found the organisation busy is not left for the scheduler's next
+    round: the poll holding it looks again after its read and polls once more."""
+    from crm_qbo_plugin.inbound import xero_poll
+    from crm_qbo_plugin.qbo.notices import Notice
+    from crm_qbo_plugin.store import inbox
+
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        stack.control("POST", "clock", advance_seconds=5)
+        made: list[dict] = []
+        settle = xero_poll._apply_notices
+
+        def arrives_meanwhile(state, target, org, xero, result, arrived):
+            settle(state, target, org, xero, result, arrived)
+            if not made:  # a contact made in Xero, its notice stored while this poll holds the lock
+                stack.control("POST", "clock", advance_seconds=5)
+                made.append(xero.save_contact({"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
+                                              request_id="bookkeeper-1", create_only=True))
+                inbox.store_webhook(state.engine, [Notice(realm_id=org, entity="XeroContact",
+                                                          entity_id=made[0]["ContactID"], operation="CREATE",
+                                                          change_stamp=utcnow().isoformat())], utcnow())
+
+        monkeypatch.setattr(xero_poll, "_apply_notices", arrives_meanwhile)
+        assert _poll(stack).status == "polled"
+        link = link_by_qbo_id(get_state(stack.app), stack.tenant, "contact", made[0]["ContactID"])
+        assert link is not None and _crm_contacts(stack)[link.crm_id]["email"] == "grace@example.com"
+        with Session(get_state(stack.app).engine) as db:
+            statuses = db.exec(select(InboxNotice.status).where(InboxNotice.realm_id == stack.org)).all()
+        assert statuses == ["applied"]
