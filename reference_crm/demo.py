@@ -1,10 +1,13 @@
-"""``crm-demo`` (``python -m reference_crm``, ``make demo``): the whole product on loopback — Redis, the QuickBooks sandbox, the reference
-CRM with the plugin (waitress), one worker and the scheduler — with a seeded sandbox company and a
-CRM location to sign in to. Ctrl-C (SIGINT) or SIGTERM stops everything it started.
+"""``crm-demo`` (``python -m reference_crm``, ``make demo``): the whole product on loopback — Redis, the QuickBooks sandbox, the
+Xero sandbox, the reference CRM with the plugin (waitress), one worker and the scheduler — with a
+seeded sandbox company, a seeded Xero organisation (``demo_xero.py``) and two CRM locations to sign
+in to: one for QuickBooks, one whose books are meant for Xero. Ctrl-C (SIGINT) or SIGTERM stops
+everything it started.
 
-Each run starts fresh: the sandbox keeps its companies in memory, so the CRM's database in the data
+Each run starts fresh: the sandboxes keep their books in memory, so the CRM's database in the data
 folder (default ``.demo/``) is recreated to match. Ports and folder can be changed with
-REFERENCE_CRM_DEMO_PORT (5000), REFERENCE_CRM_DEMO_SANDBOX_PORT (8765) and REFERENCE_CRM_DEMO_DIR.
+REFERENCE_CRM_DEMO_PORT (5000), REFERENCE_CRM_DEMO_SANDBOX_PORT (8765), REFERENCE_CRM_DEMO_XERO_PORT
+(8766) and REFERENCE_CRM_DEMO_DIR.
 """
 
 from __future__ import annotations
@@ -28,10 +31,22 @@ import redis
 import requests
 from cryptography.fernet import Fernet
 
+from reference_crm.demo_xero import (
+    XERO_BANK_ACCOUNT,
+    XERO_CLIENT_ID,
+    XERO_CURRENCY,
+    XERO_ORG,
+    XeroDemo,
+    XeroSeedFailed,
+    check_webhooks,
+    seed_xero,
+)
+
 APP_PATH = "reference_crm.app:create_app"
 DEMO_CLIENT_ID = "reference-crm-demo"
 SEED_CLIENT_ID = "reference-crm-demo-seeder"  # seeds the company; has no webhook URL
 LOGIN_EMAIL = "demo@example.com"
+XERO_LOGIN_EMAIL = "xero-demo@example.com"  # the second location's owner (same password)
 SANDBOX_COMPANY = "Sandbox Company US"
 
 
@@ -51,6 +66,7 @@ class Demo:
     port: int
     sandbox_port: int
     data_dir: Path
+    xero_port: int = 8766
     echo: Callable[[str], None] = click.echo
     children: list[Child] = field(default_factory=list)
 
@@ -61,6 +77,10 @@ class Demo:
     @property
     def sandbox_url(self) -> str:
         return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def xero_url(self) -> str:
+        return f"http://127.0.0.1:{self.xero_port}"
 
     # -- processes ----------------------------------------------------------------------------
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Child:
@@ -100,6 +120,7 @@ def run_demo(environ: Mapping[str, str] | None = None) -> int:
         port=int(environ.get("REFERENCE_CRM_DEMO_PORT", "5000")),
         sandbox_port=int(environ.get("REFERENCE_CRM_DEMO_SANDBOX_PORT", "8765")),
         data_dir=Path(environ.get("REFERENCE_CRM_DEMO_DIR", ".demo")).resolve(),
+        xero_port=int(environ.get("REFERENCE_CRM_DEMO_XERO_PORT", "8766")),
     )
     stop = _stop_flag()
     try:
@@ -137,7 +158,8 @@ def _stop_flag() -> dict[str, bool]:
 
 def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> str | None:
     for port, what, variable in ((demo.port, "CRM", "REFERENCE_CRM_DEMO_PORT"),
-                                 (demo.sandbox_port, "sandbox", "REFERENCE_CRM_DEMO_SANDBOX_PORT")):
+                                 (demo.sandbox_port, "sandbox", "REFERENCE_CRM_DEMO_SANDBOX_PORT"),
+                                 (demo.xero_port, "Xero sandbox", "REFERENCE_CRM_DEMO_XERO_PORT")):
         if not _port_free(port):
             raise DemoError(f"port {port} (the {what}) is in use: stop what uses it or set {variable}")
     _fresh_data_dir(demo.data_dir)
@@ -148,6 +170,9 @@ def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> s
         "admin_token": secrets.token_urlsafe(24), "password": secrets.token_urlsafe(9),
     }
     redirect_uri = f"{demo.crm_url}/integrations/quickbooks/callback"
+    demo.echo(f"starting the Xero sandbox on {demo.xero_url} …")
+    demo.start("xero", [sys.executable, "-m", "xero_sandbox", "--host", "127.0.0.1",
+                        "--port", str(demo.xero_port), "--quiet"], environ)
     demo.echo("starting Redis …")
     redis_url = _redis(demo, environ)
     env = {
@@ -162,6 +187,9 @@ def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> s
         "CRM_QBO_API_BASE_URL": demo.sandbox_url,
         "CRM_QBO_WEBHOOK_VERIFIER_TOKEN": secrets_["verifier"],
         "CRM_QBO_SECRET_KEYS": secrets_["fernet"],
+        "CRM_QBO_XERO_CLIENT_ID": XERO_CLIENT_ID,
+        "CRM_QBO_XERO_REDIRECT_URI": f"{demo.crm_url}/integrations/quickbooks/xero/callback",
+        "CRM_QBO_XERO_BASE_URL": demo.xero_url,
         "REFERENCE_CRM_DEMO": "1",
         "REFERENCE_CRM_SECRET_KEY": secrets_["secret_key"],
         "REFERENCE_CRM_ADMIN_TOKEN": secrets_["admin_token"],
@@ -174,12 +202,18 @@ def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> s
     if stop["set"]:
         return None
     realm, company = _seed_sandbox(demo, secrets_, redirect_uri)
+    _wait_http(demo, f"{demo.xero_url}/_sandbox/clock", "Xero sandbox", stop)
+    if stop["set"]:
+        return None
+    demo.echo("seeding the Xero organisation …")
+    xero = _seeded_xero(demo, env)
+    env.update(CRM_QBO_XERO_CLIENT_SECRET=xero.client_secret, CRM_QBO_XERO_WEBHOOK_KEY=xero.webhook_key)
 
     demo.echo("creating the database …")
     from crm_qbo_plugin.store.migrate import upgrade
 
     upgrade(database_url)
-    location_id, api_key = _seed_crm(env, secrets_["password"])
+    location_id, api_key, xero_location_id = _seed_crm(env, secrets_["password"])
 
     plugin = [sys.executable, "-m", "crm_qbo_plugin", "--app", APP_PATH]
     demo.echo(f"starting the CRM on {demo.crm_url}, a worker and the scheduler …")
@@ -189,6 +223,10 @@ def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> s
     _wait_http(demo, f"{demo.crm_url}/login", "CRM", stop)
     if stop["set"]:
         return None
+    try:
+        check_webhooks(demo.xero_url)
+    except XeroSeedFailed as exc:
+        raise DemoError(str(exc)) from None
     pids = ", ".join(f"{c.name} {c.process.pid}" for c in demo.children)
     return "\n".join([
         "",
@@ -197,6 +235,9 @@ def _boot(demo: Demo, environ: Mapping[str, str], stop: Mapping[str, bool]) -> s
         f"  Sign in:          {LOGIN_EMAIL} / {secrets_['password']}",
         f"  QuickBooks card:  {demo.crm_url}/integrations/quickbooks/  (Settings → Integrations → QuickBooks)",
         f"  Sandbox QBO:      {demo.sandbox_url}/  company \"{company}\" (realm {realm})",
+        f"  Xero location:    sign in as {XERO_LOGIN_EMAIL} (same password), location {xero_location_id}, "
+        f"card \"Connect to Xero instead\"",
+        f"  Sandbox Xero:     {demo.xero_url}  organisation \"{XERO_ORG}\" (tenant {xero.tenant_id})",
         f"  CRM API:          {demo.crm_url}/api/openapi.json  (location {location_id}, key {api_key})",
         f"  Admin token:      {secrets_['admin_token']}  (POST /api/locations)",
         f"  Redis:            {redis_url}",
@@ -337,6 +378,14 @@ def _seed_sandbox(demo: Demo, secrets_: Mapping[str, str], redirect_uri: str) ->
     return realm, SANDBOX_COMPANY
 
 
+def _seeded_xero(demo: Demo, env: Mapping[str, str]) -> XeroDemo:
+    try:
+        return seed_xero(demo.xero_url, env["CRM_QBO_XERO_REDIRECT_URI"],
+                         f"{demo.crm_url}/integrations/quickbooks/xero/webhooks")
+    except XeroSeedFailed as exc:
+        raise DemoError(str(exc)) from None
+
+
 def _amount(price: Any, qty: str) -> Decimal:
     return (Decimal(str(price)) * Decimal(qty)).quantize(Decimal("0.01"))
 
@@ -365,9 +414,13 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _seed_crm(env: Mapping[str, str], password: str) -> tuple[str, str]:
-    """A location with the demo login, a sales tax rate and one contact of its own."""
+def _seed_crm(env: Mapping[str, str], password: str) -> tuple[str, str, str]:
+    """A location with the demo login, a sales tax rate and one contact of its own; a second one
+    (NZD, 15% GST) for Xero, whose card already names the bank account Xero payments go to — the
+    card has no choice for it yet (README, "What works with Xero today")."""
     from crm_qbo_plugin.state import get_state
+    from crm_qbo_plugin.store.connections import store_settings
+    from crm_qbo_plugin.store.types import utcnow
     from reference_crm import contacts, locations
     from reference_crm.app import create_app
     from reference_crm.db import session
@@ -375,6 +428,7 @@ def _seed_crm(env: Mapping[str, str], password: str) -> tuple[str, str]:
 
     app = create_app({k: v for k, v in env.items() if k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))})
     state = crm_state(app)
+    plugin = get_state(app)
     try:
         with app.app_context(), session(state.engine) as db:
             location, _user, key, _generated = locations.create_location(
@@ -384,8 +438,18 @@ def _seed_crm(env: Mapping[str, str], password: str) -> tuple[str, str]:
                 "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "phone": "+1 555 0100",
                 "company": "Analytical Engines"})
             state.commit(db, location.id, [event])
-            return location.id, key
+            xero_location, _user, _key, _generated = locations.create_location(
+                db, "Demo Studio NZ", XERO_CURRENCY,
+                {"email": XERO_LOGIN_EMAIL, "name": "Demo Owner (Xero)", "password": password},
+                [{"name": "GST", "rate_percent": Decimal("15")}])
+            _row, event = contacts.create_contact(db, xero_location.id, {
+                "first_name": "Kate", "last_name": "Sheppard", "email": "kate@example.com", "phone": "+64 21 555 0199",
+                "company": "Suffrage Gardens"})
+            state.commit(db, xero_location.id, [event])
+        store_settings(plugin.engine, xero_location.id, plugin.manifest.defaults(),
+                       lambda _current: {"payment_account_id": XERO_BANK_ACCOUNT}, utcnow())
+        return location.id, key, xero_location.id
     finally:
         state.engine.dispose()
-        get_state(app).engine.dispose()
-        get_state(app).redis.close()
+        plugin.engine.dispose()
+        plugin.redis.close()

@@ -1,9 +1,10 @@
 """Faults injected while the workload runs: process crashes (SIGKILL) and restarts, starvation
 (SIGSTOP … SIGCONT), Redis lost with everything in it, and the sandbox's own faults (5xx, latency,
 dropped connections, 429 storms, a company's outage, the token endpoint failing, every access token
-expiring at once). Each fault that lasts is undone by `tick()` when due; `clear()` undoes all.
+expiring at once), and the Xero sandbox's for the Xero tenants (429 storms with Retry-After,
+5xx, an organisation's outage, every access token of the plugin's Xero app expiring). Each fault that lasts is undone by `tick()` when due; `clear()` undoes all.
 
-The sandbox itself is never SIGKILLed: it keeps the QuickBooks companies in memory, so killing it
+The sandboxes themselves are never SIGKILLed: they keep the QuickBooks companies (Xero organisations) in memory, so killing it
 would lose QuickBooks' books (Intuit does not lose them either); it is starved instead.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.harness.stack import Proc, Stack
+from tests.harness.stack import XERO_CLIENT_ID, Proc, Stack
 
 THROTTLE_XML = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse><Fault type="ThrottleExceeded">'
                 b'<Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; statusCode=429</Message>'
@@ -25,7 +26,7 @@ THROTTLE_XML = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Intuit
 
 ALL_KINDS = ("kill_worker", "stop_worker", "kill_web", "stop_web", "kill_scheduler", "kill_redis", "stop_sandbox",
              "sandbox_errors", "sandbox_latency", "sandbox_resets", "throttle_storm", "outage", "token_expiry",
-             "token_endpoint_errors")
+             "token_endpoint_errors", "xero_throttle_storm", "xero_errors", "xero_outage", "xero_token_expiry")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Faults:
     realms: list[str]
     rng: random.Random
     kinds: tuple[str, ...] = ALL_KINDS
+    orgs: list[str] = field(default_factory=list)  # the Xero tenants' organisations
     counts: Counter[str] = field(default_factory=Counter)
     restarts: Counter[str] = field(default_factory=Counter)  # processes found dead and restarted
     pending: list[Pending] = field(default_factory=list)
@@ -77,6 +79,7 @@ class Faults:
             for item in due:
                 item.undo()
         requests.delete(f"{self.stack.sandbox_url}/_sandbox/faults", timeout=30).raise_for_status()
+        requests.delete(f"{self.stack.xero_url}/_sandbox/faults", timeout=30).raise_for_status()
         self.supervise()
 
     # -- injecting -------------------------------------------------------------------------------
@@ -186,3 +189,29 @@ class Faults:
         self._rule(self.rng.uniform(2, 8), path="/oauth2/v1/tokens/bearer", status=503,
                    body='{"error":"temporarily_unavailable"}', probability=0.5)
 
+
+    # -- Xero (no-ops without a Xero tenant) ---------------------------------------------------
+    def _xero_rule(self, seconds: float, **spec: object) -> None:
+        if not self.orgs:
+            return
+        answer = requests.post(f"{self.stack.xero_url}/_sandbox/faults", json={
+            "path": "/api.xro/", "tenant_id": self.rng.choice(self.orgs), **spec}, timeout=30)
+        answer.raise_for_status()
+        rule_id = answer.json()["id"]
+        self.later(seconds, lambda: requests.delete(f"{self.stack.xero_url}/_sandbox/faults/{rule_id}", timeout=30))
+
+    def xero_throttle_storm(self) -> None:
+        self._xero_rule(self.rng.uniform(1, 4), rate_limit=self.rng.choice(["minute", "concurrent"]),
+                        retry_after=self.rng.choice([1, 2, 5]), probability=0.8)
+
+    def xero_errors(self) -> None:
+        self._xero_rule(self.rng.uniform(3, 10), status=self.rng.choice([500, 503]),
+                        body={"Type": None, "Title": "An error occurred", "Status": 500}, probability=0.3)
+
+    def xero_outage(self) -> None:
+        self._xero_rule(self.rng.uniform(5, 15), status=503, body="Service Unavailable", content_type="text/plain")
+
+    def xero_token_expiry(self) -> None:
+        if self.orgs:  # every access token the plugin's Xero app holds expires now: refresh, rotated
+            requests.post(f"{self.stack.xero_url}/_sandbox/tokens/expire", json={"client_id": XERO_CLIENT_ID},
+                          timeout=30).raise_for_status()

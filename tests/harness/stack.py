@@ -1,7 +1,8 @@
 """The product's real processes on loopback, each one killable, restartable and stoppable by pid.
 
 `Stack` starts Redis (its own redis-server, restartable on the same port), the QBO sandbox (its own
-process, webhooks delivered by its background thread), the reference CRM with the plugin served by
+process, webhooks delivered by its background thread), the Xero sandbox (the same, for the Xero
+tenants: their organisations, the plugin's Xero app and a Xero user's app), the reference CRM with the plugin served by
 waitress (`crm-qbo serve`), N `crm-qbo worker` processes and the scheduler. The database is a fresh
 SQLite file, or a fresh PostgreSQL database under CRM_QBO_TEST_DATABASE_URL (scripts/pg-test-server).
 Only processes this module started are ever signalled, each by its own pid.
@@ -38,6 +39,14 @@ CLIENT_ID = "soak-plugin-app"
 USER_CLIENT_ID = "soak-qbo-user"  # what a QuickBooks user writes with (no webhook URL)
 REDIRECT_PATH = "/integrations/quickbooks/callback"
 WEBHOOK_PATH = "/integrations/quickbooks/webhooks"
+XERO_CLIENT_ID = "soak-xero-app"
+XERO_USER_CLIENT_ID = "soak-xero-user"  # what a Xero user writes with (no webhook URL)
+XERO_REDIRECT_PATH = "/integrations/quickbooks/xero/callback"
+XERO_WEBHOOK_PATH = "/integrations/quickbooks/xero/webhooks"
+# The card's choices for a Xero tenant: the NZ organisation's Sales account and bank account; the
+# workload's lines carry no tax.
+XERO_BOOKS = {"revenue_account_id": "200", "payment_account_id": "090", "tax_mapping": {"none": "NONE"},
+              "taxes_confirmed": True}
 
 
 class HarnessError(RuntimeError):
@@ -122,6 +131,7 @@ class Stack:
     redis_port: int
     sandbox_port: int
     web_port: int
+    xero_port: int
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -136,6 +146,10 @@ class Stack:
     @property
     def sandbox_url(self) -> str:
         return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def xero_url(self) -> str:
+        return f"http://127.0.0.1:{self.xero_port}"
 
     @property
     def web_url(self) -> str:
@@ -188,6 +202,12 @@ class Stack:
         proc = self.add("sandbox", [sys.executable, "-m", "qbo_sandbox", "--host", "127.0.0.1",
                                     "--port", str(self.sandbox_port), "--quiet"])
         self.wait_for(lambda: _http_ok(f"{self.sandbox_url}/.well-known/openid_configuration"), "sandbox", proc)
+        return proc
+
+    def start_xero(self) -> Proc:
+        proc = self.add("xero", [sys.executable, "-m", "xero_sandbox", "--host", "127.0.0.1",
+                                 "--port", str(self.xero_port), "--quiet"])
+        self.wait_for(lambda: _http_ok(f"{self.xero_url}/_sandbox/clock"), "xero", proc)
         return proc
 
     def start_web(self) -> Proc:
@@ -264,15 +284,69 @@ class Stack:
             "client_id": USER_CLIENT_ID, "client_secret": secrets.token_urlsafe(16),
             "redirect_uris": ["http://127.0.0.1/unused"], "name": "QuickBooks user"})
 
+    # -- Xero ------------------------------------------------------------------------------------
+    def xero_post(self, path: str, body: dict[str, Any], timeout: float = 30) -> Any:
+        answer = requests.post(f"{self.xero_url}{path}", json=body, timeout=timeout)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def register_xero_apps(self) -> None:
+        self.xero_post("/_sandbox/apps", {
+            "client_id": XERO_CLIENT_ID, "client_secret": self.secrets["xero_client_secret"], "name": "crm-qbo soak",
+            "redirect_uris": [self.web_url + XERO_REDIRECT_PATH], "webhook_url": self.web_url + XERO_WEBHOOK_PATH,
+            "webhook_key": self.secrets["xero_webhook_key"]})
+        self.xero_post("/_sandbox/apps", {
+            "client_id": XERO_USER_CLIENT_ID, "client_secret": secrets.token_urlsafe(16),
+            "redirect_uris": ["http://127.0.0.1/unused"], "name": "Xero user"})
+
+    def check_xero_webhooks(self) -> None:
+        """Xero's intent-to-receive check against the CRM, so the sandbox sends it webhooks."""
+        answer = self.xero_post(f"/_sandbox/apps/{XERO_CLIENT_ID}/intent-to-receive", {})
+        if not answer.get("passed"):
+            raise HarnessError(f"the CRM failed Xero's intent-to-receive check: {answer}")
+
+    def new_xero_tenant(self, name: str) -> tuple[str, str, str]:
+        """A NZD CRM location connected to a new NZ organisation, as the Xero callback would connect
+        it; returns (location id, its API key, the organisation's tenant id)."""
+        location, key = self._new_location(name, "NZD")
+        org = str(self.xero_post("/_sandbox/organisations", {"name": f"{name} Books", "country": "NZ"})["tenant_id"])
+        self.connect_xero(location, org)
+        return location, key, org
+
+    def connect_xero(self, tenant: str, org: str, *, reconnect: bool = False) -> None:
+        """Store a Xero connection as the callback (`complete_xero_connect`) does after consent: tokens
+        for the organisation, its facts read with them; a reconnect then resumes what was parked."""
+        from crm_qbo_plugin.onboarding.lifecycle import resume_parked
+        from crm_qbo_plugin.onboarding.xero_connect import save_xero_connection
+        from crm_qbo_plugin.state import get_state
+        from crm_qbo_plugin.store.connections import store_settings
+        from crm_qbo_plugin.xero import Tokens
+
+        app = self.app()
+        state = get_state(app)
+        tokens = Tokens.from_token_response(self.xero_post("/_sandbox/connect", {
+            "client_id": XERO_CLIENT_ID, "tenant_ids": [org]}))
+        with app.app_context():
+            now = datetime.now(UTC) - timedelta(seconds=0 if reconnect else 1)
+            save_xero_connection(state, tenant, org, tokens, now=now)
+            if reconnect:
+                resume_parked(state, tenant, now)
+            else:
+                store_settings(state.engine, tenant, {}, lambda _current: dict(XERO_BOOKS), now)
+
+    def _new_location(self, name: str, currency: str) -> tuple[str, str]:
+        answer = requests.post(f"{self.web_url}/api/locations", timeout=30,
+                               headers={"Authorization": f"Bearer {self.secrets['admin_token']}"},
+                               json={"name": name, "currency": currency,
+                                     "user": {"email": f"owner-{uuid.uuid4().hex[:8]}@soak.example.com"}})
+        if answer.status_code != 201:
+            raise HarnessError(f"POST /api/locations answered {answer.status_code}: {answer.text[:200]}")
+        return str(answer.json()["id"]), str(answer.json()["api_key"])
+
     def new_tenant(self, name: str, **settings: Any) -> tuple[str, str, str]:
         """A CRM location (through the admin API) connected to a new sandbox company, as the OAuth
         callback would connect it; returns (location id, its API key, realm id)."""
-        answer = requests.post(f"{self.web_url}/api/locations", timeout=30,
-                               headers={"Authorization": f"Bearer {self.secrets['admin_token']}"},
-                               json={"name": name, "user": {"email": f"owner-{uuid.uuid4().hex[:8]}@soak.example.com"}})
-        if answer.status_code != 201:
-            raise HarnessError(f"POST /api/locations answered {answer.status_code}: {answer.text[:200]}")
-        location, key = answer.json()["id"], answer.json()["api_key"]
+        location, key = self._new_location(name, "USD")
         realm = str(self.sandbox_post("/_sandbox/companies", {
             "name": f"{name} Books", "country": "US", "sales_tax_rate": 0})["realmId"])
         self.connect(location, realm, **settings)
@@ -380,12 +454,13 @@ def stack(workers: int = 3, schedulers: int = 1, database_url: str | None = None
     drop: Any = lambda: None  # noqa: E731
     if database_url is None:
         database_url, drop = _fresh_database(os.environ.get("CRM_QBO_TEST_DATABASE_URL"), folder)
-    st = Stack(folder, database_url, free_port(), free_port(), free_port())
+    st = Stack(folder, database_url, free_port(), free_port(), free_port(), free_port())
     try:
         st.secrets = {
             "client_secret": secrets.token_urlsafe(24), "verifier": secrets.token_urlsafe(24),
             "fernet": Fernet.generate_key().decode(), "secret_key": secrets.token_hex(32),
-            "admin_token": secrets.token_urlsafe(24),
+            "admin_token": secrets.token_urlsafe(24), "xero_client_secret": secrets.token_urlsafe(24),
+            "xero_webhook_key": secrets.token_urlsafe(32),
         }
         st.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))},
@@ -401,6 +476,11 @@ def stack(workers: int = 3, schedulers: int = 1, database_url: str | None = None
             "CRM_QBO_API_BASE_URL": st.sandbox_url,
             "CRM_QBO_WEBHOOK_VERIFIER_TOKEN": st.secrets["verifier"],
             "CRM_QBO_SECRET_KEYS": st.secrets["fernet"],
+            "CRM_QBO_XERO_CLIENT_ID": XERO_CLIENT_ID,
+            "CRM_QBO_XERO_CLIENT_SECRET": st.secrets["xero_client_secret"],
+            "CRM_QBO_XERO_REDIRECT_URI": st.web_url + XERO_REDIRECT_PATH,
+            "CRM_QBO_XERO_WEBHOOK_KEY": st.secrets["xero_webhook_key"],
+            "CRM_QBO_XERO_BASE_URL": st.xero_url,
             "REFERENCE_CRM_SECRET_KEY": st.secrets["secret_key"],
             "REFERENCE_CRM_ADMIN_TOKEN": st.secrets["admin_token"],
         }
@@ -410,7 +490,10 @@ def stack(workers: int = 3, schedulers: int = 1, database_url: str | None = None
         st.start_redis()
         st.start_sandbox()
         st.register_apps()
+        st.start_xero()
+        st.register_xero_apps()
         st.start_web()
+        st.check_xero_webhooks()
         for _ in range(workers):
             st.add_worker()
         for _ in range(schedulers):

@@ -9,6 +9,9 @@ never exceed its total; a record is edited from the other side only when its own
 alone for a while; an invoice that may have waited out a disconnection unpushed is voided, never
 deleted (its contact's becoming a customer would then depend on the timing).
 
+A Xero tenant (its books in a xero_sandbox organisation) gets the same CRM-side work; in Xero
+someone pays its CRM invoices (records made in Xero itself are not imported yet, so none are made).
+
 A tenant is also disconnected from QuickBooks (the card's Disconnect) and reconnected to the same
 company a few seconds later, while the workload goes on. The plugin keeps every change it held
 meanwhile as a "not synced" record and never pushes it by itself; settling retries each one, as a
@@ -33,6 +36,7 @@ import sqlalchemy as sa
 from crm_qbo_plugin.qbo import jsoncodec
 from crm_qbo_plugin.store.tables import Link
 from tests.harness.stack import USER_CLIENT_ID, Stack
+from tests.harness.xero_user import XeroRefused, XeroUnavailable, XeroUser
 
 CENT = Decimal("0.01")
 QUIET_SECONDS = 20.0  # a record is edited from the other side only after this long untouched
@@ -54,18 +58,23 @@ class Invoice:
     held: bool = False  # may have been unpushed while its tenant was disconnected: never deleted
 
 
+XERO = "xero"
+
+
 @dataclass
 class Tenant:
     location: str
     key: str
-    realm: str
+    realm: str  # the QuickBooks realm, or the Xero organisation's tenant id
+    provider: str = "quickbooks"
+    weight: float = 1.0  # its share of the workload's steps
     contacts: list[tuple[str, str]] = field(default_factory=list)  # (CRM id, email), CRM-born
     paying: set[str] = field(default_factory=set)  # CRM-born contacts with a membership payment
     customers: list[tuple[str, str]] = field(default_factory=list)  # (QBO id, email), QBO-born
     invoices: list[Invoice] = field(default_factory=list)
     crm_invoice_payments: int = 0
     crm_receipts: int = 0
-    qbo_payments: int = 0
+    qbo_payments: int = 0  # payments made in the books (QuickBooks or Xero)
     touched: dict[str, float] = field(default_factory=dict)  # "crm:<id>"/"qbo:<id>" → last edit
     connected: bool = True
     disconnected_at: float = 0.0
@@ -183,7 +192,8 @@ class Workload:
         self.skipped: Counter[str] = Counter()
         self.serial = 0
         self.crm = {t.location: Crm(stack.web_url, t.key) for t in tenants}
-        self.qbo = {t.location: QboUser(stack, t.realm) for t in tenants}
+        self.qbo = {t.location: QboUser(stack, t.realm) for t in tenants if t.provider != XERO}
+        self.xero = {t.location: XeroUser(stack, t.realm) for t in tenants if t.provider == XERO}
 
     def _n(self) -> int:
         self.serial += 1
@@ -224,11 +234,13 @@ class Workload:
 
     # -- one step ------------------------------------------------------------------------------
     def step(self, crm_up: bool = True, qbo_up: bool = True) -> str:
-        tenant = self.rng.choice(self.tenants)
+        tenant = self.rng.choices(self.tenants, weights=[t.weight for t in self.tenants])[0]
         crm_ops = [(self.crm_contact, 4), (self.crm_edit_contact, 3), (self.crm_invoice, 4), (self.crm_edit_invoice, 2),
                    (self.crm_pay, 3), (self.crm_receipt, 1), (self.crm_void_or_delete, 1)]
         qbo_ops = [(self.qbo_customer, 3), (self.qbo_edit_customer, 3), (self.qbo_invoice, 3), (self.qbo_pay, 3),
                    (self.qbo_void, 1)]
+        if tenant.provider == XERO:
+            qbo_ops, qbo_up = [(self.xero_pay, 5)], True  # the Xero sandbox is never stopped
         choices = (crm_ops if crm_up else []) + (qbo_ops if qbo_up else [])
         if crm_up and qbo_up:
             # rare in a long run, as in life (a tenant is disconnected for a while, its changes held, then
@@ -240,7 +252,7 @@ class Workload:
         name = op.__name__
         try:
             done = op(tenant)
-        except Unavailable:
+        except (Unavailable, XeroUnavailable):
             self.skipped[name] += 1
             return f"{name}: unavailable"
         if done:
@@ -366,10 +378,14 @@ class Workload:
 
     def reconnect(self, tenant: Tenant) -> None:
         from crm_qbo_plugin.qbo import QboError
+        from crm_qbo_plugin.xero import XeroError
 
         try:
-            self.stack.reconnect(tenant.location, tenant.realm)
-        except (requests.RequestException, QboError) as exc:
+            if tenant.provider == XERO:
+                self.stack.connect_xero(tenant.location, tenant.realm, reconnect=True)
+            else:
+                self.stack.reconnect(tenant.location, tenant.realm)
+        except (requests.RequestException, QboError, XeroError) as exc:
             raise Unavailable(f"reconnect: {type(exc).__name__}") from None
         tenant.connected = True
         self.connection_changes["reconnect"] += 1
@@ -453,4 +469,31 @@ class Workload:
         current = qbo.read("Invoice", invoice.key)
         qbo.call("POST", "invoice", {"Id": invoice.key, "SyncToken": current["SyncToken"]}, params={"operation": "void"})
         invoice.state = "void"
+        return True
+
+    # -- the Xero side -------------------------------------------------------------------------
+    def xero_pay(self, tenant: Tenant) -> bool:
+        """Someone pays a CRM invoice in Xero (part or all of what Xero says is due)."""
+        payable = [i for i in tenant.invoices if i.payable and i.state == "open" and i.paid < i.total]
+        if not payable:
+            return False
+        invoice = self.rng.choice(payable)
+        xero_id = self.qbo_id_of(tenant, "invoice", invoice.key)
+        if xero_id is None:
+            return False  # not pushed yet
+        xero = self.xero[tenant.location]
+        current = xero.invoice(xero_id)
+        if current["Status"] != "AUTHORISED":
+            return False
+        amount = self._amount(invoice, Decimal(str(current["AmountDue"])))
+        if amount <= 0:
+            return False
+        try:
+            xero.pay(xero_id, amount)
+        except XeroRefused as exc:
+            if "exceeds the amount outstanding" in exc.body:  # a CRM payment landed in between
+                return False
+            raise
+        invoice.paid += amount
+        tenant.qbo_payments += 1
         return True

@@ -78,10 +78,11 @@ class RunningDemo:
 
 @contextmanager
 def running_demo(workdir: Path) -> Iterator[RunningDemo]:
-    port, sandbox_port = free_port(), free_port()
+    port, sandbox_port, xero_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_QBO_", "REFERENCE_CRM_"))}
     env.update(REFERENCE_CRM_DEMO_PORT=str(port), REFERENCE_CRM_DEMO_SANDBOX_PORT=str(sandbox_port),
-               REFERENCE_CRM_DEMO_DIR=str(workdir / ".demo"), PYTHONUNBUFFERED="1")
+               REFERENCE_CRM_DEMO_XERO_PORT=str(xero_port), REFERENCE_CRM_DEMO_DIR=str(workdir / ".demo"),
+               PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "-m", "reference_crm"], env=env, cwd=workdir,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
