@@ -19,10 +19,10 @@ XERO_ORG = "Kiwi Gardens Ltd"
 XERO_COUNTRY = "NZ"
 XERO_CURRENCY = "NZD"  # the organisation's base currency, and the Xero location's
 XERO_BANK_ACCOUNT = "090"  # the seeded "Business Bank Account" payments go to
-XERO_CONTACTS = (
-    ("Aroha Ngata", "aroha@example.com", "021 555 0101"),
-    ("Tane Mahuta Nursery", "tane@example.com", "021 555 0102"),
-    ("Kauri Cafe", "kauri@example.com", "021 555 0103"),
+XERO_CONTACTS = (  # Xero's Name (a person's, or a company's), its contact person, e-mail, phone
+    ("Aroha Ngata", ("Aroha", "Ngata"), "aroha@example.com", "021 555 0101"),
+    ("Tane Mahuta Nursery", ("Tane", "Mahuta"), "tane@example.com", "021 555 0102"),
+    ("Kauri Cafe", ("Mere", "Kauri"), "kauri@example.com", "021 555 0103"),
 )
 XERO_ITEMS = (("HEDGE-1", "Hedge trimming", "60.00"), ("LAWN-1", "Lawn mowing", "42.50"))
 
@@ -54,9 +54,9 @@ def seed_xero(base_url: str, redirect_uri: str, webhook_url: str) -> XeroDemo:
     token = str(_control(base_url, "connect", {"client_id": XERO_SEEDER_ID, "tenant_ids": [tenant]})["access_token"])
     xero = _Xero(base_url, tenant, token)
     contacts = xero.put("Contacts", [
-        {"Name": name, "EmailAddress": email, "FirstName": name.split()[0],
+        {"Name": name, "EmailAddress": email, "FirstName": first, "LastName": last,
          "Phones": [{"PhoneType": "DEFAULT", "PhoneNumber": phone}]}
-        for name, email, phone in XERO_CONTACTS])
+        for name, (first, last), email, phone in XERO_CONTACTS])
     xero.put("Items", [{"Code": code, "Name": name, "Description": name,
                         "SalesDetails": {"UnitPrice": price, "AccountCode": "200", "TaxType": "OUTPUT2"}}
                        for code, name, price in XERO_ITEMS])

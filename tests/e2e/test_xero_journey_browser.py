@@ -134,7 +134,26 @@ def test_a_location_keeps_its_books_in_xero(tmp_path):
         try:
             sign_in_to_xero_location(page, demo)
             connect_to_xero(page, url)
-            finish_setup(page)
+
+            # Connecting imports the organisation's contacts (a company's Name becomes the company);
+            # the CRM's own contact is kept.
+            def imported() -> bool:
+                page.goto(f"{url}/contacts")
+                return all(page.get_by_role("link", name=name).count() == 1
+                           for name in ("Aroha Ngata", "Tane Mahuta", "Mere Kauri"))
+            eventually(imported, "the import of the organisation's contacts")
+            rows = {row.locator("td").first.inner_text(): row.locator("td").nth(3).inner_text()
+                    for row in page.locator("tbody tr").all()}
+            assert rows == {"Aroha Ngata": "", "Tane Mahuta": "Tane Mahuta Nursery", "Mere Kauri": "Kauri Cafe",
+                            "Kate Sheppard": "Suffrage Gardens"}
+            shot(page, "2a-imported-contacts")
+            page.goto(f"{url}/integrations/quickbooks/")
+            page.wait_for_load_state()
+            try:
+                finish_setup(page)
+            except AssertionError:
+                print("DEBUG", page.inner_text("body")[:3000])
+                raise
 
             # Sent in the CRM → an AUTHORISED sales invoice in Xero with the CRM's number and total.
             number, total = send_invoice(page, "Hedge trimming", "HEDGE-1", "2", "60.00")

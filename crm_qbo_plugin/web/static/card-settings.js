@@ -13,6 +13,7 @@
   let setupShown = false;
   async function render(status, settings) {
     if (!$("setup")) return;
+    const started = core.saves();  // a save from here on makes `settings` stale: inputs stay as the user left them
     const setup = status.setup || {};
     $("setup-state").textContent = setup.complete ? "— complete" : "— needs your attention";
     // The finished setup collapses; it opens by itself only while something is missing.
@@ -25,13 +26,13 @@
     const currency = $("currency-message");
     currency.textContent = core.text(setup.currency_message);
     currency.classList.toggle("hidden", !setup.currency_message);
-    await renderTaxMapping(status, settings, setup);
+    await renderTaxMapping(status, settings, setup, started);
     const select = $("revenue-account");
     // Renders can overlap (the periodic refresh, the import's follow-up): load the accounts once
     // (again after a failure), and never overwrite a choice being saved.
     accountsLoaded = accountsLoaded || loadAccounts(select).catch((err) => { accountsLoaded = null; throw err; });
     await accountsLoaded;
-    if (!core.isSaving()) select.value = settings.revenue_account_id || "";
+    if (!core.stale(started)) select.value = settings.revenue_account_id || "";
   }
 
   let accountsLoaded = null;
@@ -44,11 +45,12 @@
   }
 
   let taxCodes = null;
-  async function renderTaxMapping(status, settings, setup) {
+  async function renderTaxMapping(status, settings, setup, started) {
     const box = $("tax-mapping");
     box.classList.toggle("hidden", !setup.tax_mapping_needed);
     if (!setup.tax_mapping_needed) return;
     taxCodes = taxCodes || (await core.call("GET", "/tax-codes"));
+    if (core.stale(started)) return;
     const mapping = settings.tax_mapping || {};
     const body = box.querySelector("tbody");
     body.replaceChildren();

@@ -76,20 +76,25 @@
 
   // While a save is in flight the periodic refresh must not re-render the inputs from the
   // server's older answer, or a box the user just ticked would flip back.
+  // Saves go one after another, in the order the user made the changes: two at once could reach
+  // the server in the other order (a tax mapping saved after "taxes are correct" unconfirms them).
   let saving = 0;
   let saves = 0;  // how many saves have started: a refresh whose reads began before one is stale
+  let lastSave = Promise.resolve();
   async function saveSetting(name, value) {
     saving += 1;
     saves += 1;
+    const save = lastSave.then(() => call("PATCH", "/settings", { [name]: value }));
+    lastSave = save.catch(() => {});
     try {
-      await call("PATCH", "/settings", { [name]: value });
+      await save;
       showError("");
     } catch (err) {
       showError(err.message);
     } finally {
       saving -= 1;
     }
-    await refresh().catch((err) => showError(err.message));
+    if (!saving) await refresh().catch((err) => showError(err.message));
   }
 
   function cell(row, value) {
@@ -365,7 +370,9 @@
     retime();
   }
 
-  window.qboCard = { call, saveSetting, showError, refresh, cell, text, isSaving: () => saving > 0 };
+  // A render that awaited (accounts, tax codes) checks stale(started) before touching inputs.
+  const stale = (started) => saving > 0 || saves !== started;
+  window.qboCard = { call, saveSetting, showError, refresh, cell, text, isSaving: () => saving > 0, saves: () => saves, stale };
 
   document.querySelectorAll("#record-tabs button").forEach((tab) => {
     tab.addEventListener("click", () => {
