@@ -1,6 +1,6 @@
 """The soak's end check for a Xero tenant: the organisation's books against the CRM's and against
-what the workload did, read directly from Xero (`crm-qbo reconcile` is used as well once it can
-compare a Xero organisation; see soak.py).
+what the workload did, read directly from Xero (beside `crm-qbo reconcile`, which compares the
+organisation with the CRM record by record; see soak.py).
 
 Counted (more is a duplicate, fewer is a lost record): the CRM's contacts and invoices; Xero's
 active contacts (the CRM contacts with a sent invoice or a payment), its sales invoices (the CRM
