@@ -37,6 +37,8 @@ class CrmTaxSchema(Schema):
 
 class StatusSchema(Schema):
     status = fields.String(metadata={"description": "connected | needs_reconnect | disconnected"})
+    provider = fields.String(allow_none=True, metadata={"description": "quickbooks | xero; null before connecting"})
+    books = fields.String(metadata={"description": "the accounting system's name in sentences: QuickBooks or Xero"})
     company_name = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     home_currency = fields.String(allow_none=True)
