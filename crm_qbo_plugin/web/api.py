@@ -37,6 +37,7 @@ from crm_qbo_plugin.store.records import recent_runs, record_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 from crm_qbo_plugin.web import api_schemas as s
 from crm_qbo_plugin.web import wording
+from crm_qbo_plugin.web.day_budget import day_budget_warning
 from crm_qbo_plugin.web.guard import check_csrf_header, csrf_token, require_user
 from crm_qbo_plugin.xero import ReconnectRequired as XeroReconnectRequired
 from crm_qbo_plugin.xero import XeroError
@@ -139,6 +140,7 @@ def status() -> Response:
         "last_webhook_at": conn.last_webhook_at if conn else None,
         "refresh_expires_at": conn.refresh_expires_at if conn else None,
         "last_error": wording.speak(conn.last_error, books) if conn and conn.last_error else None,
+        "day_budget_warning": day_budget_warning(state, conn),
         "setup": {**setup.__dict__, "complete": setup.complete},
         "counts": counts,
         "needs_attention": sum(counts.get(k, 0) for k in ("failed", "conflict", "not_synced")),

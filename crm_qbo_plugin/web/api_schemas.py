@@ -48,6 +48,8 @@ class StatusSchema(Schema):
     last_webhook_at = fields.AwareDateTime(allow_none=True)
     refresh_expires_at = fields.AwareDateTime(allow_none=True)
     last_error = fields.String(allow_none=True)
+    day_budget_warning = fields.String(allow_none=True, metadata={
+        "description": "Xero only: what is left of the organisation's daily budget of calls, once it runs low"})
     setup = fields.Nested(SetupSchema)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
     crm_currency = fields.String(allow_none=True)

@@ -23,6 +23,7 @@ from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.types import Provider
 from crm_qbo_plugin.web import wording
+from crm_qbo_plugin.web.day_budget import day_budget_warning
 from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce
 from crm_qbo_plugin.xero import XeroError
 
@@ -42,7 +43,8 @@ def _card(state: PluginState, tenant: str, refusal: ConnectRefused | None = None
     return render_template("crm_qbo/card.html", connection=connection, settings=card_settings(connection),
                            manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal,
                            unreadable=UNREADABLE, books=books, say=lambda text: wording.speak(text, books),
-                           offers_xero=state.xero_identity is not None)
+                           offers_xero=state.xero_identity is not None,
+                           day_budget=day_budget_warning(state, connection))
 
 
 @bp.post("/connect")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from crm_qbo_plugin.host import RecordLabel
 
@@ -140,3 +141,20 @@ def summary(sent: Mapping[str, int], received: int, imported: int, failed: int, 
     if errors:
         parts.append(f"{errors} problem{'s' if errors != 1 else ''} reading {books.name}")
     return " · ".join(parts)
+
+
+XERO_DAY_LIMIT = 5000  # calls per organisation in a rolling day (xero-api.md §6; 1,000 on the Starter tier)
+DAY_BUDGET_LOW = XERO_DAY_LIMIT // 10  # below this the card warns
+
+
+def day_budget_warning(remaining: int | None, frees_at: datetime | None) -> str | None:
+    """The card's warning while Xero's daily budget of calls runs low (None: plenty left, or not
+    seen yet): what is left, that work then waits and nothing is lost, and when it refills."""
+    if remaining is None or remaining >= DAY_BUDGET_LOW:
+        return None
+    refill = "Xero counts the calls of the last 24 hours"
+    if frees_at is not None:
+        refill += f"; the oldest free up from {frees_at.strftime('%Y-%m-%d %H:%M UTC')}"
+    left = "is spent" if remaining <= 0 else f"is running low: {remaining:,} calls left"
+    return (f"Xero's daily budget of calls for this organisation {left}. When it is spent, sending waits and "
+            f"nothing is lost: changes stay queued and go to Xero by themselves as the budget refills ({refill}).")

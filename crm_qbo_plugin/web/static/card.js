@@ -354,6 +354,9 @@
     const soon = expiry && expiry - Date.now() < 14 * 24 * 3600 * 1000;
     warn.textContent = soon ? BOOKS + " authorisation expires on " + fullTime(status.refresh_expires_at) + ": reconnect before then to keep syncing." : "";
     warn.classList.toggle("hidden", !soon);
+    const budget = $("day-budget");  // Xero's daily budget of calls, worded by the server once it runs low
+    budget.textContent = status.day_budget_warning || "";
+    budget.classList.toggle("hidden", !status.day_budget_warning);
     document.querySelectorAll("#record-tabs button").forEach((tab) => {
       const n = status.counts[tab.dataset.status];
       tab.querySelector(".count").textContent = n ? "(" + n.toLocaleString() + ")" : "";
