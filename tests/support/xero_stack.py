@@ -123,7 +123,8 @@ def connect_xero(app: Flask, tenant: str, xero_url: str, org: str, **settings: A
 
 @contextmanager
 def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[str, Any] | None = None,
-                   connected: bool = True, **settings: Any) -> Iterator[XeroStack]:
+                   connected: bool = True, org_spec: dict[str, Any] | None = None,
+                   **settings: Any) -> Iterator[XeroStack]:
     """A fresh NZD location of the reference CRM, served on a loopback port, connected to a new NZ
     organisation whose app sends its webhooks to the CRM."""
     from qbo_sandbox.server import serve_in_thread
@@ -131,7 +132,7 @@ def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[
     app = create_app(crm_config({**plugin_config, **xero_overrides(xero_url)}))
     try:
         with serve_in_thread(app) as crm_url:
-            org = create_org(xero_url, country="NZ")
+            org = create_org(xero_url, **{"country": "NZ", **(org_spec or {})})
             register_app(xero_url, webhook_url=crm_url + WEBHOOK_PATH, webhook_key=WEBHOOK_KEY)
             client = app.test_client()
             made = new_location(client, currency="NZD", **(location or {}))
