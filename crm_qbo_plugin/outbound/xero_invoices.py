@@ -157,12 +157,17 @@ def _delete(push: XeroPush, link: Link | None) -> None:
 def record_with_total(push: XeroPush, crm_id: str, answer: Mapping[str, Any], crm_total: Decimal,
                       pushed: str | None = None) -> Link:
     """Record the write; a Xero total that differs from the CRM's is kept on the link, both figures."""
+    return record_writes(push.state, push.tenant, push.realm, INVOICE, ENTITY,
+                         [write_with_total(crm_id, answer, crm_total, pushed)])[0]
+
+
+def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal, pushed: str | None = None) -> Write:
+    """The link-book write for Xero's answer: synced, or a conflict naming both totals."""
     xero_total, expected = cents(money(answer.get("Total", 0))), cents(crm_total)
     detail = {PUSHED: pushed} if pushed else {}
-    write = Write(crm_id, as_written(ENTITY, answer), SYNCED, None, detail)
-    if xero_total != expected:
-        write = Write(crm_id, as_written(ENTITY, answer), CONFLICT,
-                      f"Xero computed a total of {xero_total} but the CRM total is {expected}; "
-                      "check the tax rates mapped on the card",
-                      {**detail, "crm_total": str(expected), "qbo_total": str(xero_total)})
-    return record_writes(push.state, push.tenant, push.realm, INVOICE, ENTITY, [write])[0]
+    if xero_total == expected:
+        return Write(crm_id, as_written(ENTITY, answer), SYNCED, None, detail)
+    return Write(crm_id, as_written(ENTITY, answer), CONFLICT,
+                 f"Xero computed a total of {xero_total} but the CRM total is {expected}; "
+                 "check the tax rates mapped on the card",
+                 {**detail, "crm_total": str(expected), "qbo_total": str(xero_total)})
