@@ -2,8 +2,8 @@
 
 The batch leader is batching.py's (`lead_batch`: the claim of waiting rows, the hand-back of unfit
 ones, the invoices' push locks, the cancelled jobs); this module brings what is Xero's through its
-`BatchPlan`: which row may lead, the members' contacts (linked, else matched or created one by one
-as the single path does) and bodies, and the one array write. It goes with
+`BatchPlan`: which row may lead, the members' contacts (the new ones matched with one lookup and
+created in one array, `xero_contacts.ensure_contacts`) and bodies, and the one array write. It goes with
 ``summarizeErrors=false``, so Xero answers each element on its own: a created invoice is linked
 (its total checked) and its row done; a refused one fails on its own row and link with Xero's
 words, exactly as a single push would, while the rest land.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import replace
 
 from crm_qbo_plugin.events import EventType
 from crm_qbo_plugin.host import Invoice, get_invoices
@@ -29,11 +28,10 @@ from crm_qbo_plugin.mapping.xero_invoice import (
 )
 from crm_qbo_plugin.outbound.batching import BatchPlan, Ready, Unfit, finish_many, lead_batch
 from crm_qbo_plugin.outbound.decision import batchable
-from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import body_digest
 from crm_qbo_plugin.outbound.processor import settle_failure
 from crm_qbo_plugin.outbound.tracking import show_failure
-from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
+from crm_qbo_plugin.outbound.xero_contacts import ensure_contacts
 from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import ENTITY, push_invoice, write_with_total
 from crm_qbo_plugin.store.links import (
@@ -50,11 +48,7 @@ from crm_qbo_plugin.store.tables import OutboxEvent, OutboxStatus
 from crm_qbo_plugin.store.types import utcnow
 from crm_qbo_plugin.xero import (
     MAX_ELEMENTS,
-    ReconnectRequired,
-    ThrottledError,
-    TransientError,
     ValidationError,
-    XeroError,
 )
 
 log = logging.getLogger(__name__)
@@ -123,23 +117,12 @@ def _prepare(push: XeroPush, leader: Invoice, members: list[OutboxEvent]) -> tup
 
 
 def _contacts(push: XeroPush, chosen: list[tuple[OutboxEvent, Invoice]]) -> tuple[dict[str, str], dict[str, str]]:
-    """({contact id: Xero ContactID}, {contact id: why its invoices go the single path}). Each new
-    contact is linked or created as the single path would, under the first row naming it (so that
-    row's own retry replays the create)."""
-    ids: dict[str, str] = {}
-    trouble: dict[str, str] = {}
+    """({contact id: Xero ContactID}, {contact id: why its invoices go the single path}): the new
+    ones matched with one lookup and created in one array, each keyed to the first row naming it."""
+    first_rows: dict[str, OutboxEvent] = {}
     for row, invoice in chosen:
-        contact_id = invoice.contact_id
-        if contact_id in ids or contact_id in trouble:
-            continue
-        try:
-            ids[contact_id] = ensure_contact(replace(push, row=row, txn_date=None, doc_number=None), contact_id)
-        except (XeroError, PushFailed) as exc:
-            if isinstance(exc, ReconnectRequired | ThrottledError | TransientError):
-                raise
-            log.info("outbound.xero_batch_contact_deferred error=%s", type(exc).__name__)
-            trouble[contact_id] = f"its contact could not be made in Xero ({type(exc).__name__})"
-    return ids, trouble
+        first_rows.setdefault(invoice.contact_id, row)
+    return ensure_contacts(push, first_rows)
 
 
 def _send(push: XeroPush, members: list[Ready]) -> None:

@@ -8,11 +8,16 @@ CRM id as ContactNumber; a retry later finds the earlier create by e-mail or by 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
+from redis.exceptions import LockError
+
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Contact, Origin
+from crm_qbo_plugin.host import Contact, Origin, get_contacts
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
 from crm_qbo_plugin.mapping.xero_record import as_written
@@ -27,10 +32,20 @@ from crm_qbo_plugin.store.links import (
     SYNCED,
     get_link,
     link_by_qbo_id,
+    links_for,
     record_write,
     set_status,
 )
-from crm_qbo_plugin.xero import NotFoundError, ValidationError
+from crm_qbo_plugin.store.tables import OutboxEvent
+from crm_qbo_plugin.xero import (
+    MAX_ELEMENTS,
+    NotFoundError,
+    ReconnectRequired,
+    ThrottledError,
+    TransientError,
+    ValidationError,
+    XeroError,
+)
 
 ENTITY = "XeroContact"
 
@@ -55,6 +70,72 @@ def ensure_contact(push: XeroPush, contact_id: str) -> str:
             _record(push, contact.id, found)
             return str(found["ContactID"])
         return _create(push, contact, generation)
+
+
+def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent]) -> tuple[dict[str, str], dict[str, str]]:
+    """`ensure_contact` for a backlog's contacts (each keyed to the first outbox row naming it):
+    ({contact id: ContactID}, {contact id: why its invoices wait for their own push}).
+
+    The new ones whose push locks are free are matched with ONE lookup (their e-mails and names)
+    and the unmatched created in ONE array write (`summarizeErrors=false`); any contact this
+    cannot settle (a lock held elsewhere, a name Xero says is taken, a link in another state)
+    goes through `ensure_contact` one by one, as the single path would."""
+    ids: dict[str, str] = {}
+    links = links_for(push.state, push.tenant, CONTACT, list(first_rows))
+    for contact_id, link in links.items():
+        if link.qbo_id and link.status not in (DELETED, IGNORED):
+            ids[contact_id] = link.qbo_id
+    new = [c for c in first_rows if c not in links][:MAX_ELEMENTS]
+    held = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
+    try:
+        _link_new(push, [c for c in held if c not in links_for(push.state, push.tenant, CONTACT, list(held))],
+                  first_rows, ids)
+    finally:
+        for lock in held.values():
+            with suppress(LockError):
+                lock.release()
+    trouble: dict[str, str] = {}
+    for contact_id, row in first_rows.items():
+        if contact_id in ids:
+            continue
+        try:
+            ids[contact_id] = ensure_contact(replace(push, row=row, txn_date=None, doc_number=None), contact_id)
+        except (XeroError, PushFailed) as exc:
+            if isinstance(exc, ReconnectRequired | ThrottledError | TransientError):
+                raise
+            trouble[contact_id] = f"its contact could not be made in Xero ({type(exc).__name__})"
+    return ids, trouble
+
+
+def _link_new(push: XeroPush, contact_ids: list[str], first_rows: Mapping[str, OutboxEvent], ids: dict[str, str]) -> None:
+    """Match, else create in one array, the unlinked contacts whose locks are held."""
+    contacts = [c for c in get_contacts(push.host, push.tenant, contact_ids).values()]
+    if not contacts:
+        return
+    emails = list(dict.fromkeys(e for c in contacts if (e := valid_email(c.email))))
+    names = list(dict.fromkeys(contact_name_candidates(push.tenant, c)[0] for c in contacts))
+    candidates = push.xero.find_contacts_any(emails=emails, names=names)
+    taken: set[str] = set()
+    todo: list[Contact] = []
+    for contact in contacts:
+        free = [c for c in candidates if str(c.get("ContactID")) not in taken
+                and _unlinked(push, str(c.get("ContactID")), contact.id)]
+        match, _how = match_contact(contact, free)
+        if match is None:
+            todo.append(contact)
+            continue
+        taken.add(str(match["ContactID"]))
+        _record(push, contact.id, match)
+        ids[contact.id] = str(match["ContactID"])
+    if not todo:
+        return
+    digest = hashlib.sha256("|".join(first_rows[c.id].request_id for c in todo).encode()).hexdigest()[:32]
+    bodies = [contact_body(c, contact_name_candidates(push.tenant, c)[0], number=contact_number(c.id)) for c in todo]
+    for contact, saved in zip(todo, push.xero.save_contacts(bodies, request_id=f"xcs{digest}", create_only=True),
+                              strict=True):
+        if saved.ok:  # a refused one (e.g. its name is taken) goes through ensure_contact
+            _record(push, contact.id, saved.element)
+            ids[contact.id] = str(saved.element["ContactID"])
 
 
 def _find_existing(push: XeroPush, contact: Contact) -> Mapping[str, Any] | None:
