@@ -190,9 +190,10 @@ def _batch_locked(push: P, plan: BatchPlan[P], leader: Invoice, members: list[Ou
     return True
 
 
-def _leader(push: Push) -> Invoice | None:
-    """The leader's invoice if it is a first create whose contact is linked or can be looked up
-    by e-mail (checked before claiming anything, so an unfit row never holds others)."""
+def leader_invoice(push: P, eligible: Callable[[P, Invoice | None], Invoice | None],
+                   findable: Callable[[Contact], bool]) -> Invoice | None:
+    """The leader row's invoice if it is a first create `eligible` accepts whose contact is linked,
+    or new and `findable` (checked before claiming anything, so an unfit row never holds others)."""
     if get_link(push.state, push.tenant, INVOICE, push.row.subject_id) is not None:
         return None
     invoice = eligible(push, push.host.get_invoice(push.tenant, push.row.subject_id))
@@ -202,7 +203,12 @@ def _leader(push: Push) -> Invoice | None:
     if link is not None:
         return invoice if link.status == SYNCED and link.qbo_id else None
     contact = push.host.get_contact(push.tenant, invoice.contact_id)
-    return invoice if contact is not None and valid_email(contact.email) else None
+    return invoice if contact is not None and findable(contact) else None
+
+
+def _leader(push: Push) -> Invoice | None:
+    """A leader whose new contact can be looked up by e-mail (QuickBooks' customers are)."""
+    return leader_invoice(push, eligible, lambda contact: bool(valid_email(contact.email)))
 
 
 def claim(push: RecordPush, limit: int) -> list[OutboxEvent]:
@@ -227,8 +233,11 @@ def finish_many(push: RecordPush, rows: Sequence[OutboxEvent], status: OutboxSta
     metrics.count(push.state.redis, "failures", len(rows) * (status is OutboxStatus.FAILED), kind="outbox_failed")
 
 
-def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
-    """Create bodies for the rows whose customer and items are (made) linked; the others with why."""
+def choose(push: P, leader: Invoice, members: list[OutboxEvent],
+           eligible: Callable[[P, Invoice | None], Invoice | None]) -> tuple[list[tuple[OutboxEvent, Invoice]], list[Unfit]]:
+    """The rows (the leader's first) whose invoices are still first creates `eligible` accepts,
+    with their invoices; the others with why. Nothing is chosen when the leader's invoice was
+    pushed by someone else since it was looked at (every member is then handed back as it was)."""
     unfit: list[Unfit] = []
     linked = links_for(push.state, push.tenant, INVOICE, [push.row.subject_id, *(r.subject_id for r in members)])
     if push.row.subject_id in linked:  # pushed by someone else since we looked (now under its lock)
@@ -246,6 +255,19 @@ def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[l
             continue
         taken.add(invoice.id)
         chosen.append((row, invoice))
+    return chosen, unfit
+
+
+def request_id_of(members: Sequence[Ready]) -> str:
+    """One request's id from its members' (so a retry of the same batch replays the same write)."""
+    return hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
+
+
+def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
+    """Create bodies for the rows whose customer and items are (made) linked; the others with why."""
+    chosen, unfit = choose(push, leader, members, eligible)
+    if not chosen:
+        return [], unfit
     customers, contact_trouble = _customers(push, chosen)
     items, item_trouble = _items(push, chosen)
     ready: list[Ready] = []
@@ -424,9 +446,8 @@ def _send(push: Push, members: list[Ready]) -> None:
     leader, claimed = members[0], members[1:]
     now = utcnow()
     set_statuses(push.state, push.tenant, INVOICE, [m.invoice.id for m in members], PENDING)
-    digest = hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
     try:
-        results = push.qbo.batch([BatchItem.create("Invoice", m.body) for m in members], request_id=digest)
+        results = push.qbo.batch([BatchItem.create("Invoice", m.body) for m in members], request_id=request_id_of(members))
     except Exception as exc:
         # QBO may have made them: their next attempt looks for each invoice by its marker first.
         finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
@@ -463,5 +484,5 @@ def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
 
 QBO_BATCH: BatchPlan[Push] = BatchPlan(MAX_BATCH_ITEMS, _leader, _prepare, _send)
 
-__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "claim", "eligible", "finish_many", "lead_batch",
-           "push_invoice_or_batch", "release"]
+__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "choose", "claim", "eligible", "finish_many", "lead_batch",
+           "leader_invoice", "push_invoice_or_batch", "release", "request_id_of"]

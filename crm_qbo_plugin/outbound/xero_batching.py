@@ -15,18 +15,26 @@ its answer; later, each row's own retry looks its invoice up by number before cr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Invoice, get_invoices
+from crm_qbo_plugin.host import Invoice
 from crm_qbo_plugin.mapping.xero_invoice import (
     MappingError,
     currency_problem,
     invoice_body,
     invoice_number,
 )
-from crm_qbo_plugin.outbound.batching import BatchPlan, Ready, Unfit, finish_many, lead_batch
+from crm_qbo_plugin.outbound.batching import (
+    BatchPlan,
+    Ready,
+    Unfit,
+    choose,
+    finish_many,
+    lead_batch,
+    leader_invoice,
+    request_id_of,
+)
 from crm_qbo_plugin.outbound.decision import batchable
 from crm_qbo_plugin.outbound.invoices import body_digest
 from crm_qbo_plugin.outbound.processor import settle_failure
@@ -35,12 +43,8 @@ from crm_qbo_plugin.outbound.xero_contacts import ensure_contacts
 from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import ENTITY, push_invoice, write_with_total
 from crm_qbo_plugin.store.links import (
-    CONTACT,
     INVOICE,
     PENDING,
-    SYNCED,
-    get_link,
-    links_for,
     record_writes,
     set_statuses,
 )
@@ -72,35 +76,15 @@ def _eligible(push: XeroPush, invoice: Invoice | None) -> Invoice | None:
 
 
 def _leader(push: XeroPush) -> Invoice | None:
-    """The leader row's invoice if it is a first create whose contact is linked or in the CRM."""
-    if get_link(push.state, push.tenant, INVOICE, push.row.subject_id) is not None:
-        return None
-    invoice = _eligible(push, push.host.get_invoice(push.tenant, push.row.subject_id))
-    if invoice is None:
-        return None
-    link = get_link(push.state, push.tenant, CONTACT, invoice.contact_id)
-    if link is not None:
-        return invoice if link.status == SYNCED and link.qbo_id else None
-    return invoice if push.host.get_contact(push.tenant, invoice.contact_id) is not None else None
+    """A leader whose contact is linked or in the CRM (Xero matches by e-mail, else by name)."""
+    return leader_invoice(push, _eligible, lambda _contact: True)
 
 
 def _prepare(push: XeroPush, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
     """Create bodies for the rows whose contact is (made) linked; the others with why."""
-    unfit: list[Unfit] = []
-    linked = links_for(push.state, push.tenant, INVOICE, [push.row.subject_id, *(r.subject_id for r in members)])
-    if push.row.subject_id in linked:  # pushed by someone else since we looked
-        return [], [(r, "") for r in members]
-    chosen: list[tuple[OutboxEvent, Invoice]] = [(push.row, leader)]
-    taken = {leader.id}
-    invoices = get_invoices(push.host, push.tenant, [r.subject_id for r in members if r.subject_id not in linked])
-    for row in members:
-        invoice = None if row.subject_id in linked or row.subject_id in taken \
-            else _eligible(push, invoices.get(row.subject_id))
-        if invoice is None:
-            unfit.append((row, "not a first create in the organisation's currency"))
-            continue
-        taken.add(invoice.id)
-        chosen.append((row, invoice))
+    chosen, unfit = choose(push, leader, members, _eligible)
+    if not chosen:
+        return [], unfit
     contacts, trouble = _contacts(push, chosen)
     books = push.books()
     ready: list[Ready] = []
@@ -131,9 +115,8 @@ def _send(push: XeroPush, members: list[Ready]) -> None:
     push.txn_date, push.doc_number = leader.invoice.issue_date, invoice_number(leader.invoice)
     now = utcnow()
     set_statuses(push.state, push.tenant, INVOICE, [m.invoice.id for m in members], PENDING)
-    digest = hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
     try:
-        answers = push.xero.save_invoices([m.body for m in members], request_id=digest, create_only=True)
+        answers = push.xero.save_invoices([m.body for m in members], request_id=request_id_of(members), create_only=True)
     except Exception as exc:
         # Xero may have made them: each row's next attempt looks its invoice up by number first.
         finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)

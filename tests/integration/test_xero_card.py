@@ -11,7 +11,7 @@ import pytest
 
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
-from tests.support.xero_stack import XeroStack, xero_crm_stack, xero_sandbox
+from tests.support.xero_stack import sent_invoice, xero_crm_stack, xero_sandbox
 
 CARD = "/integrations/quickbooks/"
 # The words a user reads ("QuickBooks"), not the mount path (/integrations/quickbooks/) or CSS names.
@@ -23,14 +23,6 @@ def xero_url() -> Iterator[str]:
     with xero_sandbox() as url:
         yield url
 
-
-def _sent_invoice(stack: XeroStack) -> dict:
-    contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace"}).json
-    invoice = stack.api("POST", "/api/invoices", json={
-        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
-    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
-    stack.work()
-    return dict(invoice)
 
 
 def _said(web, path: str) -> str:
@@ -46,7 +38,7 @@ def _said(web, path: str) -> str:
 
 def test_a_connected_xero_locations_card_and_its_json_say_xero(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url) as stack:
-        _sent_invoice(stack)
+        sent_invoice(stack)
         web = stack.sign_in()
         page = _said(web, "")
         assert QUICKBOOKS.findall(page) == []
@@ -65,7 +57,7 @@ def test_a_connected_xero_locations_card_and_its_json_say_xero(plugin_config, xe
 def test_a_xero_location_needing_reconnection_says_xero_on_the_card_and_its_records(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url) as stack:
         stack.control("POST", "faults", path="/api.xro/", token_error="invalid", times=2)
-        _sent_invoice(stack)
+        sent_invoice(stack)
         conn = connection_for(get_state(stack.app).engine, stack.tenant)
         assert conn is not None and conn.status == "needs_reconnect"
         web = stack.sign_in()

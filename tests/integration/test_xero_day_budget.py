@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.tables import OutboxEvent
-from tests.support.xero_stack import XeroStack, xero_crm_stack, xero_sandbox
+from tests.support.xero_stack import XeroStack, sent_invoice, xero_crm_stack, xero_sandbox
 
 CARD = "/integrations/quickbooks/"
 
@@ -29,14 +29,6 @@ def _per_day(stack: XeroStack, calls: int) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def _sent_invoice(stack: XeroStack, first: str) -> dict:
-    contact = stack.api("POST", "/api/contacts", json={"first_name": first, "last_name": "Lovelace"}).json
-    invoice = stack.api("POST", "/api/invoices", json={
-        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
-    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
-    stack.work()
-    return dict(invoice)
-
 
 def _banner(page: str) -> str:
     found = re.search(r'<div class="banner warn( hidden)?" id="day-budget" role="status">([^<]*)</div>', page)
@@ -46,12 +38,12 @@ def _banner(page: str) -> str:
 
 def test_a_xero_budget_running_low_is_a_warning_on_the_card(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url) as stack:
-        _sent_invoice(stack, "Ada")
+        sent_invoice(stack, "Ada")
         web = stack.sign_in()
         assert web.get(CARD + "api/status").json["day_budget_warning"] is None  # 5,000 a day: plenty left
         assert _banner(web.get(CARD).text) == ""
         _per_day(stack, 40)
-        _sent_invoice(stack, "Grace")
+        sent_invoice(stack, "Grace")
         warning = web.get(CARD + "api/status").json["day_budget_warning"]
         frees = re.search(r"the oldest free up from (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\)", warning or "")
         assert frees is not None, warning
@@ -65,9 +57,9 @@ def test_a_xero_budget_running_low_is_a_warning_on_the_card(plugin_config, xero_
 
 def test_a_spent_xero_budget_says_so_and_the_waiting_invoice_is_kept(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url) as stack:
-        _sent_invoice(stack, "Ada")
+        sent_invoice(stack, "Ada")
         _per_day(stack, sum(stack.stats().values()))
-        invoice = _sent_invoice(stack, "Grace")
+        invoice = sent_invoice(stack, "Grace")
         web = stack.sign_in()
         warning = web.get(CARD + "api/status").json["day_budget_warning"]
         assert warning is not None and warning.startswith("Xero's daily budget of calls for this organisation is spent.")

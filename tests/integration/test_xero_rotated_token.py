@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.tables import OutboxEvent
-from tests.support.xero_stack import XeroStack, xero_crm_stack, xero_sandbox
+from tests.support.xero_stack import XeroStack, sent_invoice, xero_crm_stack, xero_sandbox
 from tests.xero_sandbox.support import approve
 
 CARD = "/integrations/quickbooks/"
@@ -27,14 +27,6 @@ def xero_url() -> Iterator[str]:
     with xero_sandbox() as url:
         yield url
 
-
-def _sent_invoice(stack: XeroStack, first: str) -> dict:
-    contact = stack.api("POST", "/api/contacts", json={"first_name": first, "last_name": "Lovelace"}).json
-    invoice = stack.api("POST", "/api/invoices", json={
-        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
-    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
-    stack.work()
-    return dict(invoice)
 
 
 def _rotate_out_the_stored_refresh_token(stack: XeroStack) -> None:
@@ -49,9 +41,9 @@ def _rotate_out_the_stored_refresh_token(stack: XeroStack) -> None:
 
 def test_a_rotated_out_refresh_token_needs_reconnecting_and_the_changes_meanwhile_arrive_once(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url) as stack:
-        before = _sent_invoice(stack, "Ada")
+        before = sent_invoice(stack, "Ada")
         _rotate_out_the_stored_refresh_token(stack)
-        meanwhile = _sent_invoice(stack, "Grace")
+        meanwhile = sent_invoice(stack, "Grace")
         state = get_state(stack.app)
         conn = connection_for(state.engine, stack.tenant)
         assert conn is not None and conn.status == "needs_reconnect"

@@ -92,6 +92,16 @@ class XeroStack:
         return dict(answer["by_endpoint"])
 
 
+def sent_invoice(stack: XeroStack, first_name: str = "Ada") -> dict[str, Any]:
+    """A new contact's invoice (one 42.00 line) sent in the CRM, and the queue worked off."""
+    contact = stack.api("POST", "/api/contacts", json={"first_name": first_name, "last_name": "Lovelace"}).json
+    invoice = stack.api("POST", "/api/invoices", json={
+        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
+    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+    stack.work()
+    return dict(invoice)
+
+
 def xero_overrides(xero_url: str) -> dict[str, str]:
     """CRM_QBO_XERO_* settings that point the plugin at this sandbox."""
     return {"CRM_QBO_XERO_CLIENT_ID": CLIENT_ID, "CRM_QBO_XERO_CLIENT_SECRET": CLIENT_SECRET,
