@@ -21,7 +21,7 @@ from crm_qbo_plugin.host import Contact, Origin
 from crm_qbo_plugin.mapping.customer import customer_fields
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.owned import owned_hash
-from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.context import Push, RecordPush
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.qbo import (
@@ -48,21 +48,32 @@ EMAILS_PER_QUERY = 100
 ABSENT_NOTE_SECONDS = 120  # how long "no QBO customer has this e-mail" is trusted
 
 
+def linked_or_new(push: RecordPush, contact_id: str, books: str) -> str | tuple[Contact, int]:
+    """Under the contact's push lock: its id in `books` ("QuickBooks", "Xero") when linked, else
+    the CRM contact to link or create and the link generation its create uses (a contact deleted
+    there starts a new one); PushFailed for one ignored on the card or gone from the CRM."""
+    link = get_link(push.state, push.tenant, CONTACT, contact_id)
+    if link is not None and link.status == IGNORED:
+        raise PushFailed(f"its contact is set to ignored on the {books} card; retry the contact first")
+    if link is not None and link.qbo_id and link.status != DELETED:
+        return link.qbo_id
+    generation = link.generation if link is not None else 0
+    if link is not None and link.status == DELETED:
+        generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
+                                clear_qbo=True, bump_generation=True).generation
+    contact = push.host.get_contact(push.tenant, contact_id)
+    if contact is None:
+        raise PushFailed("its contact is no longer in the CRM")
+    return contact, generation
+
+
 def ensure_customer(push: Push, contact_id: str, currency: str | None = None) -> str:
     """The QBO customer id for `contact_id`, linking or creating the customer when needed."""
     with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise PushFailed("its contact is set to ignored on the QuickBooks card; retry the contact first")
-        if link is not None and link.qbo_id and link.status != DELETED:
-            return link.qbo_id
-        generation = link.generation if link is not None else 0
-        if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
-                                    clear_qbo=True, bump_generation=True).generation
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise PushFailed("its contact is no longer in the CRM")
+        linked = linked_or_new(push, contact_id, "QuickBooks")
+        if isinstance(linked, str):
+            return linked
+        contact, generation = linked
         found = _find_existing(push, contact)
         if found is not None:
             return _adopt(push, contact, found)

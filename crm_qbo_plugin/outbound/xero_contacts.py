@@ -21,6 +21,7 @@ from crm_qbo_plugin.host import Contact, Origin, get_contacts
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
 from crm_qbo_plugin.mapping.xero_record import as_written
+from crm_qbo_plugin.outbound.customers import linked_or_new
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_context import XeroPush
@@ -28,7 +29,6 @@ from crm_qbo_plugin.store.links import (
     CONTACT,
     DELETED,
     IGNORED,
-    PENDING,
     SYNCED,
     get_link,
     link_by_qbo_id,
@@ -53,18 +53,10 @@ ENTITY = "XeroContact"
 def ensure_contact(push: XeroPush, contact_id: str) -> str:
     """The Xero ContactID for `contact_id`, linking or creating the contact when needed."""
     with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise PushFailed("its contact is set to ignored on the card; retry the contact first")
-        if link is not None and link.qbo_id and link.status != DELETED:
-            return link.qbo_id
-        generation = link.generation if link is not None else 0
-        if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
-                                    clear_qbo=True, bump_generation=True).generation
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise PushFailed("its contact is no longer in the CRM")
+        linked = linked_or_new(push, contact_id, "Xero")
+        if isinstance(linked, str):
+            return linked
+        contact, generation = linked
         found = _find_existing(push, contact)
         if found is not None:
             _record(push, contact.id, found)
