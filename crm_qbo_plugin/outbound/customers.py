@@ -244,22 +244,29 @@ def push_contact(push: Push) -> None:
     The link is read under the contact's push lock: a worker making the customer right now holds
     it, so this waits and then updates the new customer, instead of finding no link and skipping
     an edit the create read too early to carry."""
-    contact_id = push.row.subject_id
-    with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise Skip("ignored on the QuickBooks card")
-        if link is None or not link.qbo_id or link.status == DELETED:
-            raise Skip("no billable activity yet (no payment or sent invoice): not a QuickBooks customer")
-        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
-                and link.status == SYNCED:
-            # Our push made (or adopted) the customer from the contact as it was then, which is
-            # after it was created; later edits come as contact.updated events.
-            raise Skip("its QuickBooks customer was made from this contact's details")
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise Skip("the contact is no longer in the CRM")
-        _update(push, contact, link.qbo_id, link.sync_token or "0")
+    with push.lock(CONTACT, push.row.subject_id):
+        contact, qbo_id, sync_token = contact_to_update(push, "QuickBooks", "QuickBooks customer")
+        _update(push, contact, qbo_id, sync_token or "0")
+
+
+def contact_to_update(push: RecordPush, books: str, record: str) -> tuple[Contact, str, str | None]:
+    """For contact.created / contact.updated, under the contact's push lock: the CRM contact, the
+    id of its `record` ("QuickBooks customer", "Xero contact") in `books` and the link's sync token;
+    Skip when there is nothing to update (ignored, not linked yet, just made from these details, gone)."""
+    link = get_link(push.state, push.tenant, CONTACT, push.row.subject_id)
+    if link is not None and link.status == IGNORED:
+        raise Skip(f"ignored on the {books} card")
+    if link is None or not link.qbo_id or link.status == DELETED:
+        raise Skip(f"no billable activity yet (no payment or sent invoice): not a {record}")
+    if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
+            and link.status == SYNCED:
+        # Our push made (or adopted) the record from the contact as it was then, which is after
+        # it was created; later edits come as contact.updated events.
+        raise Skip(f"its {record} was made from this contact's details")
+    contact = push.host.get_contact(push.tenant, push.row.subject_id)
+    if contact is None:
+        raise Skip("the contact is no longer in the CRM")
+    return contact, link.qbo_id, link.sync_token
 
 
 def _update(push: Push, contact: Contact, qbo_id: str, sync_token: str) -> None:

@@ -16,12 +16,11 @@ from typing import Any
 
 from redis.exceptions import LockError
 
-from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Contact, Origin, get_contacts
+from crm_qbo_plugin.host import Contact, get_contacts
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
 from crm_qbo_plugin.mapping.xero_record import as_written
-from crm_qbo_plugin.outbound.customers import linked_or_new
+from crm_qbo_plugin.outbound.customers import contact_to_update, linked_or_new
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_context import XeroPush
@@ -29,8 +28,6 @@ from crm_qbo_plugin.store.links import (
     CONTACT,
     DELETED,
     IGNORED,
-    SYNCED,
-    get_link,
     link_by_qbo_id,
     links_for,
     record_write,
@@ -192,20 +189,9 @@ def _record(push: XeroPush, contact_id: str, answer: Mapping[str, Any]) -> None:
 def push_contact(push: XeroPush) -> None:
     """contact.created / contact.updated: our fields on a linked Xero contact (under the contact's
     push lock, so an edit made while its create runs is not lost)."""
-    contact_id = push.row.subject_id
-    with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise Skip("ignored on the card")
-        if link is None or not link.qbo_id or link.status == DELETED:
-            raise Skip("no billable activity yet (no payment or sent invoice): not a Xero contact")
-        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
-                and link.status == SYNCED:
-            raise Skip("its Xero contact was made from this contact's details")
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise Skip("the contact is no longer in the CRM")
-        _update(push, contact, link.qbo_id)
+    with push.lock(CONTACT, push.row.subject_id):
+        contact, xero_id, _sync_token = contact_to_update(push, "Xero", "Xero contact")
+        _update(push, contact, xero_id)
 
 
 def _update(push: XeroPush, contact: Contact, xero_id: str) -> None:
