@@ -43,6 +43,7 @@ def _card(state: PluginState, tenant: str, refusal: ConnectRefused | None = None
     return render_template("crm_qbo/card.html", connection=connection, settings=card_settings(connection),
                            manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal,
                            unreadable=UNREADABLE, books=books, say=lambda text: wording.speak(text, books),
+                           connect_labels=wording.connect_labels(books, connection.status if connection else "disconnected"),
                            offers_xero=state.xero_identity is not None,
                            day_budget=day_budget_warning(state, connection))
 

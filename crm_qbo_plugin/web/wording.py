@@ -63,6 +63,15 @@ def books_of(provider: str | None) -> Books:
     return XERO if provider == "xero" else QUICKBOOKS
 
 
+def connect_labels(books: Books, status: str) -> tuple[str, str]:
+    """(QuickBooks' button, Xero's button) on the connect form: the location's own books are
+    connected (or reconnected), the other system is offered instead."""
+    again = "Reconnect" if status == "needs_reconnect" else "Connect"
+    if books is XERO:
+        return "Connect to QuickBooks instead", f"{again} to Xero"
+    return f"{again} to QuickBooks", "Connect to Xero instead"
+
+
 _QBO_WORDS = re.compile(r"QuickBooks(?: Online)?|Intuit")
 
 

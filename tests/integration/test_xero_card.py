@@ -73,3 +73,16 @@ def test_a_xero_location_needing_reconnection_says_xero_on_the_card_and_its_reco
         assert web.get(CARD + "api/accounts").json == {"error": "Xero needs to be reconnected"}
         for path in ("api/status", "api/history", "api/records"):
             assert QUICKBOOKS.findall(_said(web, path)) == [], path
+
+
+def test_a_disconnected_xero_location_is_offered_xero_again_and_quickbooks_instead(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        web = stack.sign_in()
+        token = re.search(r'id="unlink-form" class="unlink">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                          web.get(CARD).text)
+        assert token is not None
+        assert web.post(CARD + "unlink", data={"csrf_token": token.group(1)}).status_code == 303
+        page = _said(web, "")
+        assert 'id="connect">Connect to QuickBooks instead</button>' in page
+        assert 'id="connect-xero">Connect to Xero</button>' in page
+        assert QUICKBOOKS.findall(page) == ["QuickBooks"]
