@@ -92,6 +92,7 @@ class Org:
     timezone: str
     created: datetime
     limits: Limits = field(default_factory=Limits)
+    default_sales_tax: str = "Tax Exclusive"  # the organisation's default LineAmountTypes for sales
     tax_rates: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     currencies: list[str] = field(default_factory=list)
@@ -136,7 +137,7 @@ class Org:
             "OrganisationType": "COMPANY", "BaseCurrency": self.base_currency,
             "CountryCode": self.country, "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
             "FinancialYearEndDay": 31, "FinancialYearEndMonth": 3, "SalesTaxBasis": "INVOICE",
-            "SalesTaxPeriod": "QUARTERLY", "DefaultSalesTax": "Tax Exclusive",
+            "SalesTaxPeriod": "QUARTERLY", "DefaultSalesTax": self.default_sales_tax,
             "DefaultPurchasesTax": "Tax Exclusive", "CreatedDateUTC": ms_json(self.created),
             "OrganisationEntityType": "COMPANY", "Timezone": self.timezone,
             "ShortCode": "!" + self.tenant_id[:5], "OrganisationTaxNumberName": "Tax number",
@@ -185,10 +186,13 @@ def _tax_rate(name: str, tax_type: str, rate: str, revenue: bool, expenses: bool
     }
 
 
+SALES_TAX_DEFAULTS = ("Tax Exclusive", "Tax Inclusive", "No Tax")
+
+
 def build_org(spec: dict[str, Any], now: datetime) -> Org:
     """An organisation from a control-API spec: ``name``, ``country`` (NZ default; AU, GB, US),
     ``base_currency``, ``currencies`` (extra enabled ones), ``tax_rates`` [{name, tax_type, rate}],
-    ``limits``, ``tenant_id``."""
+    ``limits``, ``tenant_id``, ``default_sales_tax`` (Tax Exclusive, Tax Inclusive or No Tax)."""
     country = str(spec.get("country") or "NZ").upper()
     if country == "UK":
         country = "GB"
@@ -207,6 +211,10 @@ def build_org(spec: dict[str, Any], now: datetime) -> Org:
               country=country, base_currency=base, version=version, timezone=tz, created=now)
     if "limits" in spec:
         org.limits.update(spec["limits"] or {})
+    default_sales_tax = str(spec.get("default_sales_tax") or org.default_sales_tax)
+    if default_sales_tax not in SALES_TAX_DEFAULTS:
+        raise OrgSpecError(f"default_sales_tax must be one of {', '.join(SALES_TAX_DEFAULTS)}")
+    org.default_sales_tax = default_sales_tax
     rates = spec.get("tax_rates")
     if rates is not None:
         if not isinstance(rates, list) or not rates:

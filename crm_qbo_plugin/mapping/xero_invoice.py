@@ -68,7 +68,8 @@ class Totals:
 
 
 def _net(line: LineItem) -> Decimal:
-    return line.quantity * line.unit_price - line.discount
+    """The line's amount as a CRM (and Xero itself) keeps it: rounded to the cent per line."""
+    return cents(line.quantity * line.unit_price - line.discount)
 
 
 def _rate(line: LineItem, taxes: Mapping[str, Tax]) -> Decimal:

@@ -120,6 +120,16 @@ def _revoke_quietly(identity: XeroIdentity, refresh_token: str) -> None:
         log.warning("connection.revoke_failed after=refused_connect provider=xero error=%s", type(exc).__name__)
 
 
+# The organisation's default for sales ("DefaultSalesTax") → the LineAmountTypes its invoices get.
+SALES_TAX_DEFAULTS = {"Tax Exclusive": "Exclusive", "Tax Inclusive": "Inclusive", "No Tax": "NoTax"}
+
+
+def line_amount_types(default_sales_tax: object) -> str:
+    """How the organisation prices its sales (kept as the connection's `tax_model`), so the CRM's
+    invoices look like its own: Exclusive unless it says Inclusive or NoTax."""
+    return SALES_TAX_DEFAULTS.get(str(default_sales_tax or ""), "Exclusive")
+
+
 def save_xero_connection(state: Services, tenant: str, org_id: str, tokens: Tokens, *, now: datetime,
                          switching: bool = False, import_invoices: bool = False) -> Connection:
     """Read the organisation with the new access token, then store the connection in one
@@ -133,7 +143,8 @@ def save_xero_connection(state: Services, tenant: str, org_id: str, tokens: Toke
     company = {"company_name": str(org.get("Name") or "")[:1024] or None,
                "country": str(org.get("CountryCode") or "")[:8] or None,
                "home_currency": str(org.get("BaseCurrency") or "")[:3].upper() or None,
-               "multicurrency": False, "custom_txn_numbers": True, "tax_model": None}
+               "multicurrency": False, "custom_txn_numbers": True,
+               "tax_model": line_amount_types(org.get("DefaultSalesTax"))}
     try:
         return store_connection(state.engine, tenant, org_id, tokens, state.cipher, company=company,
                                 defaults=state.manifest.defaults(), switching=switching, import_invoices=import_invoices,

@@ -16,17 +16,21 @@ pushing is waited for a few seconds first, as that worker is usually creating it
 
 Crash safety: every batched invoice's link is set pending before the call, so if the worker dies
 after QBO answered, the rows' next attempt looks for the invoice by its CRM marker before creating.
+
+The leader itself (`lead_batch`: claim, hand-back, invoice locks, cancelled jobs) knows no
+accounting system: a `BatchPlan` brings which row may lead, how members are made ready and the one
+request. `QBO_BATCH` here is QuickBooks'; `xero_batching.XERO_BATCH` is Xero's (arrays of 50).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
@@ -35,7 +39,7 @@ from crm_qbo_plugin import metrics
 from crm_qbo_plugin.host import Contact, Invoice, get_contacts, get_invoices
 from crm_qbo_plugin.mapping.invoice import MappingError, currency_problem, invoice_body, line_keys
 from crm_qbo_plugin.mapping.names import doc_number, valid_email
-from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.context import Push, RecordPush
 from crm_qbo_plugin.outbound.customers import (
     EMAILS_PER_QUERY,
     absent_emails,
@@ -95,15 +99,35 @@ class Ready:
 Unfit = tuple[OutboxEvent, str]
 
 
+P = TypeVar("P", bound=RecordPush)
+
+
+@dataclass(frozen=True)
+class BatchPlan(Generic[P]):
+    """What one accounting system brings to the batch leader; the claim, the hand-back, the
+    invoice locks and the cancelled jobs are the leader's own (`lead_batch`)."""
+
+    size: int  # invoices per request, the leader's included
+    leader: Callable[[P], Invoice | None]  # the leader row's invoice if it can lead (nothing claimed yet)
+    prepare: Callable[[P, Invoice, list[OutboxEvent]], tuple[list[Ready], list[Unfit]]]
+    send: Callable[[P, list[Ready]], None]  # one request; every member's outcome on its own row
+
+
 def push_invoice_or_batch(push: Push) -> None:
     """A first attempt leads a batch only when a backlog waits (one read, no claim, no host reads
     otherwise); everything else takes the single path."""
-    if push.row.attempts == 1 and _backlog(push) and _batch(push):
+    if lead_batch(push, QBO_BATCH):
         return
     push_invoice(push)
 
 
-def _backlog(push: Push) -> bool:
+def lead_batch(push: P, plan: BatchPlan[P]) -> bool:
+    """Lead a batch when the row is a first attempt and a backlog waits; False when there is no
+    batch worth sending (the row then takes the single path)."""
+    return push.row.attempts == 1 and backlog(push) and _batch(push, plan)
+
+
+def backlog(push: RecordPush) -> bool:
     """Whether enough other first sends wait to make a batch worth it."""
     return outbox.backlog(push.state.engine, push.tenant, push.row.id, push.conn.connected_at, BATCH_MIN - 1)
 
@@ -120,55 +144,56 @@ def eligible(push: Push, invoice: Invoice | None) -> Invoice | None:
     return invoice if fits else None
 
 
-def _batch(push: Push) -> bool:
-    """Send the leader row with up to 29 claimed rows; False when there is no batch worth sending
-    (every claimed row is handed back then)."""
-    leader = _leader(push)
+def _batch(push: P, plan: BatchPlan[P]) -> bool:
+    """Send the leader row with up to `plan.size - 1` claimed rows; False when there is no batch
+    worth sending (every claimed row is handed back then)."""
+    leader = plan.leader(push)
     if leader is None:
         return False
-    members = _claim(push, MAX_BATCH_ITEMS - 1)
+    members = claim(push, plan.size - 1)
     with suppress(RedisError):  # else their jobs run and find their rows claimed
         # Their jobs would only find the rows held by this batch; a row handed back is queued again.
         cancel_outbox(push.state.queue, [r.id for r in members if r.id is not None])
     if len(members) + 1 < BATCH_MIN:
-        _release(push, members)
+        release(push, members)
         return False
     # The invoices' push locks, as the single path takes them: an update or a retry of one of
     # them running elsewhere must not create it while the batch does.
     token, held = push.try_lock_many(INVOICE, [push.row.subject_id, *(r.subject_id for r in members)],
                                      int(BATCH_HOLD.total_seconds()))
     try:
-        return _batch_locked(push, leader, members, set(held))
+        return _batch_locked(push, plan, leader, members, set(held))
     finally:
         push.unlock_many(INVOICE, held, token)
 
 
-def _batch_locked(push: Push, leader: Invoice, members: list[OutboxEvent], held: set[str]) -> bool:
+def _batch_locked(push: P, plan: BatchPlan[P], leader: Invoice, members: list[OutboxEvent], held: set[str]) -> bool:
     if push.row.subject_id not in held:
-        _release(push, members)
+        release(push, members)
         return False
     busy = [r for r in members if r.subject_id not in held]
     members = [r for r in members if r.subject_id in held]
     for row in busy:
-        _release(push, [row], SINGLE_PATH + "another worker is pushing this invoice")
+        release(push, [row], SINGLE_PATH + "another worker is pushing this invoice")
     try:
-        ready, unfit = _prepare(push, leader, members)
+        ready, unfit = plan.prepare(push, leader, members)
     except BaseException:
-        _release(push, members)
+        release(push, members)
         raise
     for row, reason in unfit:
         if row is not push.row:
-            _release(push, [row], SINGLE_PATH + reason if reason else None)
+            release(push, [row], SINGLE_PATH + reason if reason else None)
     if not ready or ready[0].row is not push.row or len(ready) < BATCH_MIN:
-        _release(push, [m.row for m in ready if m.row is not push.row])
+        release(push, [m.row for m in ready if m.row is not push.row])
         return False
-    _send(push, ready)
+    plan.send(push, ready)
     return True
 
 
-def _leader(push: Push) -> Invoice | None:
-    """The leader's invoice if it is a first create whose contact is linked or can be looked up
-    by e-mail (checked before claiming anything, so an unfit row never holds others)."""
+def leader_invoice(push: P, eligible: Callable[[P, Invoice | None], Invoice | None],
+                   findable: Callable[[Contact], bool]) -> Invoice | None:
+    """The leader row's invoice if it is a first create `eligible` accepts whose contact is linked,
+    or new and `findable` (checked before claiming anything, so an unfit row never holds others)."""
     if get_link(push.state, push.tenant, INVOICE, push.row.subject_id) is not None:
         return None
     invoice = eligible(push, push.host.get_invoice(push.tenant, push.row.subject_id))
@@ -178,15 +203,20 @@ def _leader(push: Push) -> Invoice | None:
     if link is not None:
         return invoice if link.status == SYNCED and link.qbo_id else None
     contact = push.host.get_contact(push.tenant, invoice.contact_id)
-    return invoice if contact is not None and valid_email(contact.email) else None
+    return invoice if contact is not None and findable(contact) else None
 
 
-def _claim(push: Push, limit: int) -> list[OutboxEvent]:
+def _leader(push: Push) -> Invoice | None:
+    """A leader whose new contact can be looked up by e-mail (QuickBooks' customers are)."""
+    return leader_invoice(push, eligible, lambda contact: bool(valid_email(contact.email)))
+
+
+def claim(push: RecordPush, limit: int) -> list[OutboxEvent]:
     """Claim up to `limit` waiting first sends of the tenant, held `BATCH_HOLD` long."""
     return outbox.claim_batch(push.state.engine, push.tenant, push.row.id, push.conn.connected_at, limit, BATCH_HOLD)
 
 
-def _release(push: Push, rows: Sequence[OutboxEvent], reason: str | None = None) -> None:
+def release(push: RecordPush, rows: Sequence[OutboxEvent], reason: str | None = None) -> None:
     """Hand claimed rows back, due now, and queue their jobs again (the claim took them out; if
     Redis refuses, the sweeper queues them, their lease having run out)."""
     outbox.release(push.state.engine, rows, reason)
@@ -196,15 +226,18 @@ def _release(push: Push, rows: Sequence[OutboxEvent], reason: str | None = None)
                 enqueue_outbox(push.state.queue, row.id)
 
 
-def _finish_many(push: Push, rows: Sequence[OutboxEvent], status: OutboxStatus, error: str | None = None,
+def finish_many(push: RecordPush, rows: Sequence[OutboxEvent], status: OutboxStatus, error: str | None = None,
                  retry_at: datetime | None = None) -> None:
     outbox.finish_many(push.state.engine, rows, status, error, retry_at)
     metrics.count(push.state.redis, "pushes", len(rows), outcome=status.value)
     metrics.count(push.state.redis, "failures", len(rows) * (status is OutboxStatus.FAILED), kind="outbox_failed")
 
 
-def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
-    """Create bodies for the rows whose customer and items are (made) linked; the others with why."""
+def choose(push: P, leader: Invoice, members: list[OutboxEvent],
+           eligible: Callable[[P, Invoice | None], Invoice | None]) -> tuple[list[tuple[OutboxEvent, Invoice]], list[Unfit]]:
+    """The rows (the leader's first) whose invoices are still first creates `eligible` accepts,
+    with their invoices; the others with why. Nothing is chosen when the leader's invoice was
+    pushed by someone else since it was looked at (every member is then handed back as it was)."""
     unfit: list[Unfit] = []
     linked = links_for(push.state, push.tenant, INVOICE, [push.row.subject_id, *(r.subject_id for r in members)])
     if push.row.subject_id in linked:  # pushed by someone else since we looked (now under its lock)
@@ -222,6 +255,19 @@ def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[l
             continue
         taken.add(invoice.id)
         chosen.append((row, invoice))
+    return chosen, unfit
+
+
+def request_id_of(members: Sequence[Ready]) -> str:
+    """One request's id from its members' (so a retry of the same batch replays the same write)."""
+    return hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
+
+
+def _prepare(push: Push, leader: Invoice, members: list[OutboxEvent]) -> tuple[list[Ready], list[Unfit]]:
+    """Create bodies for the rows whose customer and items are (made) linked; the others with why."""
+    chosen, unfit = choose(push, leader, members, eligible)
+    if not chosen:
+        return [], unfit
     customers, contact_trouble = _customers(push, chosen)
     items, item_trouble = _items(push, chosen)
     ready: list[Ready] = []
@@ -400,12 +446,11 @@ def _send(push: Push, members: list[Ready]) -> None:
     leader, claimed = members[0], members[1:]
     now = utcnow()
     set_statuses(push.state, push.tenant, INVOICE, [m.invoice.id for m in members], PENDING)
-    digest = hashlib.sha256("|".join(m.row.request_id for m in members).encode()).hexdigest()[:32]
     try:
-        results = push.qbo.batch([BatchItem.create("Invoice", m.body) for m in members], request_id=digest)
+        results = push.qbo.batch([BatchItem.create("Invoice", m.body) for m in members], request_id=request_id_of(members))
     except Exception as exc:
         # QBO may have made them: their next attempt looks for each invoice by its marker first.
-        _finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
+        finish_many(push, [m.row for m in claimed], OutboxStatus.PENDING, f"batch failed: {type(exc).__name__}", now)
         raise
     log.info("outbound.batch_sent invoices=%d", len(members))
     leader_error: QboError | None = None
@@ -423,7 +468,7 @@ def _send(push: Push, members: list[Ready]) -> None:
     for (_member, entity), link in zip(created, recorded, strict=True):
         if link.qbo_id != str(entity["Id"]):
             undo_second_copy(push, entity)
-    _finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
+    finish_many(push, [m.row for m, _entity in created if m is not leader], OutboxStatus.DONE)
     for member, error in failed:
         _record_item_failure(push, member, error)
     if leader_error is not None:
@@ -437,4 +482,7 @@ def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
     settle_failure(push.state, member.row, push.conn, shown, utcnow())
 
 
-__all__ = ["BATCH_MIN", "eligible", "push_invoice_or_batch"]
+QBO_BATCH: BatchPlan[Push] = BatchPlan(MAX_BATCH_ITEMS, _leader, _prepare, _send)
+
+__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "choose", "claim", "eligible", "finish_many", "lead_batch",
+           "leader_invoice", "push_invoice_or_batch", "release", "request_id_of"]

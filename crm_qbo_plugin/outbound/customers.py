@@ -21,7 +21,7 @@ from crm_qbo_plugin.host import Contact, Origin
 from crm_qbo_plugin.mapping.customer import customer_fields
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.owned import owned_hash
-from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.context import Push, RecordPush
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.qbo import (
@@ -48,21 +48,32 @@ EMAILS_PER_QUERY = 100
 ABSENT_NOTE_SECONDS = 120  # how long "no QBO customer has this e-mail" is trusted
 
 
+def linked_or_new(push: RecordPush, contact_id: str, books: str) -> str | tuple[Contact, int]:
+    """Under the contact's push lock: its id in `books` ("QuickBooks", "Xero") when linked, else
+    the CRM contact to link or create and the link generation its create uses (a contact deleted
+    there starts a new one); PushFailed for one ignored on the card or gone from the CRM."""
+    link = get_link(push.state, push.tenant, CONTACT, contact_id)
+    if link is not None and link.status == IGNORED:
+        raise PushFailed(f"its contact is set to ignored on the {books} card; retry the contact first")
+    if link is not None and link.qbo_id and link.status != DELETED:
+        return link.qbo_id
+    generation = link.generation if link is not None else 0
+    if link is not None and link.status == DELETED:
+        generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
+                                clear_qbo=True, bump_generation=True).generation
+    contact = push.host.get_contact(push.tenant, contact_id)
+    if contact is None:
+        raise PushFailed("its contact is no longer in the CRM")
+    return contact, generation
+
+
 def ensure_customer(push: Push, contact_id: str, currency: str | None = None) -> str:
     """The QBO customer id for `contact_id`, linking or creating the customer when needed."""
     with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise PushFailed("its contact is set to ignored on the QuickBooks card; retry the contact first")
-        if link is not None and link.qbo_id and link.status != DELETED:
-            return link.qbo_id
-        generation = link.generation if link is not None else 0
-        if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
-                                    clear_qbo=True, bump_generation=True).generation
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise PushFailed("its contact is no longer in the CRM")
+        linked = linked_or_new(push, contact_id, "QuickBooks")
+        if isinstance(linked, str):
+            return linked
+        contact, generation = linked
         found = _find_existing(push, contact)
         if found is not None:
             return _adopt(push, contact, found)
@@ -233,22 +244,29 @@ def push_contact(push: Push) -> None:
     The link is read under the contact's push lock: a worker making the customer right now holds
     it, so this waits and then updates the new customer, instead of finding no link and skipping
     an edit the create read too early to carry."""
-    contact_id = push.row.subject_id
-    with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise Skip("ignored on the QuickBooks card")
-        if link is None or not link.qbo_id or link.status == DELETED:
-            raise Skip("no billable activity yet (no payment or sent invoice): not a QuickBooks customer")
-        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
-                and link.status == SYNCED:
-            # Our push made (or adopted) the customer from the contact as it was then, which is
-            # after it was created; later edits come as contact.updated events.
-            raise Skip("its QuickBooks customer was made from this contact's details")
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise Skip("the contact is no longer in the CRM")
-        _update(push, contact, link.qbo_id, link.sync_token or "0")
+    with push.lock(CONTACT, push.row.subject_id):
+        contact, qbo_id, sync_token = contact_to_update(push, "QuickBooks", "QuickBooks customer")
+        _update(push, contact, qbo_id, sync_token or "0")
+
+
+def contact_to_update(push: RecordPush, books: str, record: str) -> tuple[Contact, str, str | None]:
+    """For contact.created / contact.updated, under the contact's push lock: the CRM contact, the
+    id of its `record` ("QuickBooks customer", "Xero contact") in `books` and the link's sync token;
+    Skip when there is nothing to update (ignored, not linked yet, just made from these details, gone)."""
+    link = get_link(push.state, push.tenant, CONTACT, push.row.subject_id)
+    if link is not None and link.status == IGNORED:
+        raise Skip(f"ignored on the {books} card")
+    if link is None or not link.qbo_id or link.status == DELETED:
+        raise Skip(f"no billable activity yet (no payment or sent invoice): not a {record}")
+    if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
+            and link.status == SYNCED:
+        # Our push made (or adopted) the record from the contact as it was then, which is after
+        # it was created; later edits come as contact.updated events.
+        raise Skip(f"its {record} was made from this contact's details")
+    contact = push.host.get_contact(push.tenant, push.row.subject_id)
+    if contact is None:
+        raise Skip("the contact is no longer in the CRM")
+    return contact, link.qbo_id, link.sync_token
 
 
 def _update(push: Push, contact: Contact, qbo_id: str, sync_token: str) -> None:

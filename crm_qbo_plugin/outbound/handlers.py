@@ -6,7 +6,7 @@ RetryLater or their client's errors."""
 from __future__ import annotations
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.outbound import xero_contacts, xero_invoices, xero_payments
+from crm_qbo_plugin.outbound import xero_batching, xero_contacts, xero_invoices, xero_payments
 from crm_qbo_plugin.outbound.batching import push_invoice_or_batch
 from crm_qbo_plugin.outbound.customers import push_contact
 from crm_qbo_plugin.outbound.invoices import push_invoice
@@ -36,7 +36,7 @@ XERO_HANDLERS: dict[str, Handler] = {
     EventType.CONTACT_CREATED.value: _xero_contact,
     EventType.CONTACT_UPDATED.value: _xero_contact,
     EventType.PAYMENT_RECEIVED.value: tracked_xero(payment_kind, "payment", xero_payments.push_payment),
-    EventType.INVOICE_SENT.value: _xero_invoice,
+    EventType.INVOICE_SENT.value: tracked_xero(lambda row: INVOICE, "invoice", xero_batching.push_invoice_or_batch),
     EventType.INVOICE_UPDATED.value: _xero_invoice,
     EventType.INVOICE_VOIDED.value: _xero_invoice,
     EventType.INVOICE_DELETED.value: _xero_invoice,

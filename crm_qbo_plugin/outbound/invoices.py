@@ -70,18 +70,24 @@ def push_invoice(push: Push) -> None:
         if link is not None and link.origin == Origin.QBO.value and link.qbo_id and link.status != DELETED:
             _note_local_change(push, link)
         refuse_by_link(link)
-        if push.row.event_type == EventType.INVOICE_DELETED.value:
-            _delete(push, link)
-            return
-        invoice = push.host.get_invoice(push.tenant, invoice_id)
+        invoice = invoice_to_push(push)
         if invoice is None:
-            raise Skip("the invoice is no longer in the CRM")
-        if invoice.origin == Origin.QBO:
-            raise Skip(IMPORTED)
-        if invoice.status == InvoiceStatus.DELETED:
             _delete(push, link)
             return
         sync_invoice(push, invoice, link)
+
+
+def invoice_to_push(push: RecordPush) -> Invoice | None:
+    """The CRM invoice the row brings to the books, or None when the push is a delete (its event
+    or an invoice deleted in the CRM); Skip for one gone from the CRM or imported from the books."""
+    if push.row.event_type == EventType.INVOICE_DELETED.value:
+        return None
+    invoice = push.host.get_invoice(push.tenant, push.row.subject_id)
+    if invoice is None:
+        raise Skip("the invoice is no longer in the CRM")
+    if invoice.origin == Origin.QBO:
+        raise Skip(IMPORTED)
+    return None if invoice.status == InvoiceStatus.DELETED else invoice
 
 
 def sync_invoice(push: Push, invoice: Invoice, link: Link | None) -> Link:

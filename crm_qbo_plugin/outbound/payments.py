@@ -14,7 +14,7 @@ from crm_qbo_plugin.mapping.invoice import crm_marker, currency_problem
 from crm_qbo_plugin.mapping.money import ZERO, cents
 from crm_qbo_plugin.mapping.payment import payment_body
 from crm_qbo_plugin.mapping.sales_receipt import sales_receipt_body
-from crm_qbo_plugin.outbound.context import Push
+from crm_qbo_plugin.outbound.context import Push, RecordPush
 from crm_qbo_plugin.outbound.customers import ensure_customer
 from crm_qbo_plugin.outbound.decision import ECHO_REASON, sync_window
 from crm_qbo_plugin.outbound.failures import PushFailed
@@ -50,29 +50,35 @@ def payment_kind(row: OutboxEvent) -> str:
     return PAYMENT if row.source == PaymentSource.INVOICE.value else SALES_RECEIPT
 
 
+def payment_to_push(push: RecordPush, kind: str, books: str) -> tuple[Payment, bool]:
+    """The CRM payment the row sends to `books` ("QuickBooks", "Xero") and whether this is a retry;
+    Skip for one gone from the CRM, come from the books, ignored, deleted there or there already.
+    The caller holds the payment's push lock."""
+    payment = push.host.get_payment(push.tenant, push.row.subject_id)
+    if payment is None:
+        raise Skip("the payment is no longer in the CRM")
+    if payment.origin == Origin.QBO:
+        raise Skip(ECHO_REASON)
+    link = get_link(push.state, push.tenant, kind, payment.id)
+    if link is not None:
+        if link.status == IGNORED:
+            raise Skip(link.last_error or f"ignored on the {books} card")
+        if link.status == DELETED:
+            raise Skip(f"deleted in {books}; it is not created again")
+        if link.qbo_id and link.status in (SYNCED, CONFLICT):
+            raise Skip(f"already in {books}")
+    push.txn_date = payment.paid_at.date()
+    return payment, push.retried or (link is not None and link.status in (PENDING, FAILED))
+
+
 def push_payment(push: Push) -> None:
     kind = payment_kind(push.row)
-    payment_id = push.row.subject_id
-    with push.lock(kind, payment_id):
-        payment = push.host.get_payment(push.tenant, payment_id)
-        if payment is None:
-            raise Skip("the payment is no longer in the CRM")
-        if payment.origin == Origin.QBO:
-            raise Skip(ECHO_REASON)
-        link = get_link(push.state, push.tenant, kind, payment_id)
-        if link is not None:
-            if link.status == IGNORED:
-                raise Skip(link.last_error or "ignored on the QuickBooks card")
-            if link.status == DELETED:
-                raise Skip("deleted in QuickBooks; it is not created again")
-            if link.qbo_id and link.status in (SYNCED, CONFLICT):
-                raise Skip("already in QuickBooks")
-        push.txn_date = payment.paid_at.date()
+    with push.lock(kind, push.row.subject_id):
+        payment, retrying = payment_to_push(push, kind, "QuickBooks")
         _check_eligible(push, payment, kind)
         problem = currency_problem(payment.currency, push.company)
         if problem:
             raise PushFailed(problem)
-        retrying = push.retried or (link is not None and link.status in (PENDING, FAILED))
         if kind == SALES_RECEIPT:
             _sales_receipt(push, payment, retrying)
         else:

@@ -8,14 +8,19 @@ CRM id as ContactNumber; a retry later finds the earlier create by e-mail or by 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
-from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Contact, Origin
+from redis.exceptions import LockError
+
+from crm_qbo_plugin.host import Contact, get_contacts
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
 from crm_qbo_plugin.mapping.xero_record import as_written
+from crm_qbo_plugin.outbound.customers import contact_to_update, linked_or_new
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_context import XeroPush
@@ -23,14 +28,21 @@ from crm_qbo_plugin.store.links import (
     CONTACT,
     DELETED,
     IGNORED,
-    PENDING,
-    SYNCED,
-    get_link,
     link_by_qbo_id,
+    links_for,
     record_write,
     set_status,
 )
-from crm_qbo_plugin.xero import NotFoundError, ValidationError
+from crm_qbo_plugin.store.tables import OutboxEvent
+from crm_qbo_plugin.xero import (
+    MAX_ELEMENTS,
+    NotFoundError,
+    ReconnectRequired,
+    ThrottledError,
+    TransientError,
+    ValidationError,
+    XeroError,
+)
 
 ENTITY = "XeroContact"
 
@@ -38,23 +50,81 @@ ENTITY = "XeroContact"
 def ensure_contact(push: XeroPush, contact_id: str) -> str:
     """The Xero ContactID for `contact_id`, linking or creating the contact when needed."""
     with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise PushFailed("its contact is set to ignored on the card; retry the contact first")
-        if link is not None and link.qbo_id and link.status != DELETED:
-            return link.qbo_id
-        generation = link.generation if link is not None else 0
-        if link is not None and link.status == DELETED:
-            generation = set_status(push.state, push.tenant, CONTACT, contact_id, PENDING,
-                                    clear_qbo=True, bump_generation=True).generation
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise PushFailed("its contact is no longer in the CRM")
+        linked = linked_or_new(push, contact_id, "Xero")
+        if isinstance(linked, str):
+            return linked
+        contact, generation = linked
         found = _find_existing(push, contact)
         if found is not None:
             _record(push, contact.id, found)
             return str(found["ContactID"])
         return _create(push, contact, generation)
+
+
+def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent]) -> tuple[dict[str, str], dict[str, str]]:
+    """`ensure_contact` for a backlog's contacts (each keyed to the first outbox row naming it):
+    ({contact id: ContactID}, {contact id: why its invoices wait for their own push}).
+
+    The new ones whose push locks are free are matched with ONE lookup (their e-mails and names)
+    and the unmatched created in ONE array write (`summarizeErrors=false`); any contact this
+    cannot settle (a lock held elsewhere, a name Xero says is taken, a link in another state)
+    goes through `ensure_contact` one by one, as the single path would."""
+    ids: dict[str, str] = {}
+    links = links_for(push.state, push.tenant, CONTACT, list(first_rows))
+    for contact_id, link in links.items():
+        if link.qbo_id and link.status not in (DELETED, IGNORED):
+            ids[contact_id] = link.qbo_id
+    new = [c for c in first_rows if c not in links][:MAX_ELEMENTS]
+    held = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
+    try:
+        _link_new(push, [c for c in held if c not in links_for(push.state, push.tenant, CONTACT, list(held))],
+                  first_rows, ids)
+    finally:
+        for lock in held.values():
+            with suppress(LockError):
+                lock.release()
+    trouble: dict[str, str] = {}
+    for contact_id, row in first_rows.items():
+        if contact_id in ids:
+            continue
+        try:
+            ids[contact_id] = ensure_contact(replace(push, row=row, txn_date=None, doc_number=None), contact_id)
+        except (XeroError, PushFailed) as exc:
+            if isinstance(exc, ReconnectRequired | ThrottledError | TransientError):
+                raise
+            trouble[contact_id] = f"its contact could not be made in Xero ({type(exc).__name__})"
+    return ids, trouble
+
+
+def _link_new(push: XeroPush, contact_ids: list[str], first_rows: Mapping[str, OutboxEvent], ids: dict[str, str]) -> None:
+    """Match, else create in one array, the unlinked contacts whose locks are held."""
+    contacts = [c for c in get_contacts(push.host, push.tenant, contact_ids).values()]
+    if not contacts:
+        return
+    emails = list(dict.fromkeys(e for c in contacts if (e := valid_email(c.email))))
+    names = list(dict.fromkeys(contact_name_candidates(push.tenant, c)[0] for c in contacts))
+    candidates = push.xero.find_contacts_any(emails=emails, names=names)
+    taken: set[str] = set()
+    todo: list[Contact] = []
+    for contact in contacts:
+        free = [c for c in candidates if str(c.get("ContactID")) not in taken
+                and _unlinked(push, str(c.get("ContactID")), contact.id)]
+        match, _how = match_contact(contact, free)
+        if match is None:
+            todo.append(contact)
+            continue
+        taken.add(str(match["ContactID"]))
+        _record(push, contact.id, match)
+        ids[contact.id] = str(match["ContactID"])
+    if not todo:
+        return
+    digest = hashlib.sha256("|".join(first_rows[c.id].request_id for c in todo).encode()).hexdigest()[:32]
+    bodies = [contact_body(c, contact_name_candidates(push.tenant, c)[0], number=contact_number(c.id)) for c in todo]
+    for contact, saved in zip(todo, push.xero.save_contacts(bodies, request_id=f"xcs{digest}", create_only=True),
+                              strict=True):
+        if saved.ok:  # a refused one (e.g. its name is taken) goes through ensure_contact
+            _record(push, contact.id, saved.element)
+            ids[contact.id] = str(saved.element["ContactID"])
 
 
 def _find_existing(push: XeroPush, contact: Contact) -> Mapping[str, Any] | None:
@@ -119,20 +189,9 @@ def _record(push: XeroPush, contact_id: str, answer: Mapping[str, Any]) -> None:
 def push_contact(push: XeroPush) -> None:
     """contact.created / contact.updated: our fields on a linked Xero contact (under the contact's
     push lock, so an edit made while its create runs is not lost)."""
-    contact_id = push.row.subject_id
-    with push.lock(CONTACT, contact_id):
-        link = get_link(push.state, push.tenant, CONTACT, contact_id)
-        if link is not None and link.status == IGNORED:
-            raise Skip("ignored on the card")
-        if link is None or not link.qbo_id or link.status == DELETED:
-            raise Skip("no billable activity yet (no payment or sent invoice): not a Xero contact")
-        if push.row.event_type == EventType.CONTACT_CREATED.value and link.origin == Origin.CRM.value \
-                and link.status == SYNCED:
-            raise Skip("its Xero contact was made from this contact's details")
-        contact = push.host.get_contact(push.tenant, contact_id)
-        if contact is None:
-            raise Skip("the contact is no longer in the CRM")
-        _update(push, contact, link.qbo_id)
+    with push.lock(CONTACT, push.row.subject_id):
+        contact, xero_id, _sync_token = contact_to_update(push, "Xero", "Xero contact")
+        _update(push, contact, xero_id)
 
 
 def _update(push: XeroPush, contact: Contact, xero_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm_qbo_plugin.mapping.xero_invoice import XeroBooks
+from crm_qbo_plugin.mapping.xero_invoice import LINE_AMOUNT_TYPES, XeroBooks
 from crm_qbo_plugin.outbound.context import RecordPush
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.xero import XeroClient
@@ -30,4 +30,11 @@ class XeroPush(RecordPush):
         return XeroBooks(base_currency=(self.conn.home_currency or "USD").upper(),
                          revenue_account=settings.revenue_account_id,
                          tax_mapping=dict(settings.tax_mapping),
-                         payment_account=settings.payment_account_id or "")
+                         payment_account=settings.payment_account_id or "",
+                         line_amount_types=self.line_amount_types())
+
+    def line_amount_types(self) -> str:
+        """The organisation's way of pricing sales, read when it was connected (`tax_model`);
+        a connection stored before that was kept: Exclusive, Xero's default."""
+        mode = self.conn.tax_model
+        return mode if mode in LINE_AMOUNT_TYPES else "Exclusive"

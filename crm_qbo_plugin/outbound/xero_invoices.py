@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_qbo_plugin.events import EventType
-from crm_qbo_plugin.host import Invoice, InvoiceStatus, Origin
+from crm_qbo_plugin.host import Invoice, InvoiceStatus
 from crm_qbo_plugin.mapping.money import cents
 from crm_qbo_plugin.mapping.xero_imported_invoice import money
 from crm_qbo_plugin.mapping.xero_invoice import (
@@ -27,9 +27,14 @@ from crm_qbo_plugin.mapping.xero_invoice import (
     keep_line_ids,
 )
 from crm_qbo_plugin.mapping.xero_record import as_written
-from crm_qbo_plugin.outbound.decision import IMPORTED
 from crm_qbo_plugin.outbound.failures import PushFailed
-from crm_qbo_plugin.outbound.invoices import PUSHED, body_digest, check_eligible, refuse_by_link
+from crm_qbo_plugin.outbound.invoices import (
+    PUSHED,
+    body_digest,
+    check_eligible,
+    invoice_to_push,
+    refuse_by_link,
+)
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
 from crm_qbo_plugin.outbound.xero_context import XeroPush
@@ -58,15 +63,8 @@ def push_invoice(push: XeroPush) -> None:
     with push.lock(INVOICE, invoice_id):
         link = get_link(push.state, push.tenant, INVOICE, invoice_id)
         refuse_by_link(link)
-        if push.row.event_type == EventType.INVOICE_DELETED.value:
-            _delete(push, link)
-            return
-        invoice = push.host.get_invoice(push.tenant, invoice_id)
+        invoice = invoice_to_push(push)
         if invoice is None:
-            raise Skip("the invoice is no longer in the CRM")
-        if invoice.origin == Origin.QBO:
-            raise Skip(IMPORTED)
-        if invoice.status == InvoiceStatus.DELETED:
             _delete(push, link)
             return
         sync_invoice(push, invoice, link)
@@ -157,12 +155,17 @@ def _delete(push: XeroPush, link: Link | None) -> None:
 def record_with_total(push: XeroPush, crm_id: str, answer: Mapping[str, Any], crm_total: Decimal,
                       pushed: str | None = None) -> Link:
     """Record the write; a Xero total that differs from the CRM's is kept on the link, both figures."""
+    return record_writes(push.state, push.tenant, push.realm, INVOICE, ENTITY,
+                         [write_with_total(crm_id, answer, crm_total, pushed)])[0]
+
+
+def write_with_total(crm_id: str, answer: Mapping[str, Any], crm_total: Decimal, pushed: str | None = None) -> Write:
+    """The link-book write for Xero's answer: synced, or a conflict naming both totals."""
     xero_total, expected = cents(money(answer.get("Total", 0))), cents(crm_total)
     detail = {PUSHED: pushed} if pushed else {}
-    write = Write(crm_id, as_written(ENTITY, answer), SYNCED, None, detail)
-    if xero_total != expected:
-        write = Write(crm_id, as_written(ENTITY, answer), CONFLICT,
-                      f"Xero computed a total of {xero_total} but the CRM total is {expected}; "
-                      "check the tax rates mapped on the card",
-                      {**detail, "crm_total": str(expected), "qbo_total": str(xero_total)})
-    return record_writes(push.state, push.tenant, push.realm, INVOICE, ENTITY, [write])[0]
+    if xero_total == expected:
+        return Write(crm_id, as_written(ENTITY, answer), SYNCED, None, detail)
+    return Write(crm_id, as_written(ENTITY, answer), CONFLICT,
+                 f"Xero computed a total of {xero_total} but the CRM total is {expected}; "
+                 "check the tax rates mapped on the card",
+                 {**detail, "crm_total": str(expected), "qbo_total": str(xero_total)})

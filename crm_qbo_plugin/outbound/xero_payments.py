@@ -14,16 +14,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from crm_qbo_plugin.host import Origin, Payment, PaymentSource
+from crm_qbo_plugin.host import Payment, PaymentSource
 from crm_qbo_plugin.mapping.money import ZERO, cents
 from crm_qbo_plugin.mapping.xero_imported_invoice import money
 from crm_qbo_plugin.mapping.xero_invoice import currency_problem
 from crm_qbo_plugin.mapping.xero_payment import payment_body, sale_invoice_body
 from crm_qbo_plugin.mapping.xero_record import as_written
-from crm_qbo_plugin.outbound.decision import ECHO_REASON, sync_window
+from crm_qbo_plugin.outbound.decision import sync_window
 from crm_qbo_plugin.outbound.failures import PushFailed
 from crm_qbo_plugin.outbound.invoices import MANUAL_EXPORT, act_on
-from crm_qbo_plugin.outbound.payments import PAYMENT_NOT_EXPORTED, payment_kind
+from crm_qbo_plugin.outbound.payments import PAYMENT_NOT_EXPORTED, payment_kind, payment_to_push
 from crm_qbo_plugin.outbound.processor import RetryLater, Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
 from crm_qbo_plugin.outbound.xero_context import XeroPush
@@ -31,7 +31,6 @@ from crm_qbo_plugin.outbound.xero_invoices import sync_invoice
 from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,
-    FAILED,
     IGNORED,
     INVOICE,
     NOT_SYNCED,
@@ -51,28 +50,13 @@ PAYMENT_ENTITY, SALE_ENTITY = "XeroPayment", "XeroInvoice"
 
 def push_payment(push: XeroPush) -> None:
     kind = payment_kind(push.row)
-    payment_id = push.row.subject_id
-    with push.lock(kind, payment_id):
-        payment = push.host.get_payment(push.tenant, payment_id)
-        if payment is None:
-            raise Skip("the payment is no longer in the CRM")
-        if payment.origin == Origin.QBO:
-            raise Skip(ECHO_REASON)
-        link = get_link(push.state, push.tenant, kind, payment_id)
-        if link is not None:
-            if link.status == IGNORED:
-                raise Skip(link.last_error or "ignored on the card")
-            if link.status == DELETED:
-                raise Skip("deleted in Xero; it is not created again")
-            if link.qbo_id and link.status in (SYNCED, CONFLICT):
-                raise Skip("already in Xero")
-        push.txn_date = payment.paid_at.date()
+    with push.lock(kind, push.row.subject_id):
+        payment, retrying = payment_to_push(push, kind, "Xero")
         act_on(push, kind, payment.id, sync_window(payment.paid_at, payment.paid_at.date(), push.conn.connected_at,
                                                    push.settings.sync_from, "taken"))
         problem = currency_problem(payment.currency, push.books())
         if problem:
             raise PushFailed(problem)
-        retrying = push.retried or (link is not None and link.status in (PENDING, FAILED))
         if payment.source == PaymentSource.INVOICE:
             _invoice_payment(push, payment, retrying)
         else:

@@ -37,7 +37,10 @@ from crm_qbo_plugin.store.records import recent_runs, record_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus, Link
 from crm_qbo_plugin.web import api_schemas as s
 from crm_qbo_plugin.web import wording
+from crm_qbo_plugin.web.day_budget import day_budget_warning
 from crm_qbo_plugin.web.guard import check_csrf_header, csrf_token, require_user
+from crm_qbo_plugin.xero import ReconnectRequired as XeroReconnectRequired
+from crm_qbo_plugin.xero import XeroError
 
 bp = Blueprint("crm_qbo_api", __name__, url_prefix="/api")
 
@@ -47,6 +50,11 @@ def _problem(status: int, message: str, fields: dict[str, Any] | None = None) ->
     if fields:
         body["fields"] = fields
     return jsonify(body), status
+
+
+def _books(tenant: str) -> wording.Books:
+    conn = get_connection(get_state(), tenant)
+    return wording.books_of(conn.provider if conn is not None else None)
 
 
 def _load(schema: Schema, data: Any) -> dict[str, Any]:
@@ -96,15 +104,18 @@ def _rejected(exc: SettingsRejected) -> tuple[Response, int]:
 
 
 @bp.errorhandler(ReconnectRequired)
-def _reconnect(exc: ReconnectRequired) -> tuple[Response, int]:
+@bp.errorhandler(XeroReconnectRequired)
+def _reconnect(exc: ReconnectRequired | XeroReconnectRequired) -> tuple[Response, int]:
     user = require_user()
     check_authorisation(get_state(), get_connection(get_state(), user.tenant))
-    return _problem(409, "QuickBooks needs to be reconnected")
+    return _problem(409, f"{_books(user.tenant).name} needs to be reconnected")
 
 
 @bp.errorhandler(QboError)
-def _qbo_failed(exc: QboError) -> tuple[Response, int]:
-    return _problem(502, f"QuickBooks could not answer ({exc.code or type(exc).__name__}); try again shortly")
+@bp.errorhandler(XeroError)
+def _books_failed(exc: QboError | XeroError) -> tuple[Response, int]:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return _problem(502, f"{_books(require_user().tenant).name} could not answer ({code}); try again shortly")
 
 
 @bp.get("/status")
@@ -115,7 +126,10 @@ def status() -> Response:
     profile = state.host.location_profile(user.tenant)
     setup = setup_of(conn, profile)
     counts = record_counts(state, user.tenant)
+    books = wording.books_of(conn.provider if conn else None)
     body = {
+        "provider": conn.provider if conn else None,
+        "books": books.name,
         "status": conn.status if conn else "disconnected",
         "company_name": conn.company_name if conn else None,
         "country": conn.country if conn else None,
@@ -125,7 +139,8 @@ def status() -> Response:
         "connected_at": conn.connected_at if conn else None,
         "last_webhook_at": conn.last_webhook_at if conn else None,
         "refresh_expires_at": conn.refresh_expires_at if conn else None,
-        "last_error": conn.last_error if conn else None,
+        "last_error": wording.speak(conn.last_error, books) if conn and conn.last_error else None,
+        "day_budget_warning": day_budget_warning(state, conn),
         "setup": {**setup.__dict__, "complete": setup.complete},
         "counts": counts,
         "needs_attention": sum(counts.get(k, 0) for k in ("failed", "conflict", "not_synced")),
@@ -156,9 +171,9 @@ def accounts() -> Response | tuple[Response, int]:
     state = get_state()
     conn = check_authorisation(state, get_connection(state, user.tenant))
     if conn is None:
-        return _problem(409, "connect QuickBooks first")
+        return _problem(409, "connect QuickBooks or Xero first")
     if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
-        return _problem(409, "QuickBooks needs to be reconnected")
+        return _problem(409, f"{wording.books_of(conn.provider).name} needs to be reconnected")
     return jsonify(s.AccountSchema(many=True).dump(income_accounts(state, conn)))
 
 
@@ -168,9 +183,9 @@ def list_tax_codes() -> Response | tuple[Response, int]:
     state = get_state()
     conn = check_authorisation(state, get_connection(state, user.tenant))
     if conn is None:
-        return _problem(409, "connect QuickBooks first")
+        return _problem(409, "connect QuickBooks or Xero first")
     if conn.status == ConnectionStatus.NEEDS_RECONNECT.value:
-        return _problem(409, "QuickBooks needs to be reconnected")
+        return _problem(409, f"{wording.books_of(conn.provider).name} needs to be reconnected")
     return jsonify(s.TaxCodeSchema(many=True).dump(tax_codes(state, conn)))
 
 
@@ -189,6 +204,7 @@ def history() -> Response:
     state = get_state()
     query = _load(s.HistoryQuerySchema(), request.args.to_dict())
     entries = recent_activity(state.engine, user.tenant, query["limit"])
+    books = _books(user.tenant)
     wanted: dict[str, list[str]] = {}
     for entry in entries:
         for failure in entry.failures:
@@ -200,10 +216,11 @@ def history() -> Response:
         for f in entry.failures:
             label = labels.get(f.kind, {}).get(f.crm_id) or wording.fallback_label(f.kind, f.crm_id)
             failures.append({"kind": f.kind, "crm_id": f.crm_id, "title": " · ".join(p for p in (label.title, label.subtitle) if p),
-                             "url": label.url, "error": wording.plain_error(f.error), "advice": wording.advice(f.error)})
+                             "url": label.url, "error": wording.speak(wording.plain_error(f.error), books),
+                             "advice": wording.advice(f.error, books)})
         body.append({"at": entry.at, "sent": dict(entry.sent), "received": entry.received, "imported": entry.imported,
-                     "failures": failures, "errors": entry.errors,
-                     "summary": wording.summary(entry.sent, entry.received, entry.imported, len(failures), len(entry.errors))})
+                     "failures": failures, "errors": [wording.speak(e, books) for e in entry.errors],
+                     "summary": wording.summary(entry.sent, entry.received, entry.imported, len(failures), len(entry.errors), books)})
     return jsonify(s.HistorySchema(many=True).dump(body))
 
 
@@ -217,14 +234,18 @@ def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
     labels = {kind: describe_records(state.host, tenant, kind, ids) for kind, ids in by_kind.items()}
     conn = get_connection(state, tenant)
     provider = conn.provider if conn is not None else "quickbooks"
+    books = wording.books_of(provider)
     readable = []
     for row in rows:
         label: RecordLabel = labels.get(HOST_KIND.get(row.kind, row.kind), {}).get(row.crm_id) or wording.fallback_label(row.kind, row.crm_id)
         qbo_title, qbo_url = wording.qbo_link(state.settings.environment, row.kind, row.qbo_id,
                                               (row.detail or {}).get(DOC_NUMBER), provider)
-        readable.append({**row.model_dump(), "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
+        dumped = row.model_dump()
+        if row.last_error:
+            dumped["last_error"] = wording.speak(row.last_error, books)
+        readable.append({**dumped, "label": label.__dict__, "qbo_title": qbo_title, "qbo_url": qbo_url,
                          "actions": wording.ACTIONS.get(row.status, []),
-                         "advice": wording.advice(row.last_error or "") if row.status in ("failed", "conflict") else None})
+                         "advice": wording.advice(row.last_error or "", books) if row.status in ("failed", "conflict") else None})
     return readable
 
 
@@ -250,7 +271,7 @@ def sync_now() -> tuple[Response, int]:
     state = get_state()
     conn = get_connection(state, user.tenant)
     if conn is None or conn.status != ConnectionStatus.CONNECTED.value:
-        return _problem(409, "connect QuickBooks first")
+        return _problem(409, f"connect {wording.books_of(conn.provider if conn else None).name} first")
     request_sync(state, conn)
     resent = resend_waiting(state, user.tenant)
     return jsonify({"poll_queued": True, "outbox_requeued": resent}), 202

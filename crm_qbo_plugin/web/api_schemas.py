@@ -37,6 +37,8 @@ class CrmTaxSchema(Schema):
 
 class StatusSchema(Schema):
     status = fields.String(metadata={"description": "connected | needs_reconnect | disconnected"})
+    provider = fields.String(allow_none=True, metadata={"description": "quickbooks | xero; null before connecting"})
+    books = fields.String(metadata={"description": "the accounting system's name in sentences: QuickBooks or Xero"})
     company_name = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
     home_currency = fields.String(allow_none=True)
@@ -46,6 +48,8 @@ class StatusSchema(Schema):
     last_webhook_at = fields.AwareDateTime(allow_none=True)
     refresh_expires_at = fields.AwareDateTime(allow_none=True)
     last_error = fields.String(allow_none=True)
+    day_budget_warning = fields.String(allow_none=True, metadata={
+        "description": "Xero only: what is left of the organisation's daily budget of calls, once it runs low"})
     setup = fields.Nested(SetupSchema)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
     crm_currency = fields.String(allow_none=True)

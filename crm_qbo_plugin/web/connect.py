@@ -22,6 +22,8 @@ from crm_qbo_plugin.runtime.status import UNREADABLE, check_authorisation
 from crm_qbo_plugin.state import PluginState, get_state
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.types import Provider
+from crm_qbo_plugin.web import wording
+from crm_qbo_plugin.web.day_budget import day_budget_warning
 from crm_qbo_plugin.web.guard import check_csrf, csrf_token, require_user, session_nonce
 from crm_qbo_plugin.xero import XeroError
 
@@ -37,9 +39,13 @@ def card() -> str:
 
 def _card(state: PluginState, tenant: str, refusal: ConnectRefused | None = None) -> str:
     connection = check_authorisation(state, get_connection(state, tenant))
+    books = wording.books_of(connection.provider if connection is not None else None)
     return render_template("crm_qbo/card.html", connection=connection, settings=card_settings(connection),
-                           manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal, unreadable=UNREADABLE,
-                           offers_xero=state.xero_identity is not None)
+                           manifest=state.manifest, qbo_csrf=csrf_token(), refusal=refusal,
+                           unreadable=UNREADABLE, books=books, say=lambda text: wording.speak(text, books),
+                           connect_labels=wording.connect_labels(books, connection.status if connection else "disconnected"),
+                           offers_xero=state.xero_identity is not None,
+                           day_budget=day_budget_warning(state, connection))
 
 
 @bp.post("/connect")
@@ -50,7 +56,8 @@ def connect() -> Response | tuple[str, int]:
         state = get_state()
         try:
             url = xero_authorization_url(state, user, session_nonce(create=True) or "",
-                                         switch_company=request.form.get("switch_company") == "confirmed")
+                                         switch_company=request.form.get("switch_company") == "confirmed",
+                                         import_invoices=request.form.get("import_invoices") == "on")
         except ConnectRefused as exc:
             return _card(state, user.tenant, exc), 400
         return redirect(url, code=303)
@@ -99,6 +106,6 @@ def disconnect() -> Response:
     state = get_state()
     was = get_connection(state, user.tenant)
     if unlink(state, user.tenant):
-        books = "Xero" if was is not None and was.provider == Provider.XERO.value else "QuickBooks"
+        books = wording.books_of(was.provider if was is not None else None).name
         flash(f"{books} was disconnected. Nothing syncs until you connect again.")
     return redirect(url_for("crm_qbo.crm_qbo_connect.card"), code=303)

@@ -1,10 +1,15 @@
 """The card's words for records and sync work: what a user calls a record, where it lives in
-QuickBooks Online, and plain-language summaries and advice instead of counters."""
+the books (QuickBooks Online or Xero), and plain-language summaries and advice instead of counters.
+
+Every user-visible name of the accounting system goes through `books_of` (the one seam): templates,
+card.js (through the card's data attributes) and the JSON API say "Xero" for a Xero location."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from crm_qbo_plugin.host import RecordLabel
 
@@ -27,6 +32,55 @@ ADVICE = (
     ("reconnect", "Reconnect QuickBooks, then Retry."),
 )
 DEFAULT_ADVICE = "Correct the record in the CRM, then Retry it under Errors."
+
+
+@dataclass(frozen=True)
+class Books:
+    """How the card names a location's accounting system."""
+
+    name: str  # in sentences: "QuickBooks", "Xero"
+    product: str  # the card's title
+    vendor: str  # who holds the grant ("disconnected at Intuit")
+    tax_code: str  # what a CRM tax maps to
+    customer: str  # what a CRM contact becomes there
+    items: str  # how invoice lines meet its products
+    logo: str
+    field_mapping: bool  # the card's "Map fields" table applies (QuickBooks' DocNumber, memo, notes)
+
+
+QUICKBOOKS = Books(name="QuickBooks", product="QuickBooks Online", vendor="Intuit", tax_code="tax code",
+                   customer="customer", logo="qb", field_mapping=True,
+                   items="QuickBooks products are never imported. Each invoice line is matched to a QuickBooks item"
+                         " by SKU or name, and a missing item is created on your revenue account.")
+XERO = Books(name="Xero", product="Xero", vendor="Xero", tax_code="tax rate", customer="contact", logo="x",
+             field_mapping=False,
+             items="Xero items are never imported or created: each invoice line is sent with its description and"
+                   " amount on your revenue account, and the CRM's invoice number is the Xero invoice number.")
+
+
+def books_of(provider: str | None) -> Books:
+    """The words for a connection's provider (`Connection.provider`); no connection: QuickBooks."""
+    return XERO if provider == "xero" else QUICKBOOKS
+
+
+def connect_labels(books: Books, status: str) -> tuple[str, str]:
+    """(QuickBooks' button, Xero's button) on the connect form: the location's own books are
+    connected (or reconnected), the other system is offered instead."""
+    again = "Reconnect" if status == "needs_reconnect" else "Connect"
+    if books is XERO:
+        return "Connect to QuickBooks instead", f"{again} to Xero"
+    return f"{again} to QuickBooks", "Connect to Xero instead"
+
+
+_QBO_WORDS = re.compile(r"QuickBooks(?: Online)?|Intuit")
+
+
+def speak(text: str, books: Books) -> str:
+    """A sentence the engine stored in QuickBooks' words (a record's reason, a connection's error),
+    in this location's books' words."""
+    if books is QUICKBOOKS:
+        return text
+    return _QBO_WORDS.sub(lambda m: books.vendor if m.group(0) == "Intuit" else books.name, text)
 
 
 def qbo_app(environment: str) -> str:
@@ -66,9 +120,9 @@ def plain_error(error: str) -> str:
     return _EXCEPTION_PREFIX.sub("", error, count=1)
 
 
-def advice(error: str) -> str:
+def advice(error: str, books: Books = QUICKBOOKS) -> str:
     lowered = error.lower()
-    return next((text for key, text in ADVICE if key in lowered), DEFAULT_ADVICE)
+    return speak(next((text for key, text in ADVICE if key in lowered), DEFAULT_ADVICE), books)
 
 
 def _count(n: int, kind: str) -> str:
@@ -80,18 +134,36 @@ def _and(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def summary(sent: Mapping[str, int], received: int, imported: int, failed: int, errors: int) -> str:
+def summary(sent: Mapping[str, int], received: int, imported: int, failed: int, errors: int,
+            books: Books = QUICKBOOKS) -> str:
     """E.g. "Sent 2 invoices and 1 payment to QuickBooks · Received 1 change · 1 failed"."""
     parts = []
     order = [k for k in ("invoice", "payment", "contact") if sent.get(k)] + sorted(k for k in sent if k not in NOUNS and sent[k])
     if order:
-        parts.append(f"Sent {_and([_count(sent[k], k) for k in order])} to QuickBooks")
+        parts.append(f"Sent {_and([_count(sent[k], k) for k in order])} to {books.name}")
     if imported:
-        parts.append(f"Imported {imported} record{'s' if imported != 1 else ''} from QuickBooks")
+        parts.append(f"Imported {imported} record{'s' if imported != 1 else ''} from {books.name}")
     if received:
-        parts.append(f"Received {received} change{'s' if received != 1 else ''} from QuickBooks")
+        parts.append(f"Received {received} change{'s' if received != 1 else ''} from {books.name}")
     if failed:
         parts.append(f"{failed} could not be sent")
     if errors:
-        parts.append(f"{errors} problem{'s' if errors != 1 else ''} reading QuickBooks")
+        parts.append(f"{errors} problem{'s' if errors != 1 else ''} reading {books.name}")
     return " · ".join(parts)
+
+
+XERO_DAY_LIMIT = 5000  # calls per organisation in a rolling day (xero-api.md §6; 1,000 on the Starter tier)
+DAY_BUDGET_LOW = XERO_DAY_LIMIT // 10  # below this the card warns
+
+
+def day_budget_warning(remaining: int | None, frees_at: datetime | None) -> str | None:
+    """The card's warning while Xero's daily budget of calls runs low (None: plenty left, or not
+    seen yet): what is left, that work then waits and nothing is lost, and when it refills."""
+    if remaining is None or remaining >= DAY_BUDGET_LOW:
+        return None
+    refill = "Xero counts the calls of the last 24 hours"
+    if frees_at is not None:
+        refill += f"; the oldest free up from {frees_at.strftime('%Y-%m-%d %H:%M UTC')}"
+    left = "is spent" if remaining <= 0 else f"is running low: {remaining:,} calls left"
+    return (f"Xero's daily budget of calls for this organisation {left}. When it is spent, sending waits and "
+            f"nothing is lost: changes stay queued and go to Xero by themselves as the budget refills ({refill}).")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import redis
@@ -101,3 +102,11 @@ class RedisLimiter(RedisSlotLimiter[LimiterConfig]):
         """The last ``X-DayLimit-Remaining`` Xero sent for the organisation (None: not seen)."""
         value = self._redis.get(self.key(tenant_id, "day_remaining"))
         return int(value) if value is not None else None
+
+    def day_frees_at(self, tenant_id: str) -> datetime | None:
+        """When the oldest call of the last day (ours) leaves the rolling day window, so the budget
+        starts to refill (None: no call of ours in the window)."""
+        oldest = self._redis.zrange(self.key(tenant_id, "day"), 0, 0, withscores=True)
+        if not oldest:
+            return None
+        return datetime.fromtimestamp(float(oldest[0][1]) / 1000 + self.config.day_seconds, UTC)

@@ -89,17 +89,17 @@ def test_two_leaders_claim_disjoint_full_batches_and_a_release_gives_rows_back(p
     with app.app_context(), client_for(state, realm) as qbo:
         leaders = [claim(state, outbox_id, utcnow()) for outbox_id in ids[:3]]  # as their own jobs did
         assert all(leader is not None for leader in leaders)
-        first = batching._claim(_push_of(app, realm, qbo, ids[0]), 29)
-        second = batching._claim(_push_of(app, realm, qbo, ids[1]), 29)
+        first = batching.claim(_push_of(app, realm, qbo, ids[0]), 29)
+        second = batching.claim(_push_of(app, realm, qbo, ids[1]), 29)
         assert [r.id for r in first] == ids[3:32] and [r.id for r in second] == ids[32:61]
         assert all(r.status == "processing" and r.attempts == 1 for r in first + second)
-        batching._release(_push_of(app, realm, qbo, ids[0]), first[:2], batching.SINGLE_PATH + "test")
-        batching._release(_push_of(app, realm, qbo, ids[0]), first[2:])
+        batching.release(_push_of(app, realm, qbo, ids[0]), first[:2], batching.SINGLE_PATH + "test")
+        batching.release(_push_of(app, realm, qbo, ids[0]), first[2:])
         with session(state.engine) as db:
             back = [db.get(OutboxEvent, r.id) for r in first]
         assert all(r is not None and r.status == "pending" and r.attempts == 0 for r in back)
         assert [r.last_error for r in back[:3]] == ["left to the single path: test", "left to the single path: test", None]
-        third = batching._claim(_push_of(app, realm, qbo, ids[2]), 29)
+        third = batching.claim(_push_of(app, realm, qbo, ids[2]), 29)
     # rows handed back with a reason stay out of batches; the others are claimable again, oldest first
     assert [r.id for r in third] == ids[5:32] + ids[61:63]
 

@@ -154,6 +154,30 @@ def test_a_xero_import_killed_between_host_writes_and_checkpoint_resumes_without
 CARD = "/integrations/quickbooks/"
 
 
+def _connect_from_card(stack: XeroStack, **form: str) -> None:
+    web = stack.sign_in()
+    token = re.search(r'id="connect-form">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                      web.get(CARD).text)
+    assert token is not None
+    consent = web.post(CARD + "connect", data={"csrf_token": token.group(1), "provider": "xero", **form})
+    assert consent.status_code == 303
+    back = approve(str(consent.headers["Location"]), stack.org)
+    done = web.get(CARD + "xero/callback?" + urllib.parse.urlencode(back))
+    assert done.status_code == 303, done.text
+
+
+def test_the_cards_import_invoices_choice_holds_for_a_xero_connect(plugin_config, xero_url):
+    with xero_crm_stack(plugin_config, xero_url, connected=False) as stack:
+        _connect_from_card(stack, import_invoices="on")
+        with stack.xero() as xero:  # before the import job runs
+            people = _seed_contacts(xero, 2)
+            bills = _seed_invoices(xero, people, ["10.00", "20.00"])
+        stack.work()
+        assert (_run(stack).status, _run(stack).counts) == ("succeeded", {
+            "customers_total": 2, "customers_done": 2, "invoices_total": 2, "invoices_done": 2})
+        assert set(_links(stack, "invoice")) == {b["InvoiceID"] for b in bills}
+
+
 def test_connecting_a_location_to_xero_from_the_card_starts_the_import(plugin_config, xero_url):
     with xero_crm_stack(plugin_config, xero_url, connected=False) as stack:
         web = stack.sign_in()

@@ -92,6 +92,16 @@ class XeroStack:
         return dict(answer["by_endpoint"])
 
 
+def sent_invoice(stack: XeroStack, first_name: str = "Ada") -> dict[str, Any]:
+    """A new contact's invoice (one 42.00 line) sent in the CRM, and the queue worked off."""
+    contact = stack.api("POST", "/api/contacts", json={"first_name": first_name, "last_name": "Lovelace"}).json
+    invoice = stack.api("POST", "/api/invoices", json={
+        "contact_id": contact["id"], "lines": [{"name": "Gardening", "quantity": "1", "unit_price": "42.00"}]}).json
+    assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+    stack.work()
+    return dict(invoice)
+
+
 def xero_overrides(xero_url: str) -> dict[str, str]:
     """CRM_QBO_XERO_* settings that point the plugin at this sandbox."""
     return {"CRM_QBO_XERO_CLIENT_ID": CLIENT_ID, "CRM_QBO_XERO_CLIENT_SECRET": CLIENT_SECRET,
@@ -123,7 +133,8 @@ def connect_xero(app: Flask, tenant: str, xero_url: str, org: str, **settings: A
 
 @contextmanager
 def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[str, Any] | None = None,
-                   connected: bool = True, **settings: Any) -> Iterator[XeroStack]:
+                   connected: bool = True, org_spec: dict[str, Any] | None = None,
+                   **settings: Any) -> Iterator[XeroStack]:
     """A fresh NZD location of the reference CRM, served on a loopback port, connected to a new NZ
     organisation whose app sends its webhooks to the CRM."""
     from qbo_sandbox.server import serve_in_thread
@@ -131,7 +142,7 @@ def xero_crm_stack(plugin_config: dict[str, Any], xero_url: str, location: dict[
     app = create_app(crm_config({**plugin_config, **xero_overrides(xero_url)}))
     try:
         with serve_in_thread(app) as crm_url:
-            org = create_org(xero_url, country="NZ")
+            org = create_org(xero_url, **{"country": "NZ", **(org_spec or {})})
             register_app(xero_url, webhook_url=crm_url + WEBHOOK_PATH, webhook_key=WEBHOOK_KEY)
             client = app.test_client()
             made = new_location(client, currency="NZD", **(location or {}))

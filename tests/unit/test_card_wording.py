@@ -34,3 +34,14 @@ def test_failures_lose_the_exception_name_and_get_advice():
     assert wording.advice("QuickBooks books are closed for 2026-11-15").startswith("Once the date is in an open period")
     assert wording.advice("something unheard of") == wording.DEFAULT_ADVICE
     assert wording.ACTIONS.get("synced", []) == [] and wording.ACTIONS["failed"] == ["retry", "ignore"]
+
+
+def test_a_xero_location_reads_xero_where_quickbooks_would_be_named():
+    xero = wording.books_of("xero")
+    assert wording.summary({"invoice": 2}, 1, 0, 0, 1, xero) == (
+        "Sent 2 invoices to Xero · Received 1 change from Xero · 1 problem reading Xero")
+    assert wording.advice("Reconnect required", xero) == "Reconnect Xero, then Retry."
+    assert wording.speak("QuickBooks Online refused it at Intuit; Send to QuickBooks", xero) == (
+        "Xero refused it at Xero; Send to Xero")
+    assert wording.books_of(None) is wording.books_of("quickbooks") is wording.QUICKBOOKS
+    assert wording.speak("QuickBooks Online", wording.QUICKBOOKS) == "QuickBooks Online"

@@ -5,6 +5,8 @@
   const core = window.qboCard;
   if (!core) return;
   const $ = (id) => document.getElementById(id);
+  const card = document.getElementById("card");
+  const taxCode = card.dataset.books + " " + card.dataset.taxCode;  // e.g. "Xero tax rate"
 
   document.querySelectorAll("[data-setting]").forEach((input) => {
     input.addEventListener("change", () => core.saveSetting(input.dataset.setting, input.checked));
@@ -60,8 +62,8 @@
       core.cell(row, name);
       const select = document.createElement("select");
       select.dataset.crmTax = tax.id;
-      select.setAttribute("aria-label", "QuickBooks tax code for " + name);
-      select.appendChild(new Option("Choose a QuickBooks tax code…", ""));
+      select.setAttribute("aria-label", taxCode + " for " + name);
+      select.appendChild(new Option("Choose a " + taxCode + "…", ""));
       taxCodes.forEach((code) => select.appendChild(new Option(code.name, code.id)));
       select.value = mapping[tax.id] || "";
       select.addEventListener("change", () => {

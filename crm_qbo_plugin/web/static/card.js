@@ -1,4 +1,4 @@
-// The QuickBooks card: renders from the plugin's JSON API (/integrations/quickbooks/api/…).
+// The books card (QuickBooks or Xero, named by data-books): renders from the plugin's JSON API (/integrations/quickbooks/api/…).
 // This module holds the shared helpers (window.qboCard) and the Overview, Records, History and
 // Errors sections; the Settings section is card-settings.js, which registers window.qboCardSettings.
 "use strict";
@@ -6,6 +6,7 @@
   const card = document.getElementById("card");
   if (!card) return;
   const api = card.dataset.api;
+  const BOOKS = card.dataset.books || "QuickBooks";  // the accounting system's name, from wording.books_of
   let csrf = card.dataset.csrf;
   const PAGE = 10;
   const records = { status: "failed", q: "", offset: 0, total: 0 };
@@ -131,7 +132,7 @@
     if (!rec.qbo_url) {
       const span = document.createElement("span");
       span.className = "muted";
-      span.textContent = "not in QuickBooks yet";
+      span.textContent = "not in " + BOOKS + " yet";
       return span;
     }
     const box = document.createElement("span");
@@ -141,7 +142,7 @@
   }
 
   function statusText(rec) {
-    const detail = rec.detail && rec.detail.crm_total ? " (CRM " + rec.detail.crm_total + " vs QuickBooks " + rec.detail.qbo_total + ")" : "";
+    const detail = rec.detail && rec.detail.crm_total ? " (CRM " + rec.detail.crm_total + " vs " + BOOKS + " " + rec.detail.qbo_total + ")" : "";
     // not synced and changed-in-the-CRM-only records carry their whole story in last_error
     const own = (rec.status === "not_synced" || rec.status === "crm_only") && rec.last_error;
     return (own ? rec.last_error : rec.status.replace(/_/g, " ") + (rec.last_error ? ": " + rec.last_error : "") + detail);
@@ -158,7 +159,7 @@
       const name = (rec.label && rec.label.title) || rec.kind + " " + rec.crm_id;
       button.setAttribute("aria-label", button.textContent + " " + name);
       button.addEventListener("click", async () => {
-        if (action === "ignore" && !window.confirm("Ignore " + name + "? It is not sent to QuickBooks until you Retry it."))
+        if (action === "ignore" && !window.confirm("Ignore " + name + "? It is not sent to " + BOOKS + " until you Retry it."))
           return;
         try {
           await call("POST", "/records/" + encodeURIComponent(rec.kind) + "/" + encodeURIComponent(rec.crm_id) + "/" + action);
@@ -196,7 +197,7 @@
     rows.forEach((rec) => {
       const row = body.insertRow();
       cell(row, recordName(rec)).dataset.label = "Record";
-      cell(row, qboName(rec)).dataset.label = "QuickBooks";
+      cell(row, qboName(rec)).dataset.label = BOOKS;
       const state = cell(row, statusText(rec) + " · ");
       state.dataset.label = "Status";
       state.appendChild(timeEl(rec.updated_at));
@@ -285,7 +286,7 @@
     const done = imported(latest);
     const running = latest.status === "running";
     const percent = total ? Math.round((100 * done) / total) : (running ? 0 : 100);
-    $("import-title").textContent = running ? "Importing from QuickBooks" : "Imported from QuickBooks";
+    $("import-title").textContent = running ? "Importing from " + BOOKS : "Imported from " + BOOKS;
     $("import-bar").style.width = percent + "%";
     $("import-progress").setAttribute("aria-valuenow", String(percent));
     const counts = (c.customers_done || 0) + " customers, " + (c.invoices_done || 0) + " invoices";
@@ -340,13 +341,13 @@
     const held = (status.counts || {}).not_synced || 0;
     const note = $("held-note");
     if (note) {
-      note.textContent = held ? held + " change(s) made while QuickBooks was disconnected are kept as \"Not synced\": after you reconnect they are listed on this card, and Retry sends each to QuickBooks." : "";
+      note.textContent = held ? held + " change(s) made while " + BOOKS + " was disconnected are kept as \"Not synced\": after you reconnect they are listed on this card, and Retry sends each to " + BOOKS + "." : "";
       note.classList.toggle("hidden", !held);
     }
     if (status.status !== card.dataset.status) {
       // The connection changed under the open card (e.g. its stored authorisation became
       // unreadable): say why, and let a reload show the reconnect form.
-      showError((status.last_error ? status.last_error + " " : "") + "Reload the page to see the QuickBooks card as it is now.");
+      showError((status.last_error ? status.last_error + " " : "") + "Reload the page to see the " + BOOKS + " card as it is now.");
       return;
     }
     if (status.status !== "connected") return;
@@ -356,8 +357,11 @@
     const expiry = status.refresh_expires_at ? new Date(status.refresh_expires_at) : null;
     const warn = $("expiry-warning");
     const soon = expiry && expiry - Date.now() < 14 * 24 * 3600 * 1000;
-    warn.textContent = soon ? "QuickBooks authorisation expires on " + fullTime(status.refresh_expires_at) + ": reconnect before then to keep syncing." : "";
+    warn.textContent = soon ? BOOKS + " authorisation expires on " + fullTime(status.refresh_expires_at) + ": reconnect before then to keep syncing." : "";
     warn.classList.toggle("hidden", !soon);
+    const budget = $("day-budget");  // Xero's daily budget of calls, worded by the server once it runs low
+    budget.textContent = status.day_budget_warning || "";
+    budget.classList.toggle("hidden", !status.day_budget_warning);
     document.querySelectorAll("#record-tabs button").forEach((tab) => {
       const n = status.counts[tab.dataset.status];
       tab.querySelector(".count").textContent = n ? "(" + n.toLocaleString() + ")" : "";
