@@ -40,6 +40,20 @@ MAX_REFERENCE = 255
 SALE_PREFIX = "CRM-SALE-"
 
 
+def payment_marker(payment_id: str) -> str:
+    """What ends the Reference of every Payment the plugin makes: the CRM payment it is. Xero keeps
+    no other free text on a payment, and a retry after Xero forgot its Idempotency-Key must know
+    its own payment from one a bookkeeper made on the same invoice (same date, same amount)."""
+    return f"CRM {clean_text(payment_id)}"[:MAX_REFERENCE]
+
+
+def payment_reference(reference: str | None, payment_id: str) -> str:
+    """The CRM's reference, then the marker: "ORDER-77 · CRM p-9" (the marker is always kept whole)."""
+    marker = payment_marker(payment_id)
+    mine = clean_text(reference)[:MAX_REFERENCE - len(marker) - 3]
+    return f"{mine} · {marker}" if mine else marker
+
+
 def payment_body(payment: Payment, invoice_id: str, books: XeroBooks) -> dict[str, Any]:
     """A Payment of ``payment.amount`` against the Xero invoice, into the card's bank account."""
     if not books.payment_account:
@@ -47,16 +61,13 @@ def payment_body(payment: Payment, invoice_id: str, books: XeroBooks) -> dict[st
     amount = cents(payment.amount)
     if amount <= 0:
         raise MappingError("Xero records only payments above zero")
-    body: dict[str, Any] = {
+    return {
         "Invoice": {"InvoiceID": invoice_id},
         "Account": {"Code": books.payment_account},
         "Date": payment.paid_at.date().isoformat(),
         "Amount": amount,
+        "Reference": payment_reference(payment.reference, payment.id),
     }
-    reference = clean_text(payment.reference)[:MAX_REFERENCE]
-    if reference:
-        body["Reference"] = reference
-    return body
 
 
 def sale_number(payment_id: str) -> str:

@@ -4,8 +4,7 @@ an AUTHORISED invoice for exactly the amount, then a Payment of it (mapping/xero
 
 Payments do not change once taken, so each is pushed once. Every write carries the row's
 Idempotency-Key; a retry after Xero forgot it (6 minutes) looks first: the sale by its number, the
-payment on the invoice's own list of payments (same date and amount, not linked to another CRM
-payment).
+payment on the invoice's own list of payments by the CRM payment's marker in its Reference.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from crm_qbo_plugin.host import Payment, PaymentSource
 from crm_qbo_plugin.mapping.money import ZERO, cents
 from crm_qbo_plugin.mapping.xero_imported_invoice import money
 from crm_qbo_plugin.mapping.xero_invoice import currency_problem
-from crm_qbo_plugin.mapping.xero_payment import payment_body, sale_invoice_body
+from crm_qbo_plugin.mapping.xero_payment import payment_body, payment_marker, sale_invoice_body
 from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.outbound.decision import sync_window
 from crm_qbo_plugin.outbound.failures import PushFailed
@@ -101,10 +100,13 @@ def _invoice_payment(push: XeroPush, payment: Payment, retrying: bool) -> None:
 
 def _earlier_payment(push: XeroPush, payment_id: str, xero_invoice: Mapping[str, Any],
                      body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """A payment an earlier attempt made: on the invoice, same date and amount, linked to no other
-    CRM payment."""
+    """A payment an earlier attempt made: on the invoice, with this CRM payment's marker in its
+    Reference (a bookkeeper's payment of the same amount that day is never taken for ours), not
+    deleted, the same date and no more than this payment's amount (less if the invoice had less due)."""
+    marker = payment_marker(payment_id)
     for listed in xero_invoice.get("Payments") or []:
-        if not isinstance(listed, Mapping) or not listed.get("PaymentID"):
+        if not isinstance(listed, Mapping) or not listed.get("PaymentID") \
+                or not str(listed.get("Reference") or "").endswith(marker):
             continue
         other = link_by_qbo_id(push.state, push.tenant, PAYMENT, str(listed["PaymentID"]))
         if other is not None and other.crm_id != payment_id:

@@ -198,7 +198,10 @@ def _payment(**extra) -> Payment:
 def test_payment_against_an_invoice():
     assert payment_body(_payment(invoice_id="inv-1"), "xi-1", books()) == {
         "Invoice": {"InvoiceID": "xi-1"}, "Account": {"Code": "090"}, "Date": "2026-06-03",
-        "Amount": D("99.99"), "Reference": "ORDER-77"}
+        "Amount": D("99.99"), "Reference": "ORDER-77 · CRM p-9"}
+    assert payment_body(_payment(invoice_id="inv-1", reference=None), "xi-1", books())["Reference"] == "CRM p-9"
+    long = payment_body(_payment(invoice_id="inv-1", reference="R" * 400), "xi-1", books())["Reference"]
+    assert len(long) == 255 and long.endswith(" · CRM p-9")  # the marker is never cut
     with pytest.raises(MappingError, match="bank account"):
         payment_body(_payment(), "xi-1", XeroBooks("NZD", "200"))
     with pytest.raises(MappingError, match="above zero"):
