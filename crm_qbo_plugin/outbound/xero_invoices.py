@@ -90,7 +90,12 @@ def sync_invoice(push: XeroPush, invoice: Invoice, link: Link | None) -> Link:
     body = invoice_body(invoice, books, contact_id)
     digest = body_digest(body)
     if link is not None and link.qbo_id:
-        if link.status == SYNCED and (link.detail or {}).get(PUSHED) == digest:
+        if (link.detail or {}).get(PUSHED) == digest:
+            # Xero holds this very body (a payment taken in the CRM changes none of it): no write —
+            # Xero refuses any edit of an invoice with a payment allocated. A change held while
+            # disconnected, or one that failed since, is in line again; a total conflict stays.
+            if link.status not in (SYNCED, CONFLICT):
+                set_status(push.state, push.tenant, INVOICE, invoice.id, SYNCED, None)
             raise Skip("nothing Xero holds about the invoice changed since it was last pushed")
         answer = _update(push, invoice, link, body)
     else:
