@@ -8,6 +8,7 @@ Settings and the manifest are validated here, so a bad deployment fails at start
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from flask import Flask, current_app
 
@@ -91,11 +92,13 @@ class QuickBooksPlugin:
 
     def record_sync(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
         """What a badge on the host's page of one record needs (kind: contact, invoice, payment,
-        sales_receipt): status in words, the reason and what to do, the record's QuickBooks web
-        address, whether Retry (or, for an invoice not exported, Send to QuickBooks) applies.
+        sales_receipt): status in words, the reason and what to do (in the words of the location's
+        books), the record's web address in QuickBooks or Xero, whether Retry (or, for an invoice not
+        exported, Send to QuickBooks/Xero) applies.
         None if the plugin has never handled it; needs an app context."""
         from crm_qbo_plugin.store.connections import connection_for
         from crm_qbo_plugin.store.links import get_link
+        from crm_qbo_plugin.web import wording
 
         state = get_state()
         link = get_link(state, tenant, kind, crm_id)
@@ -103,7 +106,22 @@ class QuickBooksPlugin:
             return None
         conn = connection_for(state.engine, tenant)
         sandbox = state.settings.environment.lower() != "production"
-        return badge_of(link, conn.realm_id if conn else None, sandbox, conn.provider if conn else "quickbooks")
+        badge = badge_of(link, conn.realm_id if conn else None, sandbox, conn.provider if conn else "quickbooks")
+        books = wording.books_of(conn.provider if conn else None)
+        def say(text: str | None) -> str | None:
+            return wording.speak(text, books) if text else text
+
+        return replace(badge, books=books.name, message=say(badge.message), reason=say(badge.reason),
+                       action=say(badge.action))
+
+    def books_name(self, tenant: str) -> str | None:
+        """The accounting system the location is connected to, by name ("QuickBooks", "Xero"), for
+        the host's own labels; None when it has no connection. Needs an app context."""
+        from crm_qbo_plugin.store.connections import connection_for
+        from crm_qbo_plugin.web import wording
+
+        conn = connection_for(get_state().engine, tenant)
+        return wording.books_of(conn.provider).name if conn else None
 
     def retry_record(self, tenant: str, kind: str, crm_id: str) -> RecordSync | None:
         """Retry from the host's page: the record is sent to QuickBooks again (its badge turns to
@@ -126,3 +144,4 @@ class QuickBooksPlugin:
 
     def services(self, app: Flask | None = None) -> Services:
         return get_services(app)
+

@@ -42,7 +42,7 @@ WEB_PATHS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RecordSync:
-    """Where one CRM record stands with QuickBooks, for the host's own pages."""
+    """Where one CRM record stands with the location's books (QuickBooks or Xero), for the host's own pages."""
 
     status: str  # as the plugin API's records: synced, pending, not_synced, crm_only, failed …
     message: str | None  # the stored reason, whole
@@ -52,6 +52,7 @@ class RecordSync:
     qbo_url: str | None = None  # the record in QuickBooks Online, when it is there
     can_retry: bool = False  # the host offers Retry (plugin.retry_record)
     can_export: bool = False  # an invoice not exported (automatic export off): "Send to QuickBooks"
+    books: str = "QuickBooks"  # the location's accounting system by name, for the host's labels
 
     @property
     def changed_in_crm_only(self) -> bool:

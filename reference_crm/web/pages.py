@@ -52,7 +52,16 @@ def csrf_token() -> str:
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "current_user": g.get("user"), "current_location": g.get("location")}
+    return {"csrf_token": csrf_token, "current_user": g.get("user"), "current_location": g.get("location"),
+            "books": _books()}
+
+
+def _books() -> str:
+    """The signed-in location's accounting system by name, for labels ("QuickBooks" until connected)."""
+    location = g.get("location")
+    if location is None:
+        return "QuickBooks"
+    return crm_state().plugin.books_name(location.id) or "QuickBooks"
 
 
 @bp.app_template_filter("plain")

@@ -11,6 +11,7 @@ import pytest
 
 from crm_qbo_plugin.state import get_state
 from crm_qbo_plugin.store.connections import connection_for
+from reference_crm.state import crm_state
 from tests.support.xero_stack import sent_invoice, xero_crm_stack, xero_sandbox
 
 CARD = "/integrations/quickbooks/"
@@ -86,3 +87,19 @@ def test_a_disconnected_xero_location_is_offered_xero_again_and_quickbooks_inste
         assert 'id="connect">Connect to QuickBooks instead</button>' in page
         assert 'id="connect-xero">Connect to Xero</button>' in page
         assert QUICKBOOKS.findall(page) == ["QuickBooks"]
+
+
+def test_the_host_crms_pages_name_xero_for_a_xero_location(plugin_config, xero_url):
+    """The reference CRM labels what the plugin tells it (plugin.books_name, RecordSync.books): a
+    Xero location's record page says Xero in its sync panel and menu, never QuickBooks."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        invoice = sent_invoice(stack)
+        page = stack.sign_in().get(f"/invoices/{invoice['id']}").text
+        panel = re.search(r'<section class="qbo-sync".*?</section>', page, re.S)
+        assert panel is not None
+        assert 'aria-label="Xero sync status"' in panel.group(0) and ">Xero:</span>" in panel.group(0)
+        assert "open in Xero</a>" in panel.group(0) and not QUICKBOOKS.search(panel.group(0))
+        assert 'id="nav-quickbooks">Xero</a>' in page
+        plugin = crm_state(stack.app).plugin
+        with stack.app.app_context():
+            assert (plugin.books_name(stack.tenant), plugin.books_name("no-such-location")) == ("Xero", None)
