@@ -42,6 +42,7 @@ from crm_qbo_plugin.outbound.tracking import show_failure
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contacts
 from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import ENTITY, push_invoice, write_with_total
+from crm_qbo_plugin.outbound.xero_items import item_codes
 from crm_qbo_plugin.store.links import (
     INVOICE,
     PENDING,
@@ -86,13 +87,13 @@ def _prepare(push: XeroPush, leader: Invoice, members: list[OutboxEvent]) -> tup
     if not chosen:
         return [], unfit
     contacts, trouble = _contacts(push, chosen)
-    books = push.books()
+    books, codes = push.books(), item_codes(push)
     ready: list[Ready] = []
     for row, invoice in chosen:
         reason = trouble.get(invoice.contact_id)
         if reason is None:
             try:
-                ready.append(Ready(row, invoice, invoice_body(invoice, books, contacts[invoice.contact_id])))
+                ready.append(Ready(row, invoice, invoice_body(invoice, books, contacts[invoice.contact_id], codes)))
                 continue
             except MappingError as exc:
                 reason = str(exc)

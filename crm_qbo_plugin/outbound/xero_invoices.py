@@ -38,6 +38,7 @@ from crm_qbo_plugin.outbound.invoices import (
 from crm_qbo_plugin.outbound.processor import Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
 from crm_qbo_plugin.outbound.xero_context import XeroPush
+from crm_qbo_plugin.outbound.xero_items import item_codes
 from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,
@@ -87,7 +88,7 @@ def sync_invoice(push: XeroPush, invoice: Invoice, link: Link | None) -> Link:
     if problem:
         raise PushFailed(problem)
     contact_id = ensure_contact(push, invoice.contact_id)
-    body = invoice_body(invoice, books, contact_id)
+    body = invoice_body(invoice, books, contact_id, item_codes(push))
     digest = body_digest(body)
     if link is not None and link.qbo_id:
         if (link.detail or {}).get(PUSHED) == digest:

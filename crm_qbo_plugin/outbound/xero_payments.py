@@ -27,6 +27,7 @@ from crm_qbo_plugin.outbound.processor import RetryLater, Skip
 from crm_qbo_plugin.outbound.xero_contacts import ensure_contact
 from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import sync_invoice
+from crm_qbo_plugin.outbound.xero_items import item_codes
 from crm_qbo_plugin.store.links import (
     CONFLICT,
     DELETED,
@@ -135,7 +136,7 @@ def _record_payment(push: XeroPush, payment: Payment, answer: Mapping[str, Any])
 def _sale(push: XeroPush, payment: Payment, retrying: bool) -> None:
     books = push.books()
     contact_id = ensure_contact(push, payment.contact_id)
-    body = sale_invoice_body(payment, books, contact_id)
+    body = sale_invoice_body(payment, books, contact_id, item_codes(push))
     link = get_link(push.state, push.tenant, SALES_RECEIPT, payment.id)
     generation = link.generation if link else 0
     sale = push.xero.find_invoice_by_number(body["InvoiceNumber"]) if retrying else None

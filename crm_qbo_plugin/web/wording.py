@@ -54,7 +54,8 @@ QUICKBOOKS = Books(name="QuickBooks", product="QuickBooks Online", vendor="Intui
                          " by SKU or name, and a missing item is created on your revenue account.")
 XERO = Books(name="Xero", product="Xero", vendor="Xero", tax_code="tax rate", customer="contact", logo="x",
              field_mapping=False,
-             items="Xero items are never imported or created: each invoice line is sent with its description and"
+             items="Xero items are never imported or created: a line whose SKU is a Xero item's code (or, without"
+                   " a SKU, whose name is an item's name) is sent as that item; every line keeps its description and"
                    " amount on your revenue account, and the CRM's invoice number is the Xero invoice number.")
 
 

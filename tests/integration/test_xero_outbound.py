@@ -287,3 +287,24 @@ def test_a_phone_only_edit_reaches_the_xero_contact(plugin_config, xero_url):
         with stack.xero() as xero:
             phones = {p["PhoneType"]: p.get("PhoneNumber") for p in xero.get_contact(link.qbo_id)["Phones"]}
         assert phones["DEFAULT"] == "+64 21 555 0100"
+
+
+def test_lines_carry_the_xero_item_their_sku_or_name_names_and_items_are_never_created(plugin_config, xero_url):
+    """Items by code: a line whose SKU is an item's Code, or (without a SKU) whose name is an item's
+    Name, is sent with that ItemCode; any other line goes without one, and no item is made."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        with stack.xero() as xero:
+            made = xero.save_items([{"Code": "HEDGE-1", "Name": "Hedge trimming"},
+                                    {"Code": "MULCH", "Name": "Mulch"}], request_id="bookkeeper-items")
+            assert all(item.ok for item in made)
+        contact = _contact(stack)
+        invoice = _sent_invoice(stack, contact, [
+            {"name": "Trimming", "sku": "HEDGE-1", "quantity": "2", "unit_price": "60.00"},
+            {"name": "mulch", "quantity": "1", "unit_price": "5.00"},
+            {"name": "Gardening", "sku": "GARDEN", "quantity": "1", "unit_price": "10.00"}])
+        pushed = _invoice(stack, invoice["number"])
+        assert [(line["Description"], line.get("ItemCode")) for line in pushed["LineItems"]] == [
+            ("Trimming", "HEDGE-1"), ("mulch", "MULCH"), ("Gardening", None)]
+        assert pushed["Total"] == Decimal(invoice["total"])
+        with stack.xero() as xero:
+            assert sorted(item["Code"] for item in xero.items()) == ["HEDGE-1", "MULCH"]
