@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from crm_qbo_plugin.store.tables import Connection, InboxNotice, Link, OutboxEvent
 from tests.harness.faults import ALL_KINDS, Faults
 from tests.harness.stack import Stack, stack
-from tests.harness.workload import XERO, QboUser, Tenant, Workload
+from tests.harness.workload import XERO, QboUser, Tenant, Unavailable, Workload
 from tests.harness.xero_check import check_xero_tenant, xero_expected
 
 XERO_WEIGHT = 0.4  # a Xero tenant's share of the steps: Xero allows an organisation 60 calls a minute
@@ -244,8 +244,13 @@ def settle(st: Stack, faults: Faults, workload: Workload, timeout: float, say: A
     for proc in st.workers() + st.schedulers():
         st.restart(proc)
     for tenant in tenants:
-        if not tenant.connected:
-            workload.reconnect(tenant)
+        for attempt in range(10):  # as a user clicks Connect again after "Try again" (a throttled org)
+            if tenant.connected:
+                break
+            try:
+                workload.reconnect(tenant)
+            except Unavailable:
+                time.sleep(3.0 * (attempt + 1))
     # A backlog worked off at QuickBooks' rate limits (every record held while a tenant was
     # disconnected is retried below) may take longer than `timeout`: settling fails only when
     # nothing got done for `timeout` seconds, or after four times `timeout` in all.

@@ -315,8 +315,9 @@ class Stack:
 
     def connect_xero(self, tenant: str, org: str, *, reconnect: bool = False) -> None:
         """Store a Xero connection as the callback (`complete_xero_connect`) does after consent: tokens
-        for the organisation, its facts read with them; a reconnect then resumes what was parked."""
-        from crm_qbo_plugin.onboarding.lifecycle import resume_parked
+        for the organisation, its facts read with them; a reconnect then does what the callback does
+        after (`after_connect`: what was parked resumes, a poll reads what changed meanwhile)."""
+        from crm_qbo_plugin.onboarding.lifecycle import after_connect
         from crm_qbo_plugin.onboarding.xero_connect import save_xero_connection
         from crm_qbo_plugin.state import get_state
         from crm_qbo_plugin.store.connections import store_settings
@@ -330,7 +331,7 @@ class Stack:
             now = datetime.now(UTC) - timedelta(seconds=0 if reconnect else 1)
             save_xero_connection(state, tenant, org, tokens, now=now)
             if reconnect:
-                resume_parked(state, tenant, now)
+                after_connect(state, tenant, now, same_company=True)
             else:
                 store_settings(state.engine, tenant, {}, lambda _current: dict(XERO_BOOKS), now)
 

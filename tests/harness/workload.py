@@ -377,6 +377,7 @@ class Workload:
         return True
 
     def reconnect(self, tenant: Tenant) -> None:
+        from crm_qbo_plugin.onboarding.lifecycle import ConnectRefused
         from crm_qbo_plugin.qbo import QboError
         from crm_qbo_plugin.xero import XeroError
 
@@ -385,7 +386,7 @@ class Workload:
                 self.stack.connect_xero(tenant.location, tenant.realm, reconnect=True)
             else:
                 self.stack.reconnect(tenant.location, tenant.realm)
-        except (requests.RequestException, QboError, XeroError) as exc:
+        except (requests.RequestException, QboError, XeroError, ConnectRefused) as exc:  # "Try again"
             raise Unavailable(f"reconnect: {type(exc).__name__}") from None
         tenant.connected = True
         self.connection_changes["reconnect"] += 1
