@@ -15,6 +15,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -57,8 +58,12 @@ def start_web(st: Stack, name: str = "w3-web") -> tuple[Any, str]:
     return proc, url
 
 
-def send_burst(url: str, bodies: list[bytes], seconds: float) -> tuple[list[float], dict[int, int]]:
-    """POST every body on an even schedule over `seconds`; returns latencies (s) and status counts."""
+def send_burst(url: str | list[str], bodies: list[bytes], seconds: float, path: str = WEBHOOK_PATH,
+               signed: Callable[[bytes], dict[str, str]] | None = None) -> tuple[list[float], dict[int, int]]:
+    """POST every body on an even schedule over `seconds` (to `url`, or to each of several in turn),
+    signed as Intuit signs unless `signed` gives the headers; returns latencies (s) and status counts."""
+    urls = [url] if isinstance(url, str) else url
+    headers = signed or (lambda body: {"intuit-signature": sign(body)})
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -75,8 +80,8 @@ def send_burst(url: str, bodies: list[bytes], seconds: float) -> tuple[list[floa
             body = bodies[index]
             sent = time.perf_counter()
             try:
-                answer = session.post(f"{url}{WEBHOOK_PATH}", data=body, timeout=30, headers={
-                    "Content-Type": "application/json", "intuit-signature": sign(body)})
+                answer = session.post(f"{urls[index % len(urls)]}{path}", data=body, timeout=30,
+                                      headers={"Content-Type": "application/json", **headers(body)})
                 status = answer.status_code
             except requests.RequestException:
                 status = 0

@@ -11,6 +11,7 @@ the sandbox's 429 counter each second, so 429s after the warm-up (QBO's first mi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -54,12 +55,14 @@ def crm_rows_settled(st: Stack, tenants: list[str]) -> bool:
 
 
 class Ticker:
-    """Each second: the sweeper's job, and a sample of the sandbox's 429 counter."""
+    """Each second: the sweeper's job, and a sample of the sandbox's 429 counter (QuickBooks' sandbox,
+    or the `stats` of another, e.g. Xero's)."""
 
-    def __init__(self, st: Stack) -> None:
+    def __init__(self, st: Stack, stats: Callable[[], dict[str, Any]] | None = None) -> None:
         from crm_qbo_plugin.state import get_state
 
         self.st = st
+        self.stats = stats
         self.state = get_state(st.app())
         self.started = time.perf_counter()
         self.last = 0.0
@@ -73,8 +76,10 @@ class Ticker:
             return
         self.last = now
         sweep_outbox(self.state)
-        assert self.st.sandbox is not None
-        self.samples.append((now - self.started, int(self.st.sandbox.stats().get("throttled", 0))))
+        if self.stats is None:
+            assert self.st.sandbox is not None
+            self.stats = self.st.sandbox.stats
+        self.samples.append((now - self.started, int(self.stats().get("throttled", 0))))
 
     def throttled_after(self, seconds: float) -> int:
         """429s counted after `seconds` of the run (the warm-up)."""

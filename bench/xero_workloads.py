@@ -33,8 +33,8 @@ from bench import peers
 from bench.infra import ROOT, Proc, Stack, new_location
 from bench.measure import median, percentile, plugin_usage, rows, wait_until
 from bench.w1_import import check_import, import_done
-from bench.w3_webhooks import SENDERS, start_web
-from bench.w4_push import INVOICES_PER_CONTACT, crm_rows_settled, publish_invoices
+from bench.w3_webhooks import send_burst, start_web
+from bench.w4_push import INVOICES_PER_CONTACT, Ticker, crm_rows_settled, publish_invoices
 from bench.xero_infra import (
     XERO_WEBHOOK_KEY,
     XeroRest,
@@ -138,33 +138,6 @@ def run_import(st: Stack, sandbox: XeroSandbox, org: str, contacts: int, invoice
 
 
 # -- XP: push ----------------------------------------------------------------------------------------
-class XeroTicker:
-    """Each second: the sweeper's job, and a sample of the sandbox's 429 counter."""
-
-    def __init__(self, st: Stack, sandbox: XeroSandbox) -> None:
-        from crm_qbo_plugin.state import get_state
-
-        self.state, self.sandbox = get_state(st.app()), sandbox
-        self.started = time.perf_counter()
-        self.last = 0.0
-        self.samples: list[tuple[float, int]] = []
-
-    def __call__(self) -> None:
-        from crm_qbo_plugin.outbound.sweeper import sweep_outbox
-
-        now = time.perf_counter()
-        if now - self.last < 1.0:
-            return
-        self.last = now
-        sweep_outbox(self.state)
-        self.samples.append((now - self.started, int(self.sandbox.stats().get("throttled", 0))))
-
-    def throttled_after(self, seconds: float) -> int:
-        before = [n for t, n in self.samples if t <= seconds]
-        total = self.samples[-1][1] if self.samples else 0
-        return total - (before[-1] if before else 0)
-
-
 def _counts(stats: dict[str, Any], org: str) -> dict[str, Any]:
     return {"calls": int(stats.get("by_tenant", {}).get(org, 0)), "throttled_429": int(stats.get("throttled", 0)),
             "by_endpoint": dict(stats.get("by_endpoint", {})),
@@ -179,7 +152,7 @@ def run_push(st: Stack, sandbox: XeroSandbox, invoices: int, workers_count: int)
     publish_s = publish_invoices(st, tenant, invoices, "XP")
     sandbox.stats(reset=True)
     workers = st.start_workers(workers_count, "xero-worker", hold=True)
-    ticker = XeroTicker(st, sandbox)
+    ticker = Ticker(st, sandbox.stats)
     wall = wait_until(lambda: crm_rows_settled(st, [tenant]), "the Xero push", TIMEOUT, workers,
                       tick=ticker, interval=0.1)
     usage = plugin_usage(workers)
@@ -226,43 +199,6 @@ def notice_body(org: str, invoice_id: str, sequence: int) -> bytes:
                        "entropy": secrets.token_hex(10).upper()}).encode()
 
 
-def send_burst(urls: list[str], bodies: list[bytes], seconds: float) -> tuple[list[float], dict[int, int]]:
-    """POST every body on an even schedule over `seconds`, alternating web processes."""
-    import threading
-
-    import requests
-
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    interval = seconds / max(1, len(bodies))
-    origin = time.perf_counter() + 0.2
-
-    def sender(offset: int) -> None:
-        session = requests.Session()
-        for index in range(offset, len(bodies), SENDERS):
-            pause = origin + index * interval - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            sent = time.perf_counter()
-            try:
-                status = session.post(urls[index % len(urls)] + WEBHOOK_PATH, data=bodies[index], timeout=30,
-                                      headers={"Content-Type": "application/json",
-                                               "x-xero-signature": sign(bodies[index])}).status_code
-            except requests.RequestException:
-                status = 0
-            with lock:
-                latencies.append(time.perf_counter() - sent)
-                statuses[status] = statuses.get(status, 0) + 1
-
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, statuses
-
-
 def run_webhooks(st: Stack, sandbox: XeroSandbox, push: dict[str, Any], notices: int, seconds: float,
                  webs: list[tuple[Proc, str]], workers: list[Proc]) -> dict[str, Any]:
     """Pay `notices` of the pushed invoices in Xero, then send one notice each."""
@@ -279,7 +215,8 @@ def run_webhooks(st: Stack, sandbox: XeroSandbox, push: dict[str, Any], notices:
         proc.mark()
     sandbox.stats(reset=True)
     started = time.perf_counter()
-    latencies, statuses = send_burst([url for _proc, url in webs], bodies, seconds)
+    latencies, statuses = send_burst([url for _proc, url in webs], bodies, seconds, WEBHOOK_PATH,
+                                     lambda body: {"x-xero-signature": sign(body)})
     burst_wall = time.perf_counter() - started
     crm_ids = [str(r[0]) for r in rows(st, "SELECT crm_id FROM qbo_link WHERE tenant_id = :t AND kind = 'invoice' "
                                            "AND qbo_id IN (" + ", ".join(f"'{i['InvoiceID']}'" for i in paid) + ")",
