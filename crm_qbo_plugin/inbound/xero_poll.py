@@ -2,9 +2,10 @@
 come to the CRM (new contacts created, changed ones updated; invoices made in Xero imported when
 "Import invoices" is on; a payment or void of an invoice the CRM sent reaches that invoice). Xero's
 webhook notices (web/xero_webhooks.py) wait in the same inbox as QuickBooks' and queue a poll, which
-settles them after its read: a notice that arrived before the read began, about a record the read
-brought, is settled with what the read did with that record (the change it announced happened before
-the read, so the read saw it); any other is re-read by id (a notice is not data).
+settles them after its read: a notice about a record the read brought is settled with what the read
+did with that record when the read saw the change it announces — the notice arrived before the read
+began, or the version read is at least as new as the notice's event date (both Xero's clock); any
+other is re-read by id (a notice is not data). A burst then costs one modified-since read.
 
 Each poll reads the contacts, then the invoices, modified since their watermarks (oldest first,
 `If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time), and
@@ -50,12 +51,28 @@ OVERLAP = timedelta(seconds=1)
 POLL_PAGE_SIZE = 100
 
 
+@dataclass(frozen=True)
+class Read:
+    """What a poll's read did with one record, and the version (`UpdatedDateUTC`) it read."""
+
+    outcome: Outcome
+    updated: datetime | None
+
+    def covers(self, stamp: str) -> bool:
+        """Whether this read saw the change a notice with this event date announces."""
+        try:
+            when = datetime.fromisoformat(stamp)
+        except ValueError:
+            return False
+        return self.updated is not None and when.tzinfo is not None and self.updated >= when
+
+
 @dataclass
 class PollResult:
     status: str  # polled | busy | not-connected
     applied: int = 0
     skipped: int = 0
-    read: dict[tuple[str, str], Outcome] = field(default_factory=dict)  # what this poll's read did, by record
+    read: dict[tuple[str, str], Read] = field(default_factory=dict)  # what this poll's read did, by record
 
     def count(self, outcome: Outcome) -> None:
         if outcome.status is InboxStatus.APPLIED:
@@ -136,7 +153,7 @@ def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]
     for record in page:
         outcome = applier.apply_contact(record) if collection == "Contacts" else applier.apply_xero_invoice(record)
         result.count(outcome)
-        result.read[(entity, str(record.get(key) or "").lower())] = outcome
+        result.read[(entity, str(record.get(key) or "").lower())] = Read(outcome, _updated(record))
         newest = max(newest, _updated(record) or newest)
     return newest
 
@@ -144,15 +161,17 @@ def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]
 def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, result: PollResult,
                    arrived: int) -> None:
     """Settle the organisation's pending webhook notices, in arrival order; those `result.read`
-    covers (arrived by `arrived`) without reading their record again."""
+    covers (arrived by `arrived`, or announcing a change no newer than the version read) without
+    reading their record again."""
     after = 0
     while batch := inbox.pending_ids(state.engine, org, after=after):
+        stamps = inbox.change_stamps(state.engine, batch)
         for notice in inbox.pending_notices(state.engine, batch):
             notice_id, entity, entity_id = int(notice[0]), str(notice[2]), str(notice[3])
-            read = result.read.get((entity, entity_id.lower())) if notice_id <= arrived else None
-            if read is not None:  # counted with its page already
-                inbox.settle(state.engine, notice_id, read.status, read.reason or None)
-                continue
+            read = result.read.get((entity, entity_id.lower()))
+            if read is not None and (notice_id <= arrived or read.covers(stamps.get(notice_id, ""))):
+                inbox.settle(state.engine, notice_id, read.outcome.status, read.outcome.reason or None)
+                continue  # counted with its page already
             applier = XeroApplier(state, target, xero)
             outcome = _apply_notice(applier, xero, entity, entity_id)
             with transaction(state.engine) as db:

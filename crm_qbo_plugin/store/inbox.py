@@ -280,6 +280,13 @@ def pending_notices(engine: Engine, notice_ids: Sequence[int]) -> list[Any]:
         ).all())
 
 
+def change_stamps(engine: Engine, notice_ids: Sequence[int]) -> dict[int, str]:
+    """The change stamps of these notices, by id (for Xero: when the change happened, its event date)."""
+    with engine.connect() as conn:
+        return {int(i): str(stamp) for i, stamp in conn.execute(
+            sa.select(INBOX.c.id, INBOX.c.change_stamp).where(INBOX.c.id.in_(notice_ids)))}
+
+
 def pending_notice(engine: Engine, notice_id: int) -> InboxNotice | None:
     """The notice, if it is still pending."""
     with session(engine) as db:

@@ -484,3 +484,44 @@ def test_a_notice_that_arrives_while_a_poll_runs_is_applied_by_that_poll_before_
         with Session(get_state(stack.app).engine) as db:
             statuses = db.exec(select(InboxNotice.status).where(InboxNotice.realm_id == stack.org)).all()
         assert statuses == ["applied"]
+
+
+def test_a_notice_arriving_during_the_poll_is_settled_by_its_read_only_if_that_read_saw_its_change(
+        plugin_config, xero_url, monkeypatch):
+    """Xero dates each event (when the change happened): a notice that arrives while a poll runs,
+    about a change no newer than the version the poll read, needs no read of its own; one about a
+    later change is read again."""
+    from crm_qbo_plugin.inbound import xero_poll
+    from crm_qbo_plugin.qbo.notices import Notice
+    from crm_qbo_plugin.store import inbox
+    from crm_qbo_plugin.xero import parse_timestamp
+
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        invoice = _sent(stack, "70.00")
+        link = get_link(get_state(stack.app), stack.tenant, "invoice", invoice["id"])
+        assert link is not None
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            xero.create_payment({"Invoice": {"InvoiceID": link.qbo_id}, "Account": {"Code": "090"},
+                                 "Date": "2026-12-03", "Amount": Decimal("30.00")}, request_id="bookkeeper-1")
+            changed = parse_timestamp(xero.get_invoice(link.qbo_id)["UpdatedDateUTC"])
+        settle = xero_poll._apply_notices
+
+        def notices_arrive(state, target, org, xero, result, arrived):
+            for when in (changed, changed + timedelta(seconds=1)):  # the payment's event, then a later one
+                inbox.store_webhook(state.engine, [Notice(realm_id=org, entity="XeroInvoice", entity_id=link.qbo_id,
+                                                          operation="UPDATE", change_stamp=when.isoformat())],
+                                    utcnow())
+            settle(state, target, org, xero, result, arrived)
+
+        monkeypatch.setattr(xero_poll, "_apply_notices", notices_arrive)
+        before = stack.stats()
+        assert _poll(stack).status == "polled"
+        after = stack.stats()
+        assert after.get("invoices.read", 0) == before.get("invoices.read", 0) + 1  # the later one only
+        paid = stack.api("GET", f"/api/invoices/{invoice['id']}").json
+        assert Decimal(paid["amount_paid"]) == Decimal("30.00")
+        with Session(get_state(stack.app).engine) as db:
+            settled = db.exec(select(InboxNotice.change_stamp, InboxNotice.status).where(
+                InboxNotice.realm_id == stack.org).order_by(InboxNotice.id)).all()  # type: ignore[arg-type]
+        assert [status for _stamp, status in settled] == ["applied", "skipped"]
