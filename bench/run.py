@@ -309,6 +309,11 @@ def versions(peer_versions: dict[str, str], server: PostgresServer | None = None
     if server is not None:
         found["postgresql"] = server.version()
     found.update({f"peer:{k}": v for k, v in peer_versions.items()})
+    for name in ("xero-python", "pyxero"):  # the Xero peers run in the project's own venv
+        try:
+            found[f"peer:{name}"] = version(name)
+        except Exception:  # noqa: BLE001 - a missing distribution is reported as such
+            found[f"peer:{name}"] = "missing"
     return found
 
 
