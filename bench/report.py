@@ -8,21 +8,10 @@ from typing import Any
 
 from bench import xero_report
 from bench.report_tables import f as _f
+from bench.report_tables import ms_per as _ms_per_record
 from bench.report_tables import ok as _ok
+from bench.report_tables import ratio as _ratio
 from bench.report_tables import table as _table
-
-
-def _ms_per_record(cpu_s: Any, records: Any) -> str:
-    if not isinstance(cpu_s, int | float) or not records:
-        return "–"
-    return f"{cpu_s * 1000.0 / records:.3f}"
-
-
-def _ratio(measured: Any, floor: Any) -> str:
-    if not isinstance(measured, int | float) or not isinstance(floor, int | float) or not floor:
-        return "–"
-    return f"{measured / floor:.2f}×"
-
 
 FAIR_PEER = "fair peer (pq + host writes)"
 

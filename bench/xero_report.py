@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report_tables import f, ok, table
+from bench.report_tables import f, ms_per, ok, ratio, table
 
 NOTES = [
     "- One organisation per workload, Xero's limits on (5 in flight, 60 a minute); the sandbox's clock runs "
@@ -33,9 +33,9 @@ def section(xero: dict[str, Any] | None) -> list[str]:
     lines = [f"Clock speed {f(xero['clock_speed'], 0)}; L (50-invoice PUT) {xero['call_s'] * 1000:.1f} ms.", ""]
     if "XI" in w:
         xi = w["XI"]
-        rows = [[name, f(entry.get("wall_s"), 3), f(xi["floor"]["wall_s"], 3), _times(entry.get("wall_s"),
-                 xi["floor"]["wall_s"]), _times(entry.get("wall_s"), xi["plugin"]["wall_s"]), f(entry.get("calls")),
-                 f(entry.get("throttled_429")), _ms(entry.get("cpu_s"), xi["plugin"]["records"]),
+        rows = [[name, f(entry.get("wall_s"), 3), f(xi["floor"]["wall_s"], 3), ratio(entry.get("wall_s"),
+                 xi["floor"]["wall_s"]), ratio(entry.get("wall_s"), xi["plugin"]["wall_s"]), f(entry.get("calls")),
+                 f(entry.get("throttled_429")), ms_per(entry.get("cpu_s"), xi["plugin"]["records"], 2),
                  f(entry.get("peak_rss_mb"), 1), ok(entry)]
                 for name in ("plugin", "xero-python", "pyxero") if (entry := xi.get(name))]
         lines += [f"XI: import of {xi['plugin']['records'] // 2} contacts + {xi['plugin']['records'] // 2} invoices; "
@@ -55,7 +55,7 @@ def section(xero: dict[str, Any] | None) -> list[str]:
             rows.append([name, f(wall, 3), f(floor["wall_s"], 3), _share(floor["wall_s"], wall),
                          _share(single["wall_s"], wall), f(entry.get("calls")),
                          f(entry.get("throttled_after_warmup", entry.get("throttled_429"))),
-                         _ms(entry.get("cpu_s"), xp["plugin"]["invoices"]),
+                         ms_per(entry.get("cpu_s"), xp["plugin"]["invoices"], 2),
                          f(entry.get("peak_rss_mb"), 1), ok(entry)])
         lines += [f"XP: {xp['plugin']['invoices']} invoices, {xp['plugin']['contacts']} new contacts; floor "
                   f"{floor['calls']} calls in arrays of 50 ({single['calls']} one record a call).", ""]
@@ -67,24 +67,12 @@ def section(xero: dict[str, Any] | None) -> list[str]:
         lines += table(["notices", "ack p50 ms", "ack p99 ms", "consistent after s", "web CPU ms/notice",
                         "worker CPU ms/notice", "calls", "429s", "correct"],
                        [[f(xw["notices"]), f(xw["ack_p50_ms"]), f(xw["ack_p99_ms"]), f(xw["consistent_after_s"]),
-                         f(xw["web_cpu_ms_per_notice"]), _ms(xw["workers"]["cpu_s"], xw["notices"]),
+                         f(xw["web_cpu_ms_per_notice"]), ms_per(xw["workers"]["cpu_s"], xw["notices"], 2),
                          f(xw["calls"]), f(xw["throttled_429"]), ok(w["XW"]["plugin"])]])
     return lines
-
-
-def _times(wall_s: Any, other_s: Any) -> str:
-    if not isinstance(wall_s, int | float) or not isinstance(other_s, int | float) or not other_s:
-        return "–"
-    return f"{wall_s / other_s:.2f}×"
 
 
 def _share(floor_s: Any, wall_s: Any) -> str:
     if not isinstance(floor_s, int | float) or not isinstance(wall_s, int | float) or not wall_s:
         return "–"
     return f"{100.0 * floor_s / wall_s:.0f}%"
-
-
-def _ms(cpu_s: Any, units: Any) -> str:
-    if not isinstance(cpu_s, int | float) or not units:
-        return "–"
-    return f"{cpu_s * 1000.0 / units:.2f}"

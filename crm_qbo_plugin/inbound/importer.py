@@ -41,7 +41,7 @@ from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import transaction
 from crm_qbo_plugin.store.runs import finish_run, open_run, pause_run, save_counts, start_run
-from crm_qbo_plugin.store.tables import ConnectionStatus, SyncRun
+from crm_qbo_plugin.store.tables import Connection, ConnectionStatus, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +91,43 @@ def run_import(state: Services, tenant: str) -> SyncRun | None:
     connection = connection_for(state.engine, tenant)
     if connection is None or connection.status != ConnectionStatus.CONNECTED.value or not connection.realm_id:
         return None
-    lock = import_lock(state, tenant)
+
+    def read(target: Target, run: SyncRun, counts: dict[str, Any], lock: LeaderLock, customers: bool) -> None:
+        phases = [p for p in PHASES if (customers if p[0] == "Customer" else target.import_invoices)]
+        with client_for(state, target.realm_id) as qbo, _Reader(state, target.realm_id) as reader:
+            for phase in _plan(state, target, reader, run, counts, phases):
+                _import_entity(state, target, qbo, run, counts, phase, lock)
+
+    return import_under_lock(state, connection, "QuickBooks", ReconnectRequired, QboError, read)
+
+
+ImportBody = Callable[[Target, SyncRun, dict[str, Any], LeaderLock, bool], None]
+
+
+def import_under_lock(state: Services, connection: Connection, books: str, reconnect: type[Exception],
+                      stopped: type[Exception], read: ImportBody) -> SyncRun | None:
+    """The run every books' import shares: the tenant's import lock (None if another worker holds
+    it), the open run resumed or a new one, then `read(target, run, counts, lock, customers)`
+    (customers: whether contacts are imported). A `reconnect` error marks the connection needs-
+    reconnect and a `stopped` one (or Busy) pauses the run; either way it resumes from its
+    checkpoints. History never fires triggers."""
+    lock = import_lock(state, connection.tenant_id)
     if not lock.try_acquire_or_renew():
         return None
     try:
-        target = replace(Target.of(connection), fire_automations=False)  # history never fires triggers
-        run = _open_run(state, tenant) or start_run(state.engine, tenant, KIND)
+        target = replace(Target.of(connection), fire_automations=False)
+        run = _open_run(state, connection.tenant_id) or start_run(state.engine, connection.tenant_id, KIND)
         counts = dict(run.counts)
         customers = card_settings(connection).import_customers or target.import_invoices
-        phases = [p for p in PHASES if (customers if p[0] == "Customer" else target.import_invoices)]
         errors: list[str] = []
         try:
-            with client_for(state, target.realm_id) as qbo, _Reader(state, target.realm_id) as reader:
-                for phase in _plan(state, target, reader, run, counts, phases):
-                    _import_entity(state, target, qbo, run, counts, phase, lock)
-        except ReconnectRequired:
+            read(target, run, counts, lock, customers)
+        except reconnect:
             mark_needs_reconnect(state, target.realm_id)
-            errors.append("QuickBooks needs to be reconnected; the import resumes after reconnecting")
-        except (QboError, _Busy) as exc:
-            log.warning("inbound.import_stopped error=%s next=resume_from_checkpoint", type(exc).__name__)
+            errors.append(f"{books} needs to be reconnected; the import resumes after reconnecting")
+        except (stopped, Busy) as exc:
+            log.warning("inbound.import_stopped provider=%s error=%s next=resume_from_checkpoint",
+                        connection.provider, type(exc).__name__)
             errors.append(f"{type(exc).__name__}: {exc}")
         if errors:
             run.counts = counts
@@ -119,8 +137,8 @@ def run_import(state: Services, tenant: str) -> SyncRun | None:
         lock.release()
 
 
-class _Busy(Exception):
-    """The realm lock stayed taken (a long drain): the page is tried again by the next run."""
+class Busy(Exception):
+    """The realm lock stayed taken (a long drain or poll): the page is tried again by the next run."""
 
 
 class _Reader:
@@ -242,7 +260,7 @@ def _apply_page(state: Services, target: Target, qbo: QboClient, run: SyncRun, c
                 entity: str, key: str, page: list[dict[str, Any]]) -> None:
     with holding(state.redis, target.realm_id, wait_seconds=LOCK_WAIT_SECONDS) as realm:
         if realm is None:
-            raise _Busy("another worker held this company's changes for too long")
+            raise Busy("another worker held this company's changes for too long")
         applier = Applier(state, target, qbo, defer_host_writes=True)
         applier.preload(entity, page)
         for body in page:

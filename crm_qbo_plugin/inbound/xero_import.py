@@ -14,28 +14,23 @@ in Xero after the connect is also read by the modified-since poll, which starts 
 
 from __future__ import annotations
 
-import logging
 from contextlib import closing
-from dataclasses import replace
 from typing import Any
 
 from crm_qbo_plugin.inbound.apply import Target
-from crm_qbo_plugin.inbound.importer import KIND, LOCK_WAIT_SECONDS, import_lock
+from crm_qbo_plugin.inbound.importer import LOCK_WAIT_SECONDS, Busy, import_under_lock
 from crm_qbo_plugin.inbound.xero_apply import CONTACT_ENTITY, INVOICE_ENTITY, XeroApplier
 from crm_qbo_plugin.runtime.clients import xero_client_for
+from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
-from crm_qbo_plugin.runtime.status import mark_needs_reconnect
 from crm_qbo_plugin.store import cursors
-from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
 from crm_qbo_plugin.store.db import transaction
-from crm_qbo_plugin.store.runs import finish_run, open_run, pause_run, save_counts, start_run
+from crm_qbo_plugin.store.runs import save_counts
 from crm_qbo_plugin.store.tables import ConnectionStatus, SyncRun
 from crm_qbo_plugin.store.types import Provider
 from crm_qbo_plugin.xero import ReconnectRequired, UnexpectedResponseError, XeroClient, XeroError
-
-log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
 
@@ -53,43 +48,21 @@ CONTACTS = _Phase(CONTACT_ENTITY, "Contacts", "customers", "ContactID ASC", {"in
 INVOICES = _Phase(INVOICE_ENTITY, "Invoices", "invoices", "InvoiceID ASC", {"where": 'Type=="ACCREC"'})
 
 
-class _Busy(Exception):
-    """The realm lock stayed taken (a long poll): the page is tried again by the next run."""
-
-
 def run_xero_import(state: Services, tenant: str) -> SyncRun | None:
     """Import, or resume, the tenant's Xero records; None if not connected or already running."""
     connection = connection_for(state.engine, tenant)
     if connection is None or connection.provider != Provider.XERO.value \
             or connection.status != ConnectionStatus.CONNECTED.value or not connection.realm_id:
         return None
-    lock = import_lock(state, tenant)
-    if not lock.try_acquire_or_renew():
-        return None
-    try:
-        target = replace(Target.of(connection), fire_automations=False)  # history never fires triggers
-        run = open_run(state.engine, tenant, KIND) or start_run(state.engine, tenant, KIND)
-        counts = dict(run.counts)
-        customers = card_settings(connection).import_customers or target.import_invoices
+
+    def read(target: Target, run: SyncRun, counts: dict[str, Any], lock: LeaderLock, customers: bool) -> None:
         phases = [p for p in (CONTACTS, INVOICES) if (customers if p is CONTACTS else target.import_invoices)]
-        errors: list[str] = []
-        try:
-            with closing(xero_client_for(state, target.realm_id)) as xero:
-                for phase in phases:
-                    _import_phase(state, target, xero, run, counts, phase)
-                    lock.try_acquire_or_renew()
-        except ReconnectRequired:
-            mark_needs_reconnect(state, target.realm_id)
-            errors.append("Xero needs to be reconnected; the import resumes after reconnecting")
-        except (XeroError, _Busy) as exc:
-            log.warning("inbound.import_stopped provider=xero error=%s next=resume_from_checkpoint", type(exc).__name__)
-            errors.append(f"{type(exc).__name__}: {exc}")
-        if errors:
-            run.counts = counts
-            return pause_run(state.engine, run, errors)
-        return finish_run(state.engine, run, counts, [])
-    finally:
-        lock.release()
+        with closing(xero_client_for(state, target.realm_id)) as xero:
+            for phase in phases:
+                _import_phase(state, target, xero, run, counts, phase)
+                lock.try_acquire_or_renew()
+
+    return import_under_lock(state, connection, "Xero", ReconnectRequired, XeroError, read)
 
 
 def _read_page(xero: XeroClient, phase: _Phase, page: int) -> tuple[list[dict[str, Any]], int | None]:
@@ -125,7 +98,7 @@ def _apply_page(state: Services, target: Target, xero: XeroClient, run: SyncRun,
                 phase: _Phase, rows: list[dict[str, Any]], page: int) -> None:
     with holding(state.redis, target.realm_id, wait_seconds=LOCK_WAIT_SECONDS) as realm:
         if realm is None:
-            raise _Busy("another worker held this organisation's changes for too long")
+            raise Busy("another worker held this organisation's changes for too long")
         applier = XeroApplier(state, target, xero, defer_host_writes=True)
         applier.preload_records(phase.entity, rows)
         for record in rows:
