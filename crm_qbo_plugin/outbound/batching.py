@@ -100,6 +100,7 @@ Unfit = tuple[OutboxEvent, str]
 
 
 P = TypeVar("P", bound=RecordPush)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -387,28 +388,35 @@ def _emails(contacts: Sequence[Contact]) -> list[str]:
 
 def _ahead(push: Push, skip: set[str]) -> list[Contact]:
     """Unlinked contacts of the invoices waiting next whose e-mails no recent query covered (up to
-    one query's worth), so the e-mail query made now covers the next batches' new contacts too.
+    one query's worth), so the e-mail query made now covers the next batches' new contacts too."""
+    return contacts_ahead(push, skip, EMAILS_PER_QUERY, lambda contact_ids: _unnoted(push, contact_ids))
+
+
+def contacts_ahead(push: RecordPush, skip: set[str], want: int, keep: Callable[[list[str]], list[T]],
+                   fits: Callable[[Invoice], bool] = lambda _invoice: True) -> list[T]:
+    """Up to `want` of the contacts `keep` returns for the contact ids of the invoices waiting next
+    (first sends of the tenant that `fits`, in the order they wait), ids in `skip` left out.
 
     Rows are read galloping: the step doubles while the same contact comes back and falls to one
     when another appears, so a run of one contact's invoices costs a few reads, not one each. A
     contact missed in a skipped stretch is only looked up later, by its own batch."""
     subjects = outbox.first_send_subjects(push.state.engine, push.tenant, push.row.id, push.conn.connected_at,
                                           LOOKAHEAD_ROWS)
-    ahead: list[Contact] = []
+    ahead: list[T] = []
     seen = set(skip)
     pending: list[str] = []
     index, step, last = 0, 1, None
-    while index < len(subjects) and len(ahead) < EMAILS_PER_QUERY:
+    while index < len(subjects) and len(ahead) < want:
         invoice = push.host.get_invoice(push.tenant, subjects[index])
-        contact_id = invoice.contact_id if invoice is not None else None
+        contact_id = invoice.contact_id if invoice is not None and fits(invoice) else None
         step = step * 2 if contact_id is not None and contact_id == last else 1
         last = contact_id
         if contact_id is not None and contact_id not in seen:
             seen.add(contact_id)
             pending.append(contact_id)
         index += step
-        if len(pending) >= EMAILS_PER_QUERY - len(ahead) or (pending and index >= len(subjects)):
-            ahead.extend(_unnoted(push, pending))
+        if len(pending) >= want - len(ahead) or (pending and index >= len(subjects)):
+            ahead.extend(keep(pending))
             pending = []
     return ahead
 
@@ -484,5 +492,5 @@ def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
 
 QBO_BATCH: BatchPlan[Push] = BatchPlan(MAX_BATCH_ITEMS, _leader, _prepare, _send)
 
-__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "choose", "claim", "eligible", "finish_many", "lead_batch",
+__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "choose", "claim", "contacts_ahead", "eligible", "finish_many", "lead_batch",
            "leader_invoice", "push_invoice_or_batch", "release", "request_id_of"]

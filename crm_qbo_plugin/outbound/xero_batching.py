@@ -3,8 +3,8 @@
 The batch leader is batching.py's (`lead_batch`: the claim of waiting rows, the hand-back of unfit
 ones, the invoices' push locks, the cancelled jobs); this module brings what is Xero's through its
 `BatchPlan`: which row may lead, the members' contacts (the new ones matched with one lookup and
-created in one array, `xero_contacts.ensure_contacts`) and bodies, and the one array write. It goes with
-``summarizeErrors=false``, so Xero answers each element on its own: a created invoice is linked
+created in one array, with those of the invoices waiting next: `xero_contacts.ensure_contacts`) and
+bodies, and the one array write. It goes with ``summarizeErrors=false``, so Xero answers each element on its own: a created invoice is linked
 (its total checked) and its row done; a refused one fails on its own row and link with Xero's
 words, exactly as a single push would, while the rest land.
 
@@ -30,6 +30,7 @@ from crm_qbo_plugin.outbound.batching import (
     Ready,
     Unfit,
     choose,
+    contacts_ahead,
     finish_many,
     lead_batch,
     leader_invoice,
@@ -44,8 +45,10 @@ from crm_qbo_plugin.outbound.xero_context import XeroPush
 from crm_qbo_plugin.outbound.xero_invoices import ENTITY, push_invoice, write_with_total
 from crm_qbo_plugin.outbound.xero_items import item_codes
 from crm_qbo_plugin.store.links import (
+    CONTACT,
     INVOICE,
     PENDING,
+    links_for,
     record_writes,
     set_statuses,
 )
@@ -103,11 +106,22 @@ def _prepare(push: XeroPush, leader: Invoice, members: list[OutboxEvent]) -> tup
 
 def _contacts(push: XeroPush, chosen: list[tuple[OutboxEvent, Invoice]]) -> tuple[dict[str, str], dict[str, str]]:
     """({contact id: Xero ContactID}, {contact id: why its invoices go the single path}): the new
-    ones matched with one lookup and created in one array, each keyed to the first row naming it."""
+    ones (and those of the invoices waiting next) matched with one lookup and created in one
+    array, each of the batch's keyed to the first row naming it."""
     first_rows: dict[str, OutboxEvent] = {}
     for row, invoice in chosen:
         first_rows.setdefault(invoice.contact_id, row)
-    return ensure_contacts(push, first_rows)
+
+    def ahead(skip: set[str], want: int) -> list[str]:
+        return contacts_ahead(push, skip, want, lambda contact_ids: _unlinked(push, contact_ids),
+                              lambda invoice: _eligible(push, invoice) is not None)
+
+    return ensure_contacts(push, first_rows, ahead)
+
+
+def _unlinked(push: XeroPush, contact_ids: list[str]) -> list[str]:
+    linked = links_for(push.state, push.tenant, CONTACT, contact_ids)
+    return [c for c in contact_ids if c not in linked]
 
 
 def _send(push: XeroPush, members: list[Ready]) -> None:

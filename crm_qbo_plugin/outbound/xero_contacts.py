@@ -9,7 +9,7 @@ CRM id as ContactNumber; a retry later finds the earlier create by e-mail or by 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ from crm_qbo_plugin.host import Contact, get_contacts
 from crm_qbo_plugin.mapping.names import contact_name_candidates, valid_email
 from crm_qbo_plugin.mapping.xero_contact import contact_body, contact_number, match_contact
 from crm_qbo_plugin.mapping.xero_record import as_written
+from crm_qbo_plugin.outbound.batching import LOOKUP, LOOKUP_WAIT_SECONDS
 from crm_qbo_plugin.outbound.customers import contact_to_update, linked_or_new
 from crm_qbo_plugin.outbound.failures import PushConflict, PushFailed
 from crm_qbo_plugin.outbound.processor import Skip
@@ -61,28 +62,30 @@ def ensure_contact(push: XeroPush, contact_id: str) -> str:
         return _create(push, contact, generation)
 
 
-def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent]) -> tuple[dict[str, str], dict[str, str]]:
+def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent],
+                    ahead: Callable[[set[str], int], list[str]] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """`ensure_contact` for a backlog's contacts (each keyed to the first outbox row naming it):
     ({contact id: ContactID}, {contact id: why its invoices wait for their own push}).
 
     The new ones whose push locks are free are matched with ONE lookup (their e-mails and names)
-    and the unmatched created in ONE array write (`summarizeErrors=false`); any contact this
-    cannot settle (a lock held elsewhere, a name Xero says is taken, a link in another state)
-    goes through `ensure_contact` one by one, as the single path would."""
+    and the unmatched created in ONE array write (`summarizeErrors=false`). `ahead(skip, want)`
+    adds up to `want` unlinked contacts of the invoices waiting next, so the one lookup and the
+    one array also serve the next batches (Xero's 60 calls a minute are then spent on invoices).
+    One leader of the organisation at a time takes this step, so the next finds its contacts
+    linked instead of racing for their locks. Any contact this cannot settle (a lock held
+    elsewhere, a name Xero says is taken, a link in another state) goes through `ensure_contact`
+    one by one, as the single path would."""
     ids: dict[str, str] = {}
-    links = links_for(push.state, push.tenant, CONTACT, list(first_rows))
-    for contact_id, link in links.items():
-        if link.qbo_id and link.status not in (DELETED, IGNORED):
-            ids[contact_id] = link.qbo_id
-    new = [c for c in first_rows if c not in links][:MAX_ELEMENTS]
-    held = {c: lock for c in new if (lock := push.try_lock(CONTACT, c)) is not None}
-    try:
-        _link_new(push, [c for c in held if c not in links_for(push.state, push.tenant, CONTACT, list(held))],
-                  first_rows, ids)
-    finally:
-        for lock in held.values():
-            with suppress(LockError):
-                lock.release()
+    _add_linked(push, list(first_rows), ids)
+    new = [c for c in first_rows if c not in ids]
+    if new:
+        gate = push.wait_lock(LOOKUP, "contacts", LOOKUP_WAIT_SECONDS)
+        if gate is not None:  # else each goes the single path below
+            try:
+                _link_step(push, new, set(first_rows), ahead, ids)
+            finally:
+                with suppress(LockError):
+                    gate.release()
     trouble: dict[str, str] = {}
     for contact_id, row in first_rows.items():
         if contact_id in ids:
@@ -96,8 +99,37 @@ def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent]) -> tu
     return ids, trouble
 
 
-def _link_new(push: XeroPush, contact_ids: list[str], first_rows: Mapping[str, OutboxEvent], ids: dict[str, str]) -> None:
-    """Match, else create in one array, the unlinked contacts whose locks are held."""
+def _add_linked(push: XeroPush, contact_ids: list[str], ids: dict[str, str]) -> set[str]:
+    """Put the usable links of `contact_ids` in `ids`; the ids that have a link of any state."""
+    links = links_for(push.state, push.tenant, CONTACT, contact_ids)
+    for contact_id, link in links.items():
+        if link.qbo_id and link.status not in (DELETED, IGNORED):
+            ids[contact_id] = link.qbo_id
+    return set(links)
+
+
+def _link_step(push: XeroPush, new: list[str], skip: set[str], ahead: Callable[[set[str], int], list[str]] | None,
+               ids: dict[str, str]) -> None:
+    """Under the gate: the batch's contacts still unlinked (linked while we waited otherwise), and
+    those `ahead` finds, matched or created in one lookup and one array."""
+    todo = [c for c in new if c not in _add_linked(push, new, ids)][:MAX_ELEMENTS]
+    if not todo:
+        return
+    if ahead is not None and len(todo) < MAX_ELEMENTS:
+        todo += ahead(skip, MAX_ELEMENTS - len(todo))
+    held = {c: lock for c in todo if (lock := push.try_lock(CONTACT, c)) is not None}
+    try:
+        _link_new(push, [c for c in held if c not in links_for(push.state, push.tenant, CONTACT, list(held))], ids)
+    finally:
+        for lock in held.values():
+            with suppress(LockError):
+                lock.release()
+
+
+def _link_new(push: XeroPush, contact_ids: list[str], ids: dict[str, str]) -> None:
+    """Match, else create in one array, the unlinked contacts whose locks are held. The array's
+    Idempotency-Key is made from the leader's row and the contacts, so a retry of this step
+    replays it within Xero's 6 minutes (later, the lookup finds what it made)."""
     contacts = [c for c in get_contacts(push.host, push.tenant, contact_ids).values()]
     if not contacts:
         return
@@ -118,7 +150,7 @@ def _link_new(push: XeroPush, contact_ids: list[str], first_rows: Mapping[str, O
         ids[contact.id] = str(match["ContactID"])
     if not todo:
         return
-    digest = hashlib.sha256("|".join(first_rows[c.id].request_id for c in todo).encode()).hexdigest()[:32]
+    digest = hashlib.sha256("|".join([push.row.request_id, *(c.id for c in todo)]).encode()).hexdigest()[:32]
     bodies = [contact_body(c, contact_name_candidates(push.tenant, c)[0], number=contact_number(c.id)) for c in todo]
     for contact, saved in zip(todo, push.xero.save_contacts(bodies, request_id=f"xcs{digest}", create_only=True),
                               strict=True):
