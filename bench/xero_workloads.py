@@ -2,7 +2,8 @@
 minute; the sandbox's clock sped up, so a Xero minute lasts 60/S real seconds):
 
 - XP push: N new CRM invoices (one new contact per ten) pushed by `crm-qbo worker` processes, as
-  W4 does for QuickBooks; 429s counted after the first Xero minute (the warm-up).
+  W4 does for QuickBooks; 429s counted after the first Xero minute (the warm-up). Then the same on
+  Xero's own clock with enough invoices that its limits bind (`run_push_at_limits`).
 - XW webhooks: K of those invoices paid in Xero by the harness, then one signed Xero notice each
   sent open-loop to two `crm-qbo serve` processes; timed until every notice is settled and every
   payment is on its CRM invoice.
@@ -53,12 +54,15 @@ PEER_SCRIPT = ROOT / "bench" / "peer_scripts" / "xero_peers.py"
 
 # -- floors ------------------------------------------------------------------------------------------
 def floor(records_by_kind: list[int], call_s: float, speed: float, per_call: int = ARRAY) -> dict[str, Any]:
-    """The least wall time Xero's limits allow for these writes, `per_call` records a request."""
+    """The least wall time Xero's limits allow for these writes, `per_call` records a request.
+
+    Xero's minute is a rolling one: the first 60 calls may go at once (5 at a time), and call 61
+    only when call 1 has left the minute, so each further 60 waits a whole Xero minute."""
     calls = sum(math.ceil(n / per_call) for n in records_by_kind if n)
-    xero_minutes = calls / PER_MINUTE
-    wall = max((xero_minutes - 1) * 60.0 / speed if xero_minutes > 1 else 0.0,  # the first minute's 60 at once
-               math.ceil(calls / IN_FLIGHT) * call_s)
-    return {"calls": calls, "records_per_call": per_call, "xero_minutes": round(xero_minutes, 3),
+    waits = max(0, calls - 1) // PER_MINUTE
+    last = calls - waits * PER_MINUTE
+    wall = waits * 60.0 / speed + math.ceil(last / IN_FLIGHT) * call_s
+    return {"calls": calls, "records_per_call": per_call, "xero_minutes": round(calls / PER_MINUTE, 3),
             "wall_s": round(wall, 3)}
 
 
@@ -164,6 +168,22 @@ def run_push(st: Stack, sandbox: XeroSandbox, invoices: int, workers_count: int)
             "invoices_per_s": round(invoices / wall, 1) if wall else None, **usage, **counts,
             "throttled_after_warmup": ticker.throttled_after(60.0 / sandbox.clock_speed),
             "correct": correct}, workers
+
+
+def run_push_at_limits(st: Stack, invoices: int, workers_count: int) -> dict[str, Any]:
+    """XP on Xero's own clock (a minute lasts a minute), with enough invoices that the arrays
+    need more than the first minute's 60 calls: there the floor is Xero's limits, not the
+    sandbox's speed or the plugin's CPU, and calls the plugin spends on anything but the arrays
+    the floor counts can cost it a whole minute."""
+    sandbox = start_xero_sandbox(st, latency_ms=0.0, clock_speed=1.0)
+    probe_org = sandbox.new_org("probe at limits")
+    sandbox.limits(probe_org, enabled=False)
+    call_s = probe(sandbox, probe_org)
+    push, workers = run_push(st, sandbox, invoices, workers_count)
+    for proc in workers:
+        st.stop(proc)
+    st.stop(sandbox.proc)
+    return {"floor": floor([push["contacts"], invoices], call_s, 1.0), "call_s": round(call_s, 4), "plugin": push}
 
 
 def check_push(st: Stack, rest: XeroRest, tenant: str, invoices: int) -> dict[str, Any]:
@@ -273,8 +293,9 @@ def run_peer(sandbox: XeroSandbox, library: str, action: str, org: str, count: i
 
 # -- the Xero pass of one database -------------------------------------------------------------------
 def run_all(st: Stack, invoices: int, notices: int, burst_seconds: float, workers_count: int, speed: float,
-            with_peers: bool, log: Any = print, imports: int = 0) -> dict[str, Any]:
-    """XI (when `imports`), XP and XW, with their peers, on a fresh sandbox; the figures and floors."""
+            with_peers: bool, log: Any = print, imports: int = 0, at_limits: int = 0) -> dict[str, Any]:
+    """XI (when `imports`), XP and XW, with their peers, on a fresh sandbox; the figures and floors.
+    Then, when `at_limits`, XP of that many invoices on Xero's own clock (`run_push_at_limits`)."""
     sandbox = start_xero_sandbox(st, latency_ms=0.0, clock_speed=speed)
     probe_org = sandbox.new_org("probe")
     sandbox.limits(probe_org, enabled=False)
@@ -307,4 +328,7 @@ def run_all(st: Stack, invoices: int, notices: int, burst_seconds: float, worker
             org = sandbox.new_org(f"XP {library}")
             xp[library] = run_peer(sandbox, library, "push", org, invoices)
     out["workloads"]["XP"] = xp
+    if at_limits:
+        log(f"xero: XP push of {at_limits} invoices on Xero's own clock …")
+        xp["at_limits"] = run_push_at_limits(st, at_limits, workers_count)
     return out
