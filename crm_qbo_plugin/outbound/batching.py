@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 BATCH_MIN = 3  # below this a batch saves too little to be worth it
 CONTACT_WAIT_SECONDS = 5.0  # how long a leader waits for a contact another worker is pushing
 LOOKAHEAD_ROWS = 1000  # waiting rows scanned for the contacts an e-mail query also covers
-LOOKUP = "customer_step"  # the push lock kind that lets one leader of a tenant at a time make customers
+LOOKUP = "customer_step"  # the push lock kind that lets one leader of a tenant at a time make customers (contacts)
 LOOKUP_WAIT_SECONDS = 10.0
 SINGLE_PATH = "left to the single path: "
 # How long a batch holds its members' rows and invoice locks: past the limiter's longest wait for
@@ -492,5 +492,6 @@ def _record_item_failure(push: Push, member: Ready, error: QboError) -> None:
 
 QBO_BATCH: BatchPlan[Push] = BatchPlan(MAX_BATCH_ITEMS, _leader, _prepare, _send)
 
-__all__ = ["BATCH_MIN", "BatchPlan", "Ready", "backlog", "choose", "claim", "contacts_ahead", "eligible", "finish_many", "lead_batch",
-           "leader_invoice", "push_invoice_or_batch", "release", "request_id_of"]
+__all__ = ["BATCH_MIN", "LOOKUP", "LOOKUP_WAIT_SECONDS", "BatchPlan", "Ready", "backlog", "choose", "claim",
+           "contacts_ahead", "eligible", "finish_many", "lead_batch", "leader_invoice", "push_invoice_or_batch",
+           "release", "request_id_of"]

@@ -4,9 +4,10 @@ The batch leader is batching.py's (`lead_batch`: the claim of waiting rows, the 
 ones, the invoices' push locks, the cancelled jobs); this module brings what is Xero's through its
 `BatchPlan`: which row may lead, the members' contacts (the new ones matched with one lookup and
 created in one array, with those of the invoices waiting next: `xero_contacts.ensure_contacts`) and
-bodies, and the one array write. It goes with ``summarizeErrors=false``, so Xero answers each element on its own: a created invoice is linked
-(its total checked) and its row done; a refused one fails on its own row and link with Xero's
-words, exactly as a single push would, while the rest land.
+bodies, and the one array write. It goes with ``summarizeErrors=false``, so Xero answers each
+element on its own: a created invoice is linked (its total checked) and its row done; a refused
+one fails on its own row and link with Xero's words, exactly as a single push would, while the
+rest land.
 
 Crash safety: every member's link is set pending first and the request carries an
 Idempotency-Key made from the members' request ids, so a retry within Xero's 6 minutes replays

@@ -76,8 +76,8 @@ def ensure_contacts(push: XeroPush, first_rows: Mapping[str, OutboxEvent],
     elsewhere, a name Xero says is taken, a link in another state) goes through `ensure_contact`
     one by one, as the single path would."""
     ids: dict[str, str] = {}
-    _add_linked(push, list(first_rows), ids)
-    new = [c for c in first_rows if c not in ids]
+    linked = _add_linked(push, list(first_rows), ids)
+    new = [c for c in first_rows if c not in linked]
     if new:
         gate = push.wait_lock(LOOKUP, "contacts", LOOKUP_WAIT_SECONDS)
         if gate is not None:  # else each goes the single path below
