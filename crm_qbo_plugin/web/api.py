@@ -225,7 +225,7 @@ def history() -> Response:
 
 
 def _readable(rows: list[Link], tenant: str) -> list[dict[str, Any]]:
-    """Each record as its users know it: the host's label and page, its QuickBooks page, and the
+    """Each record as its users know it: the host's label and page, its page in the books, and the
     actions that make sense for its status."""
     state = get_state()
     by_kind: dict[str, list[str]] = {}
@@ -266,7 +266,7 @@ def records() -> Response:
 
 @bp.post("/sync-now")
 def sync_now() -> tuple[Response, int]:
-    """Poll QuickBooks for changes now and send anything waiting, instead of at the next tick."""
+    """Poll the books for changes now and send anything waiting, instead of at the next tick."""
     user = require_user()
     state = get_state()
     conn = get_connection(state, user.tenant)

@@ -54,7 +54,7 @@ class StatusSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "records by status"})
     crm_currency = fields.String(allow_none=True)
     last_synced_at = fields.AwareDateTime(allow_none=True, metadata={
-        "description": "when a change was last sent to QuickBooks or a sync run last finished"})
+        "description": "when a change was last sent to the books or a sync run last finished"})
     needs_attention = fields.Integer(metadata={"description": "records failed, in conflict or not synced"})
     crm_taxes = fields.List(fields.Nested(CrmTaxSchema))
 
@@ -107,8 +107,8 @@ class RecordSchema(Schema):
     detail = fields.Dict(keys=fields.String(), values=fields.Raw())
     updated_at = fields.AwareDateTime()
     label = fields.Nested(RecordLabelSchema)
-    qbo_title = fields.String(allow_none=True, metadata={"description": "e.g. QuickBooks invoice 1011"})
-    qbo_url = fields.String(allow_none=True, metadata={"description": "the record's page in QuickBooks Online"})
+    qbo_title = fields.String(allow_none=True, metadata={"description": "e.g. QuickBooks invoice 1011, Xero invoice INV-0042"})
+    qbo_url = fields.String(allow_none=True, metadata={"description": "the record's page in QuickBooks Online or Xero"})
     actions = fields.List(fields.String(validate=validate.OneOf(("retry", "ignore"))), metadata={
         "description": "what makes sense for the record now (nothing for a synced one)"})
     advice = fields.String(allow_none=True, metadata={"description": "what to do about a failed record"})
@@ -126,7 +126,7 @@ class RecordQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(RECORD_STATUSES))
     kind = fields.String(validate=validate.OneOf(KINDS))
     q = fields.String(validate=[validate.Length(min=1, max=100), _printable], metadata={
-        "description": "search: a CRM number, name or e-mail, or a CRM or QuickBooks id"})
+        "description": "search: a CRM number, name or e-mail, or a CRM, QuickBooks or Xero id"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
@@ -153,9 +153,9 @@ class HistoryFailureSchema(Schema):
 
 class HistorySchema(Schema):
     at = fields.AwareDateTime(metadata={"description": "the latest moment of this stretch of sync work"})
-    summary = fields.String(metadata={"description": "e.g. Sent 2 invoices and 1 payment to QuickBooks · Received 1 change"})
+    summary = fields.String(metadata={"description": "e.g. Sent 2 invoices and 1 payment to Xero · Received 1 change"})
     sent = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "changes sent per kind"})
     received = fields.Integer()
     imported = fields.Integer()
     failures = fields.List(fields.Nested(HistoryFailureSchema))
-    errors = fields.List(fields.String(), metadata={"description": "problems reading changes from QuickBooks"})
+    errors = fields.List(fields.String(), metadata={"description": "problems reading changes from the books"})

@@ -19,7 +19,7 @@ CSRF_KEY = "crm_qbo_csrf"
 def require_user() -> HostUser:
     user = get_state().host.current_user()
     if user is None:
-        abort(401, description="Sign in to the CRM to manage the QuickBooks integration.")
+        abort(401, description="Sign in to the CRM to manage the accounting integration.")
     logs.annotate(tenant=user.tenant)
     return user
 

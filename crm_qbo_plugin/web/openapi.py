@@ -40,25 +40,25 @@ def _op(summary: str, schema: str | None = None, *, many: bool = False, body: st
 
 def build_spec(prefix: str) -> dict[str, Any]:
     spec = APISpec(title="crm-qbo-plugin API", version="1", openapi_version="3.0.3", plugins=[MarshmallowPlugin()],
-                   info={"description": "Status, settings, sync runs and record statuses of the QuickBooks integration "
+                   info={"description": "Status, settings, sync runs and record statuses of the accounting integration (QuickBooks Online or Xero) "
                                         "for the signed-in CRM user's location."})
     for name, schema in (("Problem", s.ProblemSchema), ("Status", s.StatusSchema), ("Settings", s.SettingsSchema),
                          ("Account", s.AccountSchema), ("TaxCode", s.TaxCodeSchema), ("SyncRun", s.SyncRunSchema),
                          ("Record", s.RecordSchema), ("History", s.HistorySchema)):
         spec.components.schema(name, schema=schema)
     conflict = {"409": {"description": "Not possible in the connection's current state", "content": {"application/json": {"schema": "Problem"}}}}
-    upstream = {"502": {"description": "QuickBooks did not answer", "content": {"application/json": {"schema": "Problem"}}}}
+    upstream = {"502": {"description": "the books (QuickBooks or Xero) did not answer", "content": {"application/json": {"schema": "Problem"}}}}
     api = f"{prefix}/api"
     spec.path(path=f"{api}/status", operations={"get": _op("Connection status, setup and record counts", "Status")})
     spec.path(path=f"{api}/settings", operations={
         "get": _op("Per-location settings", "Settings"),
-        "patch": _op("Change settings (validated against QuickBooks)", "Settings", body="Settings",
+        "patch": _op("Change settings (validated against the books)", "Settings", body="Settings",
                      extra={**conflict, **upstream, **WRITE_ERRORS}),
     })
     spec.path(path=f"{api}/accounts", operations={"get": _op("Income accounts to pick the revenue account from", "Account", many=True, extra={**conflict, **upstream})})
-    spec.path(path=f"{api}/tax-codes", operations={"get": _op("QuickBooks tax codes for the tax mapping", "TaxCode", many=True, extra={**conflict, **upstream})})
+    spec.path(path=f"{api}/tax-codes", operations={"get": _op("The books' tax codes (QuickBooks) or tax rates (Xero) for the tax mapping", "TaxCode", many=True, extra={**conflict, **upstream})})
     spec.path(path=f"{api}/sync-now", operations={"post": _op(
-        "Poll QuickBooks for changes and send waiting records now", None,
+        "Poll the books for changes and send waiting records now", None,
         extra={**conflict, **WRITE_ERRORS, "202": {"description": "Queued", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"poll_queued": {"type": "boolean"}, "outbox_requeued": {"type": "integer"}}}}}}})})
     spec.path(path=f"{api}/sync-runs", operations={"get": _op("Recent sync runs with counts and errors", "SyncRun", many=True, params=[
@@ -69,7 +69,7 @@ def build_spec(prefix: str) -> dict[str, Any]:
     records = _op("One page of records by status, optionally searched, newest first", "Record", many=True, params=[
         {"in": "query", "name": "status", "schema": {"type": "string", "enum": list(s.RECORD_STATUSES)}},
         {"in": "query", "name": "kind", "schema": {"type": "string", "enum": list(s.KINDS)}},
-        {"in": "query", "name": "q", "description": "search: a CRM number, name or e-mail, or a CRM or QuickBooks id",
+        {"in": "query", "name": "q", "description": "search: a CRM number, name or e-mail, or a CRM, QuickBooks or Xero id",
          "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}},
         {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
         {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}])

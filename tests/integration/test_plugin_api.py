@@ -63,7 +63,10 @@ def test_everything_needs_a_signed_in_user(api_app, fake_host):
     client = api_app.test_client()
     for path in ("/status", "/settings", "/records", "/sync-runs", "/accounts", "/tax-codes"):
         assert client.get(API + path).status_code == 401, path
-    assert client.patch(API + "/settings", json={"auto_sync": False}).status_code == 401
+    refused = client.patch(API + "/settings", json={"auto_sync": False})
+    assert refused.status_code == 401
+    # It names no accounting system: the location may keep its books in either.
+    assert "Sign in to the CRM to manage the accounting integration." in refused.get_data(as_text=True)
 
 
 def test_status_before_and_after_connecting(api_app):
