@@ -10,6 +10,7 @@ made in Xero (not one the plugin pushed) fires `payment_received_in_qbo` like a 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -35,7 +36,7 @@ from crm_qbo_plugin.mapping.xero_record import as_written
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import claims
 from crm_qbo_plugin.store.links import PAYMENT, SALES_RECEIPT, link_by_qbo_id, unfinished_pushes
-from crm_qbo_plugin.xero import NotFoundError, XeroClient
+from crm_qbo_plugin.xero import MAX_ELEMENTS, NotFoundError, XeroClient
 
 CONTACT_ENTITY, INVOICE_ENTITY = "XeroContact", "XeroInvoice"
 
@@ -50,6 +51,7 @@ class XeroApplier(Applier):
         super().__init__(state, target, None, defer_host_writes=defer_host_writes)
         self.xero = xero
         self._pushing: set[str] | None = None  # the numbers of CRM invoices whose push is unfinished
+        self._payments: dict[str, Mapping[str, Any]] = {}  # payments made in Xero, read for their page
 
     # ------------------------------------------------------------------ entry points
 
@@ -59,6 +61,7 @@ class XeroApplier(Applier):
         self.preload(entity, bodies)
         if entity == INVOICE_ENTITY:
             self.book.preload(SALES_RECEIPT, [b["Id"] for b in bodies])
+            self._read_payments([r for r in records if r.get("Type") == ACCREC])
         return bodies
 
     def apply_contact(self, record: Mapping[str, Any], *, importing: bool = False) -> Outcome:
@@ -85,18 +88,39 @@ class XeroApplier(Applier):
         contact = self._linked_contact(self._contact_ref(invoice))
         if connection is None or contact is None:
             return
+        for payment_id in self._unannounced(invoice):
+            payment = self._payments.pop(payment_id, None)
+            if payment is None:
+                try:
+                    payment = self.xero.get_payment(payment_id)
+                except NotFoundError:
+                    continue
+            self._after_write(partial(hooks.after_payment_applied, self.state, connection, payment, contact))
+
+    def _unannounced(self, invoice: Mapping[str, Any]) -> list[str]:
+        """The ids of the invoice's payments made in Xero (not pushed by the plugin) whose
+        `payment_received_in_qbo` has not fired."""
+        found = []
         for entry in invoice.get("Payments") or []:
             payment_id = str(entry.get("PaymentID") or "") if isinstance(entry, Mapping) else ""
             if not payment_id or claims.fired(self.state.engine, self.tenant, "payment_received_in_qbo",
                                                f"payment:{payment_id}"):
                 continue
-            if link_by_qbo_id(self.state, self.tenant, PAYMENT, payment_id) is not None:
-                continue  # a CRM payment the plugin pushed
-            try:
-                payment = self.xero.get_payment(payment_id)
-            except NotFoundError:
-                continue
-            self._after_write(partial(hooks.after_payment_applied, self.state, connection, payment, contact))
+            if link_by_qbo_id(self.state, self.tenant, PAYMENT, payment_id) is None:  # else a CRM payment we pushed
+                found.append(payment_id)
+        return found
+
+    def _read_payments(self, invoices: Sequence[Mapping[str, Any]]) -> None:
+        """Read the payments made in Xero that a page of invoices brings, 50 to a GET, for the
+        automation (it needs each one's time and amount; the invoice lists only their dates):
+        a bank feed reconciled in Xero then costs a few calls of Xero's 60 a minute, not one a
+        payment. One the list leaves out is read by its id when its invoice is applied."""
+        if self.connection is None:
+            return
+        wanted = [p for invoice in invoices for p in self._unannounced(invoice) if _is_guid(p)]
+        for start in range(0, len(wanted), MAX_ELEMENTS):
+            for payment in self.xero.payments_by_id(wanted[start:start + MAX_ELEMENTS]):
+                self._payments[str(payment.get("PaymentID"))] = payment
 
     # ------------------------------------------------------------------ Xero's record shapes
 
@@ -151,3 +175,11 @@ class XeroApplier(Applier):
 
     def _total_of(self, body: Mapping[str, Any]) -> Decimal:
         return money(body.get("Total"))
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

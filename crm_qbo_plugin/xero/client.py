@@ -198,6 +198,13 @@ class XeroClient:
     def get_payment(self, payment_id: str) -> dict[str, Any]:
         return self._one("/Payments/" + _segment(payment_id), "Payments")
 
+    def payments_by_id(self, payment_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The payments among ``payment_ids`` (up to 50) that Xero's list returns, in one GET."""
+        if not 1 <= len(payment_ids) <= MAX_ELEMENTS:
+            raise ValueError(f"read 1 to {MAX_ELEMENTS} payments at a time, not {len(payment_ids)}")
+        clauses = [f"PaymentID==Guid({_quote(str(uuid.UUID(p)))})" for p in payment_ids]
+        return self._list("GET", "/Payments", "Payments", params={"where": " OR ".join(clauses)})
+
     def create_payments(self, payments: Sequence[Mapping[str, Any]], *, request_id: str) -> list[Saved]:
         """Payments against invoices (``{"Invoice": {...}, "Account": {...}, "Amount", "Date"}``)."""
         return self._save("/Payments", "Payments", payments, request_id, create_only=True)

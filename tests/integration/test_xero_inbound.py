@@ -525,3 +525,40 @@ def test_a_notice_arriving_during_the_poll_is_settled_by_its_read_only_if_that_r
             settled = db.exec(select(InboxNotice.change_stamp, InboxNotice.status).where(
                 InboxNotice.realm_id == stack.org).order_by(InboxNotice.id)).all()  # type: ignore[arg-type]
         assert [status for _stamp, status in settled] == ["applied", "skipped"]
+
+
+def test_sixty_payments_made_in_xero_are_read_in_two_calls_and_each_fires_once(plugin_config, xero_url):
+    """A bank feed reconciled in Xero pays many invoices at once: the poll reads the payments the
+    automation needs 50 to a call (not one call each of Xero's 60 a minute), and each fires once."""
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        contact = stack.api("POST", "/api/contacts", json={"first_name": "Ada", "last_name": "Lovelace",
+                                                           "email": "ada@example.com"}).json
+        invoices = []
+        for n in range(60):
+            invoice = stack.api("POST", "/api/invoices", json={"contact_id": contact["id"], "lines": [
+                {"name": "Gardening", "quantity": "1", "unit_price": f"{20 + n}.00"}]}).json
+            assert stack.api("POST", f"/api/invoices/{invoice['id']}/send").status_code == 200
+            invoices.append(invoice)
+        stack.work()
+        state = get_state(stack.app)
+        payments = []
+        for n, invoice in enumerate(invoices):
+            link = get_link(state, stack.tenant, "invoice", invoice["id"])
+            assert link is not None and link.qbo_id
+            payments.append({"Invoice": {"InvoiceID": link.qbo_id}, "Account": {"Code": "090"},
+                             "Date": "2026-12-03", "Amount": Decimal(f"{20 + n}.00")})
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:  # the bookkeeper, in two arrays
+            for start in (0, 30):
+                assert all(s.ok for s in xero.create_payments(payments[start:start + 30], request_id=f"feed-{start}"))
+        before = stack.stats()
+        polled = _poll(stack)
+        assert (polled.status, polled.applied) == ("polled", 60)
+        after = stack.stats()
+        read = {k: after.get(k, 0) - before.get(k, 0) for k in ("payments.get", "payments.read")}
+        assert read == {"payments.get": 2, "payments.read": 0}  # two lists of ids, none read one by one
+        assert all(stack.api("GET", f"/api/invoices/{i['id']}").json["status"] == "paid" for i in invoices)
+        fired = [t for t, _c in _triggers(stack) if t == "payment_received_in_qbo"]
+        assert len(fired) == 60
+        assert _poll(stack).status == "polled"
+        assert len([t for t, _c in _triggers(stack) if t == "payment_received_in_qbo"]) == 60  # not again
