@@ -108,5 +108,8 @@ def test_xero_floor_follows_xero_limits() -> None:
 
     assert floor([100, 1_000], call_s=0.0, speed=1.0) == {"calls": 22, "records_per_call": 50,
                                                           "xero_minutes": 0.367, "wall_s": 0.0}
-    one = floor([100, 1_000], call_s=0.0, speed=10.0, per_call=1)
-    assert (one["calls"], one["wall_s"]) == (1_100, round((1_100 / 60 - 1) * 6.0, 3))
+    # Xero's minute rolls: call 61 goes when call 1 has left it, so 1,100 calls wait 18 whole
+    # minutes (6 s each at speed 10) and the last 20 go in 4 rounds of 5.
+    one = floor([100, 1_000], call_s=0.01, speed=10.0, per_call=1)
+    assert (one["calls"], one["wall_s"]) == (1_100, 18 * 6.0 + 4 * 0.01)
+    assert floor([320, 3_200], call_s=0.01, speed=1.0)["wall_s"] == 60.0 + 3 * 0.01  # 71 calls: 60, then 11
