@@ -8,7 +8,9 @@ began, or the version read is at least as new as the notice's event date (both X
 other is re-read by id (a notice is not data). A burst then costs one modified-since read.
 
 Each poll reads the contacts, then the invoices, modified since their watermarks (oldest first,
-`If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time), and
+`If-Modified-Since`), under the organisation's realm lock (one poll of a company at a time: renewed
+before each page and notice is applied; a poll whose lock ran out while Xero's limits made it wait,
+and was taken by another poll, stops there and leaves the rest to that one), and
 applies them through the XeroApplier (the QuickBooks Applier's rules, Xero's record shapes). A
 page's links commit with its watermark, the newest `UpdatedDateUTC` applied, and the next page is
 read from that watermark (not by page number: a record changed meanwhile moves to the end). The plugin's own
@@ -32,6 +34,7 @@ from crm_qbo_plugin.inbound.enqueue import enqueue_import, request_xero_poll, xe
 from crm_qbo_plugin.inbound.importer import import_unfinished
 from crm_qbo_plugin.inbound.xero_apply import XeroApplier
 from crm_qbo_plugin.runtime.clients import xero_client_for
+from crm_qbo_plugin.runtime.locks import LeaderLock
 from crm_qbo_plugin.runtime.realm_lock import holding
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store import cursors, inbox
@@ -99,6 +102,16 @@ def poll_xero(state: Services, tenant: str) -> PollResult:
             return total
 
 
+class LostLock(Exception):
+    """Another poll holds the organisation now: ours ran out while Xero's limits made us wait."""
+
+
+def _keep(lock: LeaderLock) -> None:
+    """Renew the organisation's lock before applying more, or stop if another poll has it."""
+    if not lock.try_acquire_or_renew():
+        raise LostLock
+
+
 def _poll_locked(state: Services, conn: Connection, org: str, connected_at: datetime) -> PollResult | None:
     """One poll under the organisation's realm lock; None if another worker holds it."""
     with holding(state.redis, org) as lock:
@@ -108,11 +121,15 @@ def _poll_locked(state: Services, conn: Connection, org: str, connected_at: date
         target = Target.of(conn)
         arrived = inbox.newest_pending_id(state.engine, org)  # before the read: what it covers
         with closing(xero_client_for(state, org)) as xero:
-            for collection, stream in STREAMS.items():
-                since: datetime | None = cursors.load_time(state.engine, conn.tenant_id, stream) or connected_at
-                while since is not None:
-                    since = _read_changes(state, target, xero, collection, stream, since, result)
-            _apply_notices(state, target, org, xero, result, arrived)
+            try:
+                for collection, stream in STREAMS.items():
+                    since: datetime | None = cursors.load_time(state.engine, conn.tenant_id, stream) or connected_at
+                    while since is not None:
+                        since = _read_changes(state, target, xero, lock, collection, stream, since, result)
+                _apply_notices(state, target, org, xero, lock, result, arrived)
+            except LostLock:
+                log.warning("inbound.xero_poll_lock_lost applied=%s skipped=%s", result.applied, result.skipped)
+                return result
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
         return result
 
@@ -125,15 +142,17 @@ def _poll_queued(state: Services, connection_id: int) -> bool:
         return True  # the scheduler's next poll applies what waits
 
 
-def _read_changes(state: Services, target: Target, xero: XeroClient, collection: str, stream: str,
-                  since: datetime, result: PollResult) -> datetime | None:
+def _read_changes(state: Services, target: Target, xero: XeroClient, lock: LeaderLock, collection: str,
+                  stream: str, since: datetime, result: PollResult) -> datetime | None:
     """Apply the pages changed since `since`, each committed with its watermark. Returns the
     watermark to read again from (None when done): a full page spanning more than the overlap is
     read again from its newest record rather than by page number, because a record changed
     meanwhile moves to the end of the list and the record that takes its place would be skipped."""
     for page in xero.changed(collection, since - OVERLAP, page_size=POLL_PAGE_SIZE):
+        _keep(lock)
         applier = XeroApplier(state, target, xero)
         newest = _apply_page(applier, collection, page, result, since)
+        _keep(lock)  # its payments' read may have waited for Xero's limits
         with transaction(state.engine) as db:  # a page at a time: a crash re-reads one page
             applier.flush(db)
             cursors.write(db, target.tenant, stream, newest.isoformat())
@@ -158,8 +177,8 @@ def _apply_page(applier: XeroApplier, collection: str, page: list[dict[str, Any]
     return newest
 
 
-def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, result: PollResult,
-                   arrived: int) -> None:
+def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, lock: LeaderLock,
+                   result: PollResult, arrived: int) -> None:
     """Settle the organisation's pending webhook notices, in arrival order; those `result.read`
     covers (arrived by `arrived`, or announcing a change no newer than the version read) without
     reading their record again."""
@@ -174,6 +193,7 @@ def _apply_notices(state: Services, target: Target, org: str, xero: XeroClient, 
                 continue  # counted with its page already
             applier = XeroApplier(state, target, xero)
             outcome = _apply_notice(applier, xero, entity, entity_id)
+            _keep(lock)  # the read may have waited for Xero's limits
             with transaction(state.engine) as db:
                 applier.flush(db)
             inbox.settle(state.engine, notice_id, outcome.status, outcome.reason or None)

@@ -467,8 +467,8 @@ def test_a_notice_that_arrives_while_a_poll_runs_is_applied_by_that_poll_before_
         made: list[dict] = []
         settle = xero_poll._apply_notices
 
-        def arrives_meanwhile(state, target, org, xero, result, arrived):
-            settle(state, target, org, xero, result, arrived)
+        def arrives_meanwhile(state, target, org, xero, lock, result, arrived):
+            settle(state, target, org, xero, lock, result, arrived)
             if not made:  # a contact made in Xero, its notice stored while this poll holds the lock
                 stack.control("POST", "clock", advance_seconds=5)
                 made.append(xero.save_contact({"Name": "Grace Hopper", "EmailAddress": "grace@example.com"},
@@ -507,12 +507,12 @@ def test_a_notice_arriving_during_the_poll_is_settled_by_its_read_only_if_that_r
             changed = parse_timestamp(xero.get_invoice(link.qbo_id)["UpdatedDateUTC"])
         settle = xero_poll._apply_notices
 
-        def notices_arrive(state, target, org, xero, result, arrived):
+        def notices_arrive(state, target, org, xero, lock, result, arrived):
             for when in (changed, changed + timedelta(seconds=1)):  # the payment's event, then a later one
                 inbox.store_webhook(state.engine, [Notice(realm_id=org, entity="XeroInvoice", entity_id=link.qbo_id,
                                                           operation="UPDATE", change_stamp=when.isoformat())],
                                     utcnow())
-            settle(state, target, org, xero, result, arrived)
+            settle(state, target, org, xero, lock, result, arrived)
 
         monkeypatch.setattr(xero_poll, "_apply_notices", notices_arrive)
         before = stack.stats()
@@ -562,3 +562,40 @@ def test_sixty_payments_made_in_xero_are_read_in_two_calls_and_each_fires_once(p
         assert len(fired) == 60
         assert _poll(stack).status == "polled"
         assert len([t for t, _c in _triggers(stack) if t == "payment_received_in_qbo"]) == 60  # not again
+
+
+def test_a_poll_whose_lock_another_poll_took_stops_and_that_poll_applies_the_rest(plugin_config, xero_url, monkeypatch):
+    """A poll made to wait by Xero's limits longer than its lock lives must not go on beside the
+    poll that took the lock (two polls of one organisation would hold two workers and apply out of
+    order): it stops before applying more, and what it left is applied once, by the next poll."""
+    from crm_qbo_plugin.inbound import xero_poll
+    from crm_qbo_plugin.runtime.realm_lock import realm_lock
+
+    with xero_crm_stack(plugin_config, xero_url) as stack:
+        stack.control("POST", "clock", advance_seconds=5)
+        with stack.xero() as xero:
+            made = [s.element for s in xero.save_contacts(
+                [{"Name": f"Person {i}", "EmailAddress": f"p{i}@example.com"} for i in range(5)],
+                request_id="bookkeeper-1", create_only=True)]
+        monkeypatch.setattr(xero_poll, "POLL_PAGE_SIZE", 2)
+        state = get_state(stack.app)
+        other = realm_lock(state.redis, stack.org)
+        keep, calls = xero_poll._keep, []
+
+        def lock_runs_out_after_the_first_page(lock):
+            calls.append(lock)
+            if len(calls) == 3:  # the second page was read: our lock ran out and another poll took it
+                state.redis.delete(other.key)
+                assert other.try_acquire_or_renew()
+            keep(lock)
+
+        monkeypatch.setattr(xero_poll, "_keep", lock_runs_out_after_the_first_page)
+        assert _poll(stack).applied == 2  # the first page only
+        assert other.holder() == other.token  # the other poll's lock is left alone
+        linked = [c for c in made if link_by_qbo_id(state, stack.tenant, "contact", c["ContactID"]) is not None]
+        assert len(linked) == 2 and len(_crm_contacts(stack)) == 2
+
+        other.release()
+        assert _poll(stack).applied == 3
+        assert all(link_by_qbo_id(state, stack.tenant, "contact", c["ContactID"]) is not None for c in made)
+        assert sorted(c["email"] for c in _crm_contacts(stack).values()) == [f"p{i}@example.com" for i in range(5)]
