@@ -102,14 +102,14 @@ def poll_xero(state: Services, tenant: str) -> PollResult:
             return total
 
 
-class LostLock(Exception):
+class _LostLock(Exception):
     """Another poll holds the organisation now: ours ran out while Xero's limits made us wait."""
 
 
 def _keep(lock: LeaderLock) -> None:
     """Renew the organisation's lock before applying more, or stop if another poll has it."""
     if not lock.try_acquire_or_renew():
-        raise LostLock
+        raise _LostLock
 
 
 def _poll_locked(state: Services, conn: Connection, org: str, connected_at: datetime) -> PollResult | None:
@@ -127,7 +127,7 @@ def _poll_locked(state: Services, conn: Connection, org: str, connected_at: date
                     while since is not None:
                         since = _read_changes(state, target, xero, lock, collection, stream, since, result)
                 _apply_notices(state, target, org, xero, lock, result, arrived)
-            except LostLock:
+            except _LostLock:
                 log.warning("inbound.xero_poll_lock_lost applied=%s skipped=%s", result.applied, result.skipped)
                 return result
         log.info("inbound.xero_polled applied=%s skipped=%s", result.applied, result.skipped)
