@@ -325,6 +325,14 @@ class LinkBook:
     def preload(self, kind: str, qbo_ids: Iterable[str]) -> None:
         self._load(kind, "qbo_id", qbo_ids)
 
+    def stored_token(self, link: LinkRow) -> str | None:
+        """The token the database holds for `link` now: a push may have recorded a newer one since
+        the link was read (a poll's page can wait minutes for the books' limits)."""
+        if link.id is None:
+            return link.sync_token
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(LINKS.c.sync_token).where(LINKS.c.id == link.id)).scalar()
+
     def by_qbo(self, kind: str, qbo_id: str) -> LinkRow | None:
         self._load(kind, "qbo_id", [qbo_id])
         return self._by_qbo.get((kind, qbo_id))

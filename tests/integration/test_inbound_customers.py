@@ -100,3 +100,43 @@ def test_out_of_order_and_replayed_notices_end_at_qbo_current_state_with_one_wri
     notices = sorted(env.inbox(), key=lambda n: n["id"])
     assert [(n["operation"], n["status"], n["deliveries"]) for n in notices] == [
         ("Update", "applied", 2), ("Create", "skipped", 1), ("Update", "skipped", 1)]
+
+
+def test_an_older_change_a_poll_read_before_our_push_landed_does_not_overwrite_the_crm(env):
+    """A poll reads the customer as a bookkeeper left it, and our push of a later CRM edit lands in
+    QuickBooks before the poll applies what it read: the CRM keeps its edit (the books hold it
+    too) and the link keeps our version. Before, the CRM got the older phone and the books kept
+    the CRM's: they never met again (the short soak found it)."""
+    from dataclasses import replace
+
+    from crm_qbo_plugin.inbound.apply import Applier, Target
+    from crm_qbo_plugin.store.connections import connection_for
+    from crm_qbo_plugin.store.db import transaction
+    from tests.support.inbound import our_write
+
+    env.host.contacts[(TENANT, "crm-1")] = Contact(id="crm-1", email="ada@example.com", first_name="Ada",
+                                                   last_name="Lovelace", phone="555-0001")
+    made = our_write(env, "contact", "crm-1", "Customer", lambda qbo: qbo.create("Customer", {
+        "DisplayName": "Ada Lovelace", "GivenName": "Ada", "FamilyName": "Lovelace",
+        "PrimaryEmailAddr": {"Address": "ada@example.com"}, "PrimaryPhone": {"FreeFormNumber": "555-0001"}}))
+    env.sync()
+    with env.qbo() as qbo:  # the bookkeeper's edit
+        older = qbo.update("Customer", {"Id": made["Id"], "SyncToken": made["SyncToken"],
+                                        "PrimaryPhone": {"FreeFormNumber": "778-0001"}})
+    with env.app.app_context(), env.qbo() as qbo:
+        applier = Applier(env.state, Target.of(connection_for(env.state.engine, TENANT)), qbo)
+        applier.preload("Customer", [older])  # the poll has read it …
+        env.host.contacts[(TENANT, "crm-1")] = replace(env.host.contacts[(TENANT, "crm-1")], phone="556-0002")
+        ours = our_write(env, "contact", "crm-1", "Customer", lambda q: q.update("Customer", {  # … our push lands …
+            "Id": made["Id"], "SyncToken": older["SyncToken"], "PrimaryPhone": {"FreeFormNumber": "556-0002"}}))
+        outcome = applier.apply_customer(older)  # … and the poll applies what it read
+        with transaction(env.state.engine) as db:
+            applier.flush(db)
+    assert outcome.reason == "the contact already holds this version"
+    assert env.host.contacts[(TENANT, "crm-1")].phone == "556-0002"
+    assert env.link("contact", made["Id"])["sync_token"] == ours["SyncToken"]
+
+    env.sync()  # the notices of both changes: the CRM and the books agree
+    assert env.host.contacts[(TENANT, "crm-1")].phone == "556-0002"
+    with env.qbo() as qbo:
+        assert qbo.read("Customer", made["Id"])["PrimaryPhone"]["FreeFormNumber"] == "556-0002"
