@@ -67,7 +67,7 @@ from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id, token_value
+from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id
 from crm_qbo_plugin.store.tables import Connection, InboxStatus, LinkKind, LinkStatus
 from crm_qbo_plugin.xero import NotFoundError as XeroNotFound
 
@@ -391,7 +391,7 @@ class Applier:
                 self._settle(link, self.CUSTOMER, body)
             return skipped("echo of the plugin's own write")
         if link is not None:
-            if token_value(self.book.stored_token(link)) >= token_value(_token(body)) >= 0:
+            if self.book.holds_now(link, _token(body)):
                 # Our push of a later CRM edit landed after this link was read: the books and the
                 # CRM hold that edit, and this older version must not overwrite the CRM's copy.
                 return skipped("the contact already holds this version")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -325,13 +325,15 @@ class LinkBook:
     def preload(self, kind: str, qbo_ids: Iterable[str]) -> None:
         self._load(kind, "qbo_id", qbo_ids)
 
-    def stored_token(self, link: LinkRow) -> str | None:
-        """The token the database holds for `link` now: a push may have recorded a newer one since
-        the link was read (a poll's page can wait minutes for the books' limits)."""
+    def holds_now(self, link: LinkRow, sync_token: str | None) -> bool:
+        """`link.token_at_least(sync_token)` as the database has the link now: a push may have
+        recorded a newer token since the link was read (a poll's page can wait minutes for the
+        books' limits)."""
         if link.id is None:
-            return link.sync_token
+            return link.token_at_least(sync_token)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(LINKS.c.sync_token).where(LINKS.c.id == link.id)).scalar()
+            stored = conn.execute(sa.select(LINKS.c.sync_token).where(LINKS.c.id == link.id)).scalar()
+        return replace(link, sync_token=stored).token_at_least(sync_token)
 
     def by_qbo(self, kind: str, qbo_id: str) -> LinkRow | None:
         self._load(kind, "qbo_id", [qbo_id])
