@@ -67,7 +67,7 @@ from crm_qbo_plugin.qbo import NotFoundError, QboClient
 from crm_qbo_plugin.runtime.services import Services
 from crm_qbo_plugin.store.card_settings import card_settings
 from crm_qbo_plugin.store.connections import connection_for
-from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id
+from crm_qbo_plugin.store.links import Ledger, LinkBook, LinkRow, proposed_crm_id, push_lock_key
 from crm_qbo_plugin.store.tables import Connection, InboxStatus, LinkKind, LinkStatus
 from crm_qbo_plugin.xero import NotFoundError as XeroNotFound
 
@@ -405,6 +405,11 @@ class Applier:
         if not self._active(body) and not for_invoice:
             return skipped("an inactive customer is not imported")
         crm_id = self._match_by_email(body)
+        if crm_id is not None and not for_invoice and self._being_pushed(crm_id):
+            # Most likely the customer that push has just made: it records the link (with the write
+            # ledger's row) itself; linking it here would announce our own customer as one made in
+            # the books. An invoice's customer is linked all the same (the invoice needs it).
+            return skipped("the contact with the same email is being pushed; its push links the customer")
         if crm_id is not None:
             self.book.add(LinkRow(CONTACT, crm_id, qbo_id, Origin.QBO.value, _token(body), owned_hash(self.CUSTOMER, body)))
             self._customer_created(body, crm_id)
@@ -433,6 +438,10 @@ class Applier:
         if found is None or self.book.by_crm(CONTACT, found.id) is not None:
             return None  # nobody, or a contact already linked to another QBO customer
         return found.id
+
+    def _being_pushed(self, contact_id: str) -> bool:
+        """Whether a push of the contact holds its lock now (it may be creating the customer)."""
+        return bool(self.state.redis.exists(push_lock_key(self.tenant, CONTACT, contact_id)))
 
     def merge(self, survivor_id: str, deleted_id: str) -> None:
         """QBO merged customer `deleted_id` into `survivor_id`: links follow the survivor."""

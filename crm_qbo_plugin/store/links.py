@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from crm_qbo_plugin.host import Origin
@@ -191,9 +192,21 @@ def record_write(state: HasEngine, tenant: str, realm_id: str, kind: str, crm_id
 def record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entity: str,
                   writes: Sequence[Write]) -> list[Link]:
     """`record_write` for many records of one kind (a batch's answers): links and write-ledger rows
-    of them all in ONE transaction, read with one query each. Returns the links in order."""
+    of them all in ONE transaction, read with one query each. Returns the links in order.
+
+    A link another transaction inserted between our read and our insert (a poll linking, by its
+    e-mail, the customer our create just made) is read again and updated: the books hold the
+    record, so failing here would leave it unrecorded and the push failed."""
     if not writes:
         return []
+    try:
+        return _record_writes(state, tenant, realm_id, kind, entity, writes)
+    except IntegrityError:
+        return _record_writes(state, tenant, realm_id, kind, entity, writes)
+
+
+def _record_writes(state: HasEngine, tenant: str, realm_id: str, kind: str, entity: str,
+                   writes: Sequence[Write]) -> list[Link]:
     now = utcnow()
     qbo_ids = [str(w.response["Id"]) for w in writes]
     with session(state.engine) as db:

@@ -140,3 +140,61 @@ def test_an_older_change_a_poll_read_before_our_push_landed_does_not_overwrite_t
     assert env.host.contacts[(TENANT, "crm-1")].phone == "556-0002"
     with env.qbo() as qbo:
         assert qbo.read("Customer", made["Id"])["PrimaryPhone"]["FreeFormNumber"] == "556-0002"
+
+
+def test_a_customer_our_push_has_just_made_is_left_for_the_push_to_link(env):
+    """Our push of a contact has QuickBooks' answer to its create, and a poll sees the new customer
+    before the push recorded it: the poll leaves it (no link, no "customer created in QuickBooks"
+    automation for our own customer), and the push records its link as usual. Before, the poll
+    linked it by e-mail and the push's insert of the same link failed: the soak lost a payment."""
+    from crm_qbo_plugin.store.links import push_lock_key, record_write
+
+    env.host.contacts[(TENANT, "crm-1")] = Contact(id="crm-1", email="ada@example.com", first_name="Ada")
+    lock = env.state.redis.lock(push_lock_key(TENANT, "contact", "crm-1"), timeout=60)
+    assert lock.acquire(blocking=False)  # a push of the contact is in flight …
+    made = _create_customer(env, DisplayName="Ada", PrimaryEmailAddr={"Address": "ada@example.com"})  # … its create answered …
+    env.sync()  # … and the poll sees the customer first
+    assert env.links("contact") == []
+    (notice,) = env.inbox()
+    assert notice["status"] == "skipped" and "being pushed" in notice["reason"]
+    with env.app.app_context():
+        record_write(env.state, TENANT, env.realm, "contact", "crm-1", "Customer", made)
+    lock.release()
+
+    env.sync()
+    (link,) = env.links("contact")
+    assert (link["crm_id"], link["qbo_id"], link["origin"], link["status"]) == ("crm-1", made["Id"], "crm", "synced")
+    assert env.host.triggers == [] and env.host.writes == []
+
+
+def test_a_link_made_between_the_push_reading_and_inserting_it_is_updated_not_a_failed_push(env):
+    """The poll can still link the customer in the instant between the push's read of the link and
+    its insert (the lock was free when the poll looked): the push's record updates that link."""
+    import sqlalchemy as sa
+
+    from crm_qbo_plugin.store.links import record_write
+    from crm_qbo_plugin.store.tables import Link
+    from crm_qbo_plugin.store.types import utcnow
+
+    made = _create_customer(env, DisplayName="Ada", PrimaryEmailAddr={"Address": "ada@example.com"})
+    engine, links = env.state.engine, Link.__table__
+    raced = []
+
+    def poll_links_it(conn, cursor, statement, parameters, context, executemany):
+        if not raced and statement.lstrip().upper().startswith("SELECT") and "qbo_link" in statement:
+            raced.append(True)
+            with engine.begin() as other:
+                other.execute(links.insert().values(
+                    tenant_id=TENANT, kind="contact", crm_id="crm-1", qbo_id=made["Id"], sync_token="0",
+                    origin="qbo", owned_hash=None, status="synced", generation=0, detail={}, updated_at=utcnow()))
+
+    sa.event.listen(engine, "after_cursor_execute", poll_links_it)
+    try:
+        with env.app.app_context():
+            recorded = record_write(env.state, TENANT, env.realm, "contact", "crm-1", "Customer", made)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", poll_links_it)
+    assert raced
+    (link,) = env.links("contact")
+    assert (link["qbo_id"], link["status"], link["owned_hash"]) == (made["Id"], "synced", recorded.owned_hash)
+    assert link["owned_hash"] is not None
