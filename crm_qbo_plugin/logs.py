@@ -2,7 +2,9 @@
 
 Job entry points and web requests ``bind(tenant=…, realm=…)`` what they know; code deeper down that
 learns the other one (a poll finds the company of its tenant) calls ``annotate``. `install` adds
-``tenant`` and ``realm`` to every record (``-`` outside any binding), so messages never repeat them.
+``crm_qbo_tenant`` and ``crm_qbo_realm`` to every record (``-`` outside any binding), so messages
+never repeat them. The names are the plugin's own: the record factory is the host process's, and a
+host logging ``extra={"tenant": …}`` must not collide with them (logging refuses to overwrite).
 
 ``QuickBooksPlugin.init_app`` installs it; a host that wants the fields printed passes its handler
 with one call, ``crm_qbo_plugin.logs.install(handler)``. The ``crm-qbo`` command does so in ``main()``.
@@ -15,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 
-FIELDS = ("tenant", "realm")
-FORMAT = "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s realm=%(realm)s %(message)s"
+FIELDS = {"tenant": "crm_qbo_tenant", "realm": "crm_qbo_realm"}  # context key → record attribute
+FORMAT = "%(asctime)s %(levelname)s %(name)s tenant=%(crm_qbo_tenant)s realm=%(crm_qbo_realm)s %(message)s"
 
 _context: ContextVar[dict[str, str] | None] = ContextVar("crm_qbo_log_context", default=None)
 
@@ -57,13 +59,13 @@ def annotate(tenant: object = None, realm: object = None) -> None:
 
 def _add_context(record: logging.LogRecord) -> None:
     bound = _context.get() or {}
-    for name in FIELDS:
-        if not hasattr(record, name):
-            setattr(record, name, bound.get(name, "-"))
+    for name, attribute in FIELDS.items():
+        if not hasattr(record, attribute):
+            setattr(record, attribute, bound.get(name, "-"))
 
 
 class ContextFilter(logging.Filter):
-    """Sets ``record.tenant`` and ``record.realm`` from the log context, ``-`` when unknown (for
+    """Sets ``record.crm_qbo_tenant`` and ``record.crm_qbo_realm`` from the log context, ``-`` when unknown (for
     handlers of records made before `install`, e.g. by another record factory)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -72,12 +74,13 @@ class ContextFilter(logging.Filter):
 
 
 def install(handler: logging.Handler | None = None) -> None:
-    """Make every log record carry ``tenant`` and ``realm``; idempotent.
+    """Make every log record carry ``crm_qbo_tenant`` and ``crm_qbo_realm``; idempotent.
 
     Wraps the logging record factory, so the fields are on every record whichever handler (or
     pytest's caplog) sees it. Given a `handler`, also formats it with `FORMAT`, which prints
     ``tenant=… realm=…`` after the logger's name. `QuickBooksPlugin.init_app` calls ``install()``;
-    a host adds the fields to its own format (``%(tenant)s``, ``%(realm)s``) or passes its handler."""
+    a host adds the fields to its own format (``%(crm_qbo_tenant)s``, ``%(crm_qbo_realm)s``) or
+    passes its handler."""
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "_crm_qbo_context", False):
         def make_record(*args: object, **kwargs: object) -> logging.LogRecord:

@@ -17,6 +17,7 @@ import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from crm_qbo_plugin import logs
 from crm_qbo_plugin.inbound.enqueue import enqueue_poll
 from crm_qbo_plugin.onboarding.keepalive import refresh_idle_connections
 from crm_qbo_plugin.outbound.processor import process
@@ -176,19 +177,19 @@ def test_log_records_inside_jobs_carry_tenant_and_realm(stack, caplog):
     with stack.qbo() as qbo:  # outside any job: no tenant, no realm
         qbo.create("Customer", {"DisplayName": "Grace Hopper", "GivenName": "Grace"})
     outside = requests_logged(caplog)
-    assert outside and all((r.tenant, r.realm) == ("-", "-") for r in outside)
+    assert outside and all((r.crm_qbo_tenant, r.crm_qbo_realm) == ("-", "-") for r in outside)
     caplog.clear()
 
     stack.work()  # push jobs: they know the outbox row, the processor adds its tenant and realm
     pushed = requests_logged(caplog)
     assert {r.getMessage().split()[2].rsplit("/", 1)[1] for r in pushed} >= {"customer", "invoice"}
-    assert all((r.tenant, r.realm) == (stack.tenant, stack.realm) for r in pushed)
+    assert all((r.crm_qbo_tenant, r.crm_qbo_realm) == (stack.tenant, stack.realm) for r in pushed)
     caplog.clear()
 
     requests.post(f"{stack.sandbox_url}/_sandbox/webhooks/deliver", json={}, timeout=30).raise_for_status()
     stack.work()  # drain jobs: they know the realm, the drain adds its tenant
     drained = requests_logged(caplog)
-    assert drained and all((r.tenant, r.realm) == (stack.tenant, stack.realm) for r in drained)
+    assert drained and all((r.crm_qbo_tenant, r.crm_qbo_realm) == (stack.tenant, stack.realm) for r in drained)
     assert statuses(stack, InboxNotice.__table__, InboxNotice.__table__.c.status == "pending") == {}
 
 
@@ -223,8 +224,22 @@ def test_log_records_of_a_web_request_carry_the_signed_in_users_tenant(stack, ca
     answer = web.get("/integrations/quickbooks/api/accounts")
     assert answer.status_code == 200 and answer.json
     read = requests_logged(caplog)
-    assert read and all(r.tenant == stack.tenant for r in read)
+    assert read and all(r.crm_qbo_tenant == stack.tenant for r in read)
     caplog.clear()
     with stack.qbo():  # after the request: its tenant is gone
         logging.getLogger("crm_qbo_plugin.test").info("test.after_request")
-    assert [(r.tenant, r.realm) for r in caplog.records if r.getMessage() == "test.after_request"] == [("-", "-")]
+    assert [(r.crm_qbo_tenant, r.crm_qbo_realm) for r in caplog.records if r.getMessage() == "test.after_request"] == [("-", "-")]
+
+
+def test_the_hosts_own_log_fields_named_tenant_and_realm_still_work_beside_the_plugins(stack, caplog):
+    """The plugin's log fields live on every record of the host's process: a host logging
+    `extra={"tenant": …}` (the reference CRM did, on a repeated trigger) must not get logging's
+    KeyError. In the soak it made the automation sweeper and a customer's notice fail until
+    the notice was dead-lettered."""
+    caplog.set_level(logging.INFO)
+    host_log = logging.getLogger("reference_crm.test")
+    with logs.bind(tenant=stack.tenant, realm=stack.realm):
+        host_log.info("crm.trigger_repeated", extra={"tenant": "host-tenant", "realm": "host-realm"})
+    (record,) = [r for r in caplog.records if r.getMessage() == "crm.trigger_repeated"]
+    assert (record.tenant, record.realm) == ("host-tenant", "host-realm")
+    assert (record.crm_qbo_tenant, record.crm_qbo_realm) == (stack.tenant, stack.realm)
