@@ -28,6 +28,8 @@ from crm_qbo_plugin.store.types import Provider
 
 log = logging.getLogger(__name__)
 
+STOP_POLL_SECONDS = 0.5  # how often the main thread looks whether it was asked to stop
+
 
 @dataclass(frozen=True)
 class ScheduledJob:
@@ -104,9 +106,13 @@ class LeaderScheduler:
         self._leader = False
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Run until `stop` is set (by the SIGTERM handler). The main thread waits in short slices:
+        a signal the kernel hands to one of the scheduler's threads does not wake a wait without a
+        timeout, and Python runs signal handlers on the main thread only — SIGTERM went unheard."""
         self.start()
         try:
-            stop.wait()
+            while not stop.wait(STOP_POLL_SECONDS):
+                pass
         finally:
             self.stop()
 

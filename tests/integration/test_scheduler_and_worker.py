@@ -136,6 +136,36 @@ def test_scheduler_processes_elect_one_leader_and_fail_over(plugin_config, tmp_p
             first.kill()
 
 
+# The scheduler command, with SIGTERM blocked on its main thread once that thread waits to be
+# stopped: the kernel must then hand the signal to one of the scheduler's own threads, as it may
+# (and in CI once did) on any multi-threaded process.
+_SIGNAL_TO_ANOTHER_THREAD = """
+import signal, threading
+from crm_qbo_plugin.cli import main
+real_wait = threading.Event.wait
+def wait(self, timeout=None):
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    return real_wait(self, timeout)
+threading.Event.wait = wait
+main()
+"""
+
+
+def test_the_scheduler_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(plugin_config, tmp_path):
+    log = tmp_path / "scheduler.log"
+    cmd = [sys.executable, "-c", _SIGNAL_TO_ANOTHER_THREAD, "scheduler", "--lock-ttl", "2"]
+    process = subprocess.Popen(cmd, env=_env(plugin_config), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: "scheduler.leader leading=True" in log.read_text(), timeout=20)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert "cli.stopping signal=15" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_the_worker_command_processes_queued_events(plugin_app, plugin_config):
     with plugin_app.app_context():
         QuickBooksPlugin().publish("loc-1", HostEvent(type=EventType.CONTACT_UPDATED, subject_id="c1", key="e1"))
